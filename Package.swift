@@ -1,0 +1,35 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "rollbackd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rollbackd", targets: ["rollbackd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // libcurl headers, linked from Debian's libcurl4-openssl-dev.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Typed, non-variadic wrappers of curl_easy_setopt / curl_easy_getinfo / curl_multi_setopt.
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // sd-journal.h and sd-daemon.h, linked from Debian's libsystemd-dev.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Pure Swift: no C modules, no I/O.
+        .target(name: "RollbackCore"),
+        .target(name: "RollbackSystem", dependencies: ["RollbackCore", "CCurl", "CCurlShim", "CSystemd"]),
+        .executableTarget(name: "rollbackd", dependencies: [
+            "RollbackCore", "RollbackSystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "RollbackCoreTests", dependencies: [
+            "RollbackCore",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "RollbackSystemTests", dependencies: ["RollbackCore", "RollbackSystem"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,65 @@
+/// The effective trigger table, as an operator reviews it before a release (`rollbackd check`).
+public enum TriggerTable {
+    static let headers = ["TRIGGER", "CONDITION", "SEVERITY", "RESPOND WITHIN", "AUTOMATION", "DETECTION", "NO DATA"]
+
+    public static func rows(_ t: Thresholds) -> [[String]] {
+        t.effectiveTriggers.map { row in
+            var automation = row.automation.rawValue
+            if row.automation != row.trigger.automation {
+                automation += " (capped from \(row.trigger.automation.rawValue))"
+            }
+            if row.trigger.dryRun { automation += " [dry run]" }
+            return [row.trigger.name, row.conditionText, row.trigger.severity.rawValue,
+                    row.trigger.respondWithin.description, automation,
+                    "\(row.detectionTime) (\(row.trigger.breaches)×\(t.interval))", row.trigger.noData.rawValue]
+        }
+    }
+
+    public static func text(_ t: Thresholds) -> String {
+        let all = [headers] + rows(t)
+        var widths = Array(repeating: 0, count: headers.count)
+        for r in all { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        var out = "service \(t.service): interval \(t.interval), automation cap \(t.automation.rawValue), "
+            + "strategy \(t.rollback.strategy.name), \(t.metrics.count) metrics, \(t.triggers.count) triggers\n"
+        for r in all {
+            var line = ""
+            for (i, c) in r.enumerated() {
+                line += c
+                if i < r.count - 1 { line += String(repeating: " ", count: widths[i] - c.count + 2) }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    public static func json(_ t: Thresholds) -> String {
+        let triggers: [JSONValue] = t.effectiveTriggers.map { row in
+            var members: [(key: String, value: JSONValue)] = [
+                ("name", .string(row.trigger.name)),
+                ("metric", .string(row.trigger.metric)),
+                ("condition", .string(row.conditionText)),
+                ("severity", .string(row.trigger.severity.rawValue)),
+                ("respondWithin", .string(row.trigger.respondWithin.description)),
+                ("automation", .string(row.automation.rawValue)),
+                ("configuredAutomation", .string(row.trigger.automation.rawValue)),
+                ("dryRun", .bool(row.trigger.dryRun)),
+                ("breaches", .number(Double(row.trigger.breaches))),
+                ("clears", .number(Double(row.trigger.clears))),
+                ("noData", .string(row.trigger.noData.rawValue)),
+                ("detectionSeconds", .number(row.detectionTime.seconds)),
+            ]
+            if case let .within(d) = row.trigger.respondWithin {
+                members.append(("respondWithinSeconds", .number(d.seconds)))
+            }
+            return .object(members)
+        }
+        let root: JSONValue = .object([
+            ("service", .string(t.service)),
+            ("interval", .string(t.interval.description)),
+            ("automation", .string(t.automation.rawValue)),
+            ("strategy", .string(t.rollback.strategy.name)),
+            ("triggers", .array(triggers)),
+        ])
+        return root.serialized + "\n"
+    }
+}

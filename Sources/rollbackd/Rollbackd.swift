@@ -1,0 +1,55 @@
+import ArgumentParser
+import RollbackCore
+import RollbackSystem
+
+@main
+struct Rollbackd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollbackd",
+        abstract: "An automatic, trigger-driven rollback watchdog.",
+        subcommands: [Check.self]
+    )
+
+    /// Usage errors exit 2 (not ArgumentParser's 64), so scripts can tell them from an invalid config (1).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                Terminal.writeError(fullMessage(for: error))
+                exit(withError: ExitCode(2))
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Exit statuses: 0 valid, 1 invalid configuration, 2 usage (ArgumentParser's own).
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate thresholds.json and print the effective trigger table."
+    )
+
+    @Argument(help: "The thresholds file.")
+    var file: String = ConfigFile.defaultPath
+
+    @Flag(help: "Print the effective table as JSON.")
+    var json = false
+
+    func run() throws {
+        switch ConfigFile.load(path: file) {
+        case let .failure(error):
+            Terminal.writeError(error.description)
+            throw ExitCode(1)
+        case let .success(loaded):
+            for w in loaded.warningLines { Terminal.writeError("warning: \(w)") }
+            print(json ? TriggerTable.json(loaded.thresholds) : TriggerTable.text(loaded.thresholds), terminator: "")
+        }
+    }
+}
