@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Testing
-import RollbackCore
+@testable import RollbackCore
 @testable import RollbackSystem
 
 /// The libcurl client against a real asyncio server on loopback (Tests/Servers/fault_server.py).

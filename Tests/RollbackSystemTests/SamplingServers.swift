@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import RollbackCore
+@testable import RollbackCore
 @testable import RollbackSystem
 
 /// A server the tests start for real: a child process that prints `READY <port>` on its first stdout line once it
@@ -66,11 +66,25 @@ final class ServerProcess: Sendable {
         var e = environ
         while let entry = e.pointee { env.append(String(cString: entry)); e += 1 }
         for (k, v) in environment { env.append("\(k)=\(v)") }
+        // The spawning thread may block signals; the server must not inherit that, or SIGTERM would not stop it.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var dfl = sigset_t()
+        sigemptyset(&dfl)
+        sigaddset(&dfl, SIGTERM)
+        sigaddset(&dfl, SIGINT)
+        sigaddset(&dfl, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attr, &dfl)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let cArgv = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup($0) } + [nil]
         defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgv, cEnv)
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attr, cArgv, cEnv)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])

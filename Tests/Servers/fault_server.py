@@ -70,7 +70,7 @@ async def handle(reader, writer):
                 payload = {"method": method, "path": target, "headers": headers,
                            "body": body.decode("utf-8", "replace")}
                 writer.write(response(200, json.dumps(payload).encode(), {"Content-Type": "application/json"}))
-            elif path == "/hang":
+            elif path == "/hang" or path.startswith("/hang/"):
                 await asyncio.sleep(3600)
             elif path == "/hang-body":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")

@@ -65,7 +65,11 @@ public actor ScrapeSource: ReportingSource {
                 switch selectors[k].select(exposition) {
                 case let .series(values): windows[k].record(target: target, CounterSnapshot(at: now, values: values))
                 case let .gauge(v): gauge += v; gauges += 1
-                case let .missing(reason): missing.append("\(reason) of \(target)")
+                case let .missing(reason):
+                    missing.append("\(reason) of \(target)")
+                    // Scraped, but none of the series exist yet (a labelled counter has no children before its
+                    // first increment): an empty snapshot, so series that appear later count from zero.
+                    if config.measure != .gauge { windows[k].record(target: target, CounterSnapshot(at: now, values: [:])) }
                 }
             }
             windows[k].prune(now: now)
@@ -84,12 +88,13 @@ public actor ScrapeSource: ReportingSource {
                 continue
             }
             let increases = targets.compactMap { windows[k].increase(target: $0, now: now) }
+            if missing.count == expositions.count && increases.allSatisfy({ $0.total == 0 }) {
+                // No target has the series now and none grew in the window: most likely a wrong name or labels.
+                out.samples[name] = .noData(reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
+                continue
+            }
             if increases.isEmpty {
-                if missing.count == expositions.count {
-                    out.samples[name] = .noData(reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
-                } else {
-                    out.samples[name] = .noData(reason: "collecting a baseline: \(config.measure.rawValue) needs two scrapes of a target; the first value comes next tick")
-                }
+                out.samples[name] = .noData(reason: "collecting a baseline: \(config.measure.rawValue) needs two scrapes of a target; the first value comes next tick")
                 continue
             }
             out.samples[name] = value(config, increases, name: name, notes: &out.notes)
