@@ -13,11 +13,13 @@ public struct PrometheusSource: ReportingSource {
         self.client = client
     }
 
-    /// The full query URL.
-    public var queryURL: String {
-        let base = config.url.hasSuffix("/") ? String(config.url.dropLast()) : config.url
-        return "\(base)/api/v1/query?query=\(percentEncode(config.query))"
+    /// The query endpoint, `<url>/api/v1/query`.
+    public var endpoint: String {
+        (config.url.hasSuffix("/") ? String(config.url.dropLast()) : config.url) + "/api/v1/query"
     }
+
+    /// The full query URL.
+    public var queryURL: String { "\(endpoint)?query=\(percentEncode(config.query))" }
 
     public func report(now: Timestamp) async -> SourceReport {
         let name = metricNames[0]
@@ -31,7 +33,9 @@ public struct PrometheusSource: ReportingSource {
         let q = "query \(config.query)"
         let resp: HTTPResponse
         switch r {
-        case let .failure(e): return .noData(reason: "\(e.description) (\(q))")
+        case let .failure(e):
+            // Name the endpoint without the encoded query, which follows in plain text.
+            return .noData(reason: "\(HTTPError(url: endpoint, kind: e.kind).description) (\(q))")
         case let .success(s): resp = s
         }
         guard let json = try? JSONParser.parse(bytes: resp.body) else {
