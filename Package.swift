@@ -25,6 +25,9 @@ let package = Package(
             "RollbackCore", "RollbackSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Sampling benchmarks (Benchmarks/sampling/run.py); never run by the tests.
+        .executableTarget(name: "rollbackd-bench", dependencies: ["RollbackCore", "RollbackSystem"],
+                          path: "Benchmarks/sampling/Sources"),
         .testTarget(name: "RollbackCoreTests", dependencies: [
             "RollbackCore",
             .product(name: "PropertyBased", package: "swift-property-based"),

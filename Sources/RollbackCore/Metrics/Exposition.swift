@@ -129,6 +129,29 @@ private struct Parser {
 
     func err(_ message: String) -> ExpositionError { ExpositionError(line: line, message: message) }
 
+    /// Strings already made, by a hash of their bytes: metric names, label names and most label values repeat
+    /// on every line, so each is allocated once per exposition instead of once per sample.
+    var internTable = [(hash: UInt64, string: String)?](repeating: nil, count: 4096)
+
+    mutating func interned(_ start: Int, _ end: Int) -> String {
+        // Up to 15 bytes a String is stored inline: nothing to save.
+        if end - start <= 15 { return text(start, end) }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for k in start..<end { h = (h ^ UInt64(buf[k])) &* 0x100_0000_01b3 }
+        let slot = Int(h & 4095)
+        if let e = internTable[slot], e.hash == h {
+            let same = e.string.utf8.withContiguousStorageIfAvailable { sb -> Bool in
+                guard sb.count == end - start else { return false }
+                for k in 0..<sb.count where sb[k] != buf[start + k] { return false }
+                return true
+            } ?? false
+            if same { return e.string }
+        }
+        let s = text(start, end)
+        internTable[slot] = (h, s)
+        return s
+    }
+
     func text(_ start: Int, _ end: Int) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: buf[start..<end]), as: UTF8.self)
     }
@@ -208,7 +231,7 @@ private struct Parser {
         while j < end && Parser.isNameChar(buf[j]) { j += 1 }
         let nameEnd = j
         let keepIt = kept(start, nameEnd)
-        let name = keepIt ? text(start, nameEnd) : ""
+        let name = keepIt ? interned(start, nameEnd) : ""
         var labels: [PromLabel] = []
         let afterName = j
         while j < end && Parser.isBlank(buf[j]) { j += 1 }
@@ -247,7 +270,7 @@ private struct Parser {
                 j += 1
                 if keepIt {
                     let value = try labelValue(vs, ve, escaped: escaped, label: ln, lnEnd, metric: start, nameEnd)
-                    labels.append(PromLabel(text(ln, lnEnd), value))
+                    labels.append(PromLabel(interned(ln, lnEnd), value))
                 }
                 while j < end && Parser.isBlank(buf[j]) { j += 1 }
                 guard j < end else { throw err("malformed sample \(text(start, nameEnd)): the label set is not closed with }") }
@@ -290,13 +313,13 @@ private struct Parser {
         }
     }
 
-    func labelValue(_ vs: Int, _ ve: Int, escaped: Bool, label ln: Int, _ lnEnd: Int,
+    mutating func labelValue(_ vs: Int, _ ve: Int, escaped: Bool, label ln: Int, _ lnEnd: Int,
                     metric ms: Int, _ me: Int) throws(ExpositionError) -> String {
         let raw = UnsafeBufferPointer(rebasing: buf[vs..<ve])
         var ascii = true
         for b in raw where b >= 0x80 { ascii = false; break }
         if !escaped {
-            if ascii { return String(decoding: raw, as: UTF8.self) }
+            if ascii { return interned(vs, ve) }
             guard let s = String(validating: raw, as: UTF8.self) else {
                 throw err("label \(text(ln, lnEnd)) of \(text(ms, me)) is not valid UTF-8")
             }

@@ -12,8 +12,10 @@ public actor ProbeSource: ReportingSource {
     private let http: HTTPOptions
     private let expect: BodyMatch?
     private let client: HTTPClient
-    private var history: [(at: Timestamp, results: [ProbeOutcome])] = []
+    /// Per tick, for the window measures only: how many probes failed and the latencies seen.
+    private var history: [(at: Timestamp, probes: Int, failed: Int, latencies: [Double])] = []
     private let keep: Interval
+    private let needsHistory: Bool
 
     /// The result of probing one target once.
     public struct ProbeOutcome: Sendable, Equatable {
@@ -33,6 +35,7 @@ public actor ProbeSource: ReportingSource {
         expect = metrics.first?.config.expect
         self.client = client
         keep = metrics.map(\.config.window).max() ?? .seconds(30)
+        needsHistory = metrics.contains { $0.config.measure != .unhealthyRatio }
     }
 
     /// Probes every target once.
@@ -85,10 +88,12 @@ public actor ProbeSource: ReportingSource {
 
     public func report(now: Timestamp) async -> SourceReport {
         let outcomes = await probe()
-        history.append((now, outcomes))
-        history.removeAll { $0.at <= now - keep && $0.at != now }
-        var out = SourceReport()
         let failed = outcomes.filter { !$0.healthy }
+        if needsHistory {
+            history.append((now, outcomes.count, failed.count, outcomes.compactMap(\.latency)))
+            history.removeAll { $0.at <= now - keep && $0.at != now }
+        }
+        var out = SourceReport()
         for (k, name) in metricNames.enumerated() {
             let c = configs[k]
             if !failed.isEmpty {
@@ -99,11 +104,12 @@ public actor ProbeSource: ReportingSource {
                 out.samples[name] = outcomes.isEmpty ? .noData(reason: "no targets to probe")
                     : .value(Double(failed.count) / Double(outcomes.count))
             case .errorRatio:
-                let inWindow = history.filter { $0.at > now - c.window || $0.at == now }.flatMap(\.results)
-                out.samples[name] = inWindow.isEmpty ? .noData(reason: "no probes in the last \(c.window)")
-                    : .value(Double(inWindow.filter { !$0.healthy }.count) / Double(inWindow.count))
+                let inWindow = history.filter { $0.at > now - c.window || $0.at == now }
+                let probes = inWindow.reduce(0) { $0 + $1.probes }
+                out.samples[name] = probes == 0 ? .noData(reason: "no probes in the last \(c.window)")
+                    : .value(Double(inWindow.reduce(0) { $0 + $1.failed }) / Double(probes))
             case .latencyQuantile:
-                let latencies = history.filter { $0.at > now - c.window || $0.at == now }.flatMap(\.results).compactMap(\.latency)
+                let latencies = history.filter { $0.at > now - c.window || $0.at == now }.flatMap(\.latencies)
                 if let q = Self.quantile(c.quantile, latencies) {
                     out.samples[name] = .value(q)
                 } else {
