@@ -232,15 +232,27 @@ import Testing
     }
 }
 
-/// Client-side TCP connections of this machine in ESTABLISHED state whose remote port is `port` (from
-/// /proc/net/tcp; the server's own sockets have it as their local port).
+/// This process's TCP connections in ESTABLISHED state to loopback port `port` (from /proc/net/tcp, keeping only
+/// sockets found in /proc/self/fd: other processes on the machine may talk to a port we reuse).
 func establishedConnections(toPort port: Int) -> Int {
+    var mine = Set<Substring>()
+    if let d = opendir("/proc/self/fd") {
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            var buf = [CChar](repeating: 0, count: 64)
+            let n = readlink("/proc/self/fd/" + name, &buf, 63)
+            guard n > 0 else { continue }
+            let link = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if link.hasPrefix("socket:[") { mine.insert(Substring(link.dropFirst(8).dropLast())) }
+        }
+        closedir(d)
+    }
     guard let bytes = try? FileIO.readAll(path: "/proc/net/tcp") else { return -1 }
     var n = 0
     for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
         let f = line.split(separator: " ")
-        guard f.count > 3, let colon = f[2].lastIndex(of: ":"), let remote = Int(f[2][f[2].index(after: colon)...], radix: 16) else { continue }
-        if remote == port && f[3] == "01" { n += 1 }
+        guard f.count > 9, let colon = f[2].lastIndex(of: ":"), let remote = Int(f[2][f[2].index(after: colon)...], radix: 16) else { continue }
+        if remote == port && f[3] == "01" && mine.contains(f[9]) { n += 1 }
     }
     return n
 }
