@@ -142,7 +142,9 @@ final class CurlTransfer: @unchecked Sendable {
         }
         // No "Expect: 100-continue" round trip for bodies: webhook receivers often do not answer it.
         add("Expect:")
-        for h in request.headers where !h.name.contains(":") && !h.name.contains("\n") && !h.value.contains("\n") {
+        // A name or value with a line break could smuggle another header: such headers are dropped.
+        let unsafe: (String) -> Bool = { $0.utf8.contains(0x0A) || $0.utf8.contains(0x0D) }
+        for h in request.headers where !h.name.isEmpty && !h.name.contains(":") && !unsafe(h.name) && !unsafe(h.value) {
             add("\(h.name): \(h.value)")
         }
         if let bearerToken { add("Authorization: Bearer \(bearerToken)") }
