@@ -48,6 +48,13 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         #expect(tick.samples["down"] == .noData(reason: "no probe of 1 targets got an answer in the last 10s: connection refused to \(closed)"))
     }
 
+    @Test func smokeChecksListOnlyTheFailures() async throws {
+        let f = try await SharedServers.fault()
+        let port = closedPort()
+        let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"])
+        #expect(lines == ["HTTP 502 from \(f.base)/status/502", "connection refused to http://127.0.0.1:\(port)/"])
+    }
+
     @Test func rawQuantilesInterpolateBetweenRanks() {
         #expect(ProbeSource.quantile(0.5, [3, 1, 2]) == 2)
         #expect(ProbeSource.quantile(0.95, [1, 2, 3, 4, 5]) == 4.8) // rank 3.8 between 4 and 5

@@ -44,6 +44,14 @@ public actor ProbeSource: ReportingSource {
         return zip(targets, results).map { target, r in Self.judge(target: target, r, expect: expect, timeout: http.timeout) }
     }
 
+    /// GETs every URL once, all at once, and returns one line per URL that is not healthy (not 2xx in time), e.g.
+    /// for post-rollback smoke checks (`DaemonWorld.smoke`).
+    public static func failures(of urls: [String], options: HTTPOptions = HTTPOptions(),
+                                client: HTTPClient = .shared) async -> [String] {
+        let results = await client.sendAll(urls.map { HTTPRequest.get($0, options: options) })
+        return zip(urls, results).compactMap { url, r in judge(target: url, r, expect: nil, timeout: options.timeout).reason }
+    }
+
     static func judge(target: String, _ r: Result<HTTPResponse, HTTPError>, expect: BodyMatch?, timeout: Interval) -> ProbeOutcome {
         switch r {
         case let .failure(e):
