@@ -190,7 +190,7 @@ extension Thresholds {
         do {
             root = try JSONParser.parse(bytes: bytes)
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "invalid JSON at \(error)")])
+            throw ConfigError(file: file, issues: [ConfigIssue(path: error.path, message: "invalid JSON at \(error)")])
         }
         let sink = IssueSink()
         let result = read(root, sink: sink)

@@ -1,0 +1,67 @@
+import Testing
+@testable import RollbackCore
+
+/// Loader behaviour found while writing the broken-config corpus (Tests/Fixtures/broken).
+@Suite struct ConfigLoadTests {
+    static let base = """
+    {
+      "service": "shop",
+      "interval": "5s",
+      "instances": ["http://127.0.0.1:18081", "http://127.0.0.1:18082"],
+      "metrics": {
+        "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+                       "counter": "http_requests_total", "errorLabels": {"code": "5.."}},
+        "queue": {"type": "scrape", "path": "/metrics", "measure": "gauge", "gauge": "queue_depth"}
+      },
+      "triggers": [
+        {"name": "errors", "metric": "error_rate", "condition": {"above": 0.1},
+         "severity": "critical", "respondWithin": "2m", "automation": "full"}
+      ],
+      "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "/srv/r", "currentLink": "/srv/c"}}
+    }
+    """
+
+    /// The errors for `base` with `old` replaced by `new` (empty when it loads).
+    static func errors(replacing old: String, with new: String) -> [String] {
+        #expect(base.contains(old), "base has no \(old)")
+        do {
+            _ = try Thresholds.load(text: base.replacing(old, with: new), file: "t.json")
+            return []
+        } catch {
+            return error.lines
+        }
+    }
+
+    @Test func baseLoads() {
+        #expect(Self.errors(replacing: "", with: "") == [])
+    }
+
+    // Duplicate keys and stray commas name the JSON path as well as the line and column.
+    @Test func syntaxErrorsNameTheJSONPath() {
+        #expect(Self.errors(replacing: #""severity": "critical""#, with: #""severity": "critical", "severity": "low""#) == [
+            #"t.json: triggers[0].severity: invalid JSON at line 12, column 30: duplicate key "severity" (each key may appear once)"#,
+        ])
+        #expect(Self.errors(replacing: #""automation": "full"}"#, with: #""automation": "full"},"#) == [
+            "t.json: triggers: invalid JSON at line 12, column 74: trailing comma before ']' (JSON allows none)",
+        ])
+        #expect(Self.errors(replacing: #""currentLink": "/srv/c"}"#, with: #""currentLink": "/srv/c",}"#) == [
+            "t.json: rollback.symlink: invalid JSON at line 14, column 99: trailing comma before '}' (JSON allows none)",
+        ])
+    }
+
+    @Test func parserPathsThroughArraysAndOddKeys() {
+        do {
+            _ = try JSONParser.parse(#"{"a": [1, {"b c": {"d": 1, "d": 2}}]}"#)
+            Issue.record("accepted a duplicate key")
+        } catch {
+            #expect(error.path == #"a[1]["b c"].d"#)
+            #expect(error.description == #"line 1, column 28: duplicate key "d" (each key may appear once)"#)
+        }
+        do {
+            _ = try JSONParser.parse("[1, 2, [3, ?]]")
+            Issue.record("accepted ?")
+        } catch {
+            #expect(error.path == "[2][1]")
+        }
+    }
+}
