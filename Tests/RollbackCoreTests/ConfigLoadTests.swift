@@ -36,6 +36,21 @@ import Testing
         #expect(Self.errors(replacing: "", with: "") == [])
     }
 
+    // "above": 10 on a ratio metric (10% meant) could never breach: a silently disabled trigger.
+    @Test(arguments: [(#"{"above": 10}"#, "above", "10"), (#"{"below": -0.5}"#, "below", "-0.5"), (#"{"above": 1.01}"#, "above", "1.01")])
+    func rejectsRatioThresholdOutsideZeroToOne(condition: String, key: String, shown: String) {
+        #expect(Self.errors(replacing: #"{"above": 0.1}"#, with: condition) == [
+            "t.json: triggers[0].condition.\(key): \(shown) is not a ratio between 0 and 1, but error_rate is a ratio metric (write 10% as 0.1)",
+        ])
+    }
+
+    @Test func allowsAnyThresholdOnOtherUnitsAndBaselineFactors() {
+        #expect(Self.errors(replacing: #""metric": "error_rate", "condition": {"above": 0.1}"#,
+                            with: #""metric": "queue", "condition": {"above": 10}"#) == [])
+        #expect(Self.errors(replacing: #"{"above": 0.1}"#, with: #"{"aboveBaseline": 2}"#) == [])
+        #expect(Self.errors(replacing: #"{"above": 0.1}"#, with: #"{"above": 1}"#) == [])
+    }
+
     // Duplicate keys and stray commas name the JSON path as well as the line and column.
     @Test func syntaxErrorsNameTheJSONPath() {
         #expect(Self.errors(replacing: #""severity": "critical""#, with: #""severity": "critical", "severity": "low""#) == [

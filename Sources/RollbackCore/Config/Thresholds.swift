@@ -256,6 +256,15 @@ extension Thresholds {
                     if !metricNames.contains(t.metric) {
                         let known = metricNames.sorted().joined(separator: ", ")
                         sink.error(JSONPath.member(p, "metric"), "\(JSONValue.quote(t.metric)) is not defined in metrics (defined: \(known.isEmpty ? "none" : known))")
+                    } else if let m = metrics.first(where: { $0.name == t.metric }), m.unit == .ratio {
+                        // A ratio never leaves 0...1, so such a threshold silently disables (or always trips) the trigger.
+                        switch t.condition {
+                        case let .above(v) where !(0...1).contains(v), let .below(v) where !(0...1).contains(v):
+                            let key = if case .above = t.condition { "above" } else { "below" }
+                            sink.error(JSONPath.member(JSONPath.member(p, "condition"), key),
+                                       "\(JSONValue.format(number: v)) is not a ratio between 0 and 1, but \(t.metric) is a ratio metric (write 10% as 0.1)")
+                        default: break
+                        }
                     }
                     triggers.append(t)
                 }
