@@ -36,6 +36,13 @@ import Testing
         #expect(Self.errors(replacing: "", with: "") == [])
     }
 
+    // An empty errorLabels set selects every sample: the error ratio would always be 1.
+    @Test func rejectsEmptyErrorLabels() {
+        #expect(Self.errors(replacing: #""errorLabels": {"code": "5.."}"#, with: #""errorLabels": {}"#) == [
+            #"t.json: metrics.error_rate.errorLabels: must name at least one label matcher, e.g. {"code": "5.."} (an empty set counts every request as an error)"#,
+        ])
+    }
+
     // "above": 10 on a ratio metric (10% meant) could never breach: a silently disabled trigger.
     @Test(arguments: [(#"{"above": 10}"#, "above", "10"), (#"{"below": -0.5}"#, "below", "-0.5"), (#"{"above": 1.01}"#, "above", "1.01")])
     func rejectsRatioThresholdOutsideZeroToOne(condition: String, key: String, shown: String) {
