@@ -58,6 +58,42 @@ import Testing
         #expect(Self.errors(replacing: #"{"above": 0.1}"#, with: #"{"above": 1}"#) == [])
     }
 
+    @Test func respondWithinNamesBothForms() {
+        #expect(Self.errors(replacing: #""respondWithin": "2m""#, with: #""respondWithin": "immediately""#) == [
+            #"t.json: triggers[0].respondWithin: "immediately" is neither "immediate" nor a duration such as "30s", "2m", "1h""#,
+        ])
+        #expect(Self.errors(replacing: #""respondWithin": "2m""#, with: #""respondWithin": 120"#) == [
+            #"t.json: triggers[0].respondWithin: expected "immediate" or a duration string such as "2m", found a number"#,
+        ])
+        #expect(Self.errors(replacing: #""respondWithin": "2m""#, with: #""respondWithin": "0s""#) == [
+            "t.json: triggers[0].respondWithin: must be longer than 0s",
+        ])
+    }
+
+    // A typo'd strategy name is one error, not also "settings for strategy symlink, but strategy is not set".
+    @Test func invalidStrategyIsOneError() {
+        #expect(Self.errors(replacing: #""strategy": "symlink""#, with: #""strategy": "symlinks""#) == [
+            #"t.json: rollback.strategy: "symlinks" is not one of symlink, nginx-blue-green, haproxy-canary, systemd-unit, kubernetes, docker-swarm, feature-flag, config, command"#,
+        ])
+        #expect(Self.errors(replacing: #""strategy": "symlink", "#, with: "") == [
+            "t.json: rollback.strategy: is required",
+            #"t.json: rollback.symlink: settings for strategy symlink, but strategy is not set"#,
+        ])
+    }
+
+    // One bad instance URL is one error, not also "needs the top-level instances" for every metric with a path.
+    @Test func badInstanceIsOneError() {
+        #expect(Self.errors(replacing: #""http://127.0.0.1:18082""#, with: #""127.0.0.1:18082""#) == [
+            #"t.json: instances[1]: "127.0.0.1:18082" is not an absolute http:// or https:// URL"#,
+        ])
+    }
+
+    @Test func wholeNumberMessageForWrongType() {
+        #expect(Self.errors(replacing: #""automation": "full"}"#, with: #""automation": "full", "breaches": "3"}"#) == [
+            "t.json: triggers[0].breaches: expected a whole number from 1 to 1000, found a string",
+        ])
+    }
+
     // Duplicate keys and stray commas name the JSON path as well as the line and column.
     @Test func syntaxErrorsNameTheJSONPath() {
         #expect(Self.errors(replacing: #""severity": "critical""#, with: #""severity": "critical", "severity": "low""#) == [
@@ -85,5 +121,12 @@ import Testing
         } catch {
             #expect(error.path == "[2][1]")
         }
+    }
+
+    // Ties in "did you mean" are broken alphabetically, so messages do not change between runs.
+    @Test func suggestionIsDeterministic() {
+        #expect(ObjectReader.closest(to: "ab", in: ["ac", "aa", "ad"]) == "aa")
+        #expect(ObjectReader.closest(to: "timout", in: ["timeout", "connectTimeout"]) == "timeout")
+        #expect(ObjectReader.closest(to: "zzzz", in: ["timeout"]) == nil)
     }
 }

@@ -215,12 +215,12 @@ extension Thresholds {
         let cap = obj.read("automation", Read.choice(AutomationLevel.self)) ?? .full
         let instances = obj.read("instances") { v, p, s -> [String]? in
             guard let list = Read.stringArray(v, p, s) else { return nil }
-            var ok = true
             for (i, u) in list.enumerated() where URLParts(u) == nil {
                 s.error(JSONPath.element(p, i), "\(JSONValue.quote(u)) is not an absolute http:// or https:// URL")
-                ok = false
             }
-            return ok ? list : nil
+            // Returned even with a bad entry (already an error), so that metrics with a path do not also
+            // report the list as missing.
+            return list
         }
         let version = obj.read("version") { v, p, s in VersionSource.read(v, path: p, sink: s) } ?? .strategy
 
