@@ -169,7 +169,7 @@ import RollbackSystem
         ("rollback", #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "s", "backend": "b", "canaryServer": "c"}}"#, false),
         ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f"}}"#, false),
         ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "POST"}}}"#, false),
-        ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://f/x", "body": null}}}"#, true),
+        ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://f/x", "body": {"enabled": false}}}}"#, true),
         ("rollback", #"{"strategy": "config", "config": {"files": ["/a"]}}"#, false),
         ("rollback", #"{"strategy": "config", "config": {"files": [], "directory": "/d"}}"#, false),
         ("rollback", #"{"strategy": "config", "config": {"files": ["rel"], "directory": "/d"}}"#, false),
@@ -268,6 +268,85 @@ import RollbackSystem
             let schemaErrors = report.documents[i].errors
             #expect(loaderErrors.isEmpty == v.valid, "loader on \(what): \(loaderErrors)")
             #expect(schemaErrors.isEmpty == v.valid, "schema on \(what): \(schemaErrors)")
+        }
+    }
+
+    /// Every object's keys are the loader's keys. The loader's unknown-key message lists the keys it read
+    /// ("unknown key; expected one of …"), so a key added to a reader and not to the schema (or the reverse)
+    /// fails here with its name.
+    @Test func objectKeysMatchTheLoader() throws {
+        let schema = try Fixtures.json(Fixtures.schema)
+        let base = try Fixtures.json(Fixtures.dir + "/valid/minimal.json")
+        let odd = "zzzzzzzzzzzz" // far from every real key, so no "did you mean"
+        func parse(_ s: String) -> JSONValue {
+            (try? JSONParser.parse(s)) ?? .null
+        }
+        func rollback(_ strategy: String) throws -> JSONValue {
+            let file = strategy == "symlink" ? "minimal.json" : "strategy-\(strategy).json"
+            return try Fixtures.json(Fixtures.dir + "/valid/" + file)["rollback"] ?? .null
+        }
+        // (the document, the JSON path of the object given the odd key, the schema object listing its properties)
+        var cases: [(JSONValue, String, String)] = [
+            (base, "", ""),
+            (base.setting("version", to: parse(#"{"type": "strategy"}"#)), "version", "$defs/version/allOf/0/then"),
+            (base.setting("version", to: parse(#"{"type": "url", "url": "http://a/v"}"#)), "version", "$defs/version/allOf/1/then"),
+            (base.setting("version", to: parse(#"{"type": "file", "path": "/v"}"#)), "version", "$defs/version/allOf/2/then"),
+            (base, "metrics.unhealthy", "$defs/probeMetric"),
+            (base.setting("metrics.unhealthy.expect", to: parse(#"{"contains": "ok"}"#)), "metrics.unhealthy.expect",
+             "$defs/probeMetric/properties/expect"),
+            (base, "metrics.error_rate", "$defs/scrapeMetric"),
+            (base.setting("metrics.unhealthy", to: parse(#"{"type": "prometheus", "url": "http://p", "query": "up"}"#)),
+             "metrics.unhealthy", "$defs/prometheusMetric"),
+            (base.setting("metrics.unhealthy", to: parse(#"{"type": "command", "argv": ["/x"]}"#)),
+             "metrics.unhealthy", "$defs/commandMetric"),
+            (base, "triggers.0", "$defs/trigger"),
+            (base, "triggers.0.condition", "$defs/condition"),
+            (base, "safety", "$defs/safety"),
+            (base, "safety.budget", "$defs/safety/properties/budget"),
+            (base.setting("notify", to: parse(#"{"journal": {}, "webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
+             "notify", "$defs/notify"),
+            (base.setting("notify", to: parse(#"{"journal": {}}"#)), "notify.journal", "$defs/notify/properties/journal"),
+            (base.setting("notify", to: parse(#"{"webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
+             "notify.webhooks.0", "$defs/webhook"),
+            (base.setting("rollback", to: try rollback("feature-flag")), "rollback.feature-flag.http",
+             "$defs/strategy-feature-flag/properties/http"),
+        ]
+        for name in RollbackStrategy.names {
+            let doc = base.setting("rollback", to: try rollback(name))
+            cases.append((doc, "rollback." + name, "$defs/strategy-" + name))
+            cases.append((doc, "rollback", "$defs/rollback"))
+        }
+        for (doc, objectPath, schemaPath) in cases {
+            let keyPath = objectPath.isEmpty ? odd : objectPath + "." + odd
+            let text = doc.setting(keyPath, to: .number(1)).serialized
+            var lines: [String] = []
+            do { _ = try Thresholds.load(text: text, file: "f") } catch { lines = error.lines }
+            let jsonPath = keyPath.split(separator: ".").map { Int($0) != nil ? "[\($0)]" : "." + $0 }.joined()
+            let prefix = "f: " + (jsonPath.hasPrefix(".") ? String(jsonPath.dropFirst()) : jsonPath)
+                + ": unknown key; expected one of "
+            guard let line = lines.first(where: { $0.hasPrefix(prefix) }) else {
+                Issue.record("\(keyPath): no unknown-key error listing the known keys: \(lines)")
+                continue
+            }
+            let loaderKeys = Set(line.dropFirst(prefix.count).split(separator: ", ").map(String.init))
+            var node: JSONValue? = schema
+            for part in schemaPath.split(separator: "/") { node = Int(part).map { i in
+                if case let .array(items)? = node, items.indices.contains(i) { return items[i] } else { return nil }
+            } ?? node?[String(part)] }
+            guard case let .object(props)? = node?["properties"] else {
+                Issue.record("\(schemaPath): no properties in the schema")
+                continue
+            }
+            var schemaKeys = Set(props.map(\.key))
+            if objectPath == "rollback" {
+                // The loader knows the chosen strategy's settings object; the schema lists all nine.
+                let chosen = doc["rollback"]?["strategy"]
+                schemaKeys = schemaKeys.filter { !RollbackStrategy.names.contains($0) || chosen == .string($0) }
+            }
+            #expect(loaderKeys.subtracting(schemaKeys).isEmpty,
+                    "\(objectPath.isEmpty ? "top level" : objectPath): keys the loader reads but \(schemaPath) lacks: \(loaderKeys.subtracting(schemaKeys).sorted())")
+            #expect(schemaKeys.subtracting(loaderKeys).isEmpty,
+                    "\(objectPath.isEmpty ? "top level" : objectPath): keys in \(schemaPath) the loader rejects: \(schemaKeys.subtracting(loaderKeys).sorted())")
         }
     }
 
