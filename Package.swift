@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "rollbackd", targets: ["rollbackd"]),
+        .executable(name: "rollbackd-demo-service", targets: ["rollbackd-demo-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,6 +26,8 @@ let package = Package(
             "RollbackCore", "RollbackSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The service guarded in the demo and the end-to-end tests.
+        .executableTarget(name: "rollbackd-demo-service", dependencies: ["RollbackCore"]),
         // Sampling benchmarks (Benchmarks/sampling/run.py); never run by the tests.
         .executableTarget(name: "rollbackd-bench", dependencies: ["RollbackCore", "RollbackSystem"],
                           path: "Benchmarks/sampling/Sources"),

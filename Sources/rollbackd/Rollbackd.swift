@@ -7,7 +7,8 @@ struct Rollbackd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollbackd",
         abstract: "An automatic, trigger-driven rollback watchdog.",
-        subcommands: [Check.self, Sample.self]
+        subcommands: [Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
+                       MarkKnownGood.self, Sample.self]
     )
 
     /// Usage errors exit 2 (not ArgumentParser's 64), so scripts can tell them from an invalid config (1).

@@ -94,12 +94,15 @@ struct ObjectReader {
     }
 
     static func closest(to word: String, in candidates: Set<String>) -> String? {
-        var best: (String, Int)?
-        for c in candidates {
+        // Sorted, so that ties always suggest the same key (Set order differs from run to run).
+        var best: (key: String, distance: Int)?
+        for c in candidates.sorted() {
             let d = editDistance(word.lowercased(), c.lowercased())
-            if d <= max(1, min(3, c.count / 3)), best == nil || d < best!.1 { best = (c, d) }
+            guard d <= max(1, min(3, c.count / 3)) else { continue }
+            if let b = best, b.distance <= d { continue }
+            best = (c, d)
         }
-        return best?.0
+        return best?.key
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {
@@ -174,7 +177,10 @@ enum Read {
 
     static func int(min lo: Int, max hi: Int) -> (JSONValue, String, IssueSink) -> Int? {
         return { v, path, sink in
-            guard let n = number(v, path, sink) else { return nil }
+            guard case let .number(n) = v else {
+                sink.error(path, "expected a whole number from \(lo) to \(hi), found \(v.typeName)")
+                return nil
+            }
             guard n == n.rounded(), n >= Double(lo), n <= Double(hi) else {
                 sink.error(path, "expected a whole number from \(lo) to \(hi), found \(JSONValue.format(number: n))")
                 return nil

@@ -110,6 +110,9 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
     public var line: Int
     public var column: Int
     public var message: String
+    /// Where in the document the parser was (`triggers[2].severity`; empty at the top level), so that a
+    /// duplicate key or a stray comma can be reported with its JSON path as well as its line.
+    public var path: String = ""
     public var description: String { "line \(line), column \(column): \(message)" }
 }
 
@@ -118,6 +121,13 @@ public struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private let maxDepth = 64
+    /// The keys and indices leading to the value being parsed, for error messages.
+    private var pathSteps: [PathStep] = []
+
+    private enum PathStep {
+        case key(String)
+        case index(Int)
+    }
 
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
         try parse(bytes: Array(text.utf8))
@@ -149,7 +159,14 @@ public struct JSONParser {
         for b in bytes[..<min(index, bytes.count)] {
             if b == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
         }
-        return JSONSyntaxError(line: line, column: column, message: message)
+        var path = ""
+        for step in pathSteps {
+            switch step {
+            case let .key(k): path = JSONPath.member(path, k)
+            case let .index(i): path = JSONPath.element(path, i)
+            }
+        }
+        return JSONSyntaxError(line: line, column: column, message: message, path: path)
     }
 
     private mutating func skipWhitespace() {
@@ -201,9 +218,10 @@ public struct JSONParser {
             }
             let keyStart = index
             let key = try parseString()
+            pathSteps.append(.key(key))
             if seen.contains(key) {
                 index = keyStart
-                throw error("duplicate key \"\(key)\"")
+                throw error("duplicate key \"\(key)\" (each key may appear once)")
             }
             seen.insert(key)
             skipWhitespace()
@@ -211,11 +229,12 @@ public struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
+            pathSteps.removeLast()
             members.append((key, value))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in object") }
             if bytes[index] == UInt8(ascii: ",") {
-                index += 1
+                try rejectTrailingComma(before: UInt8(ascii: "}"))
                 continue
             }
             if bytes[index] == UInt8(ascii: "}") {
@@ -236,11 +255,13 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
+            pathSteps.append(.index(items.count))
             items.append(try parseValue(depth: depth + 1))
+            pathSteps.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in array") }
             if bytes[index] == UInt8(ascii: ",") {
-                index += 1
+                try rejectTrailingComma(before: UInt8(ascii: "]"))
                 continue
             }
             if bytes[index] == UInt8(ascii: "]") {
@@ -248,6 +269,18 @@ public struct JSONParser {
                 return .array(items)
             }
             throw error("expected ',' or ']' in array")
+        }
+    }
+
+    /// At a ',' inside an object or array: consumes it, or reports a trailing comma (at the comma) when only
+    /// whitespace separates it from `close`.
+    private mutating func rejectTrailingComma(before close: UInt8) throws(JSONSyntaxError) {
+        let comma = index
+        index += 1
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == close {
+            index = comma
+            throw error("trailing comma before '\(Character(Unicode.Scalar(close)))' (JSON allows none)")
         }
     }
 

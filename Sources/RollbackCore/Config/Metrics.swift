@@ -238,6 +238,11 @@ extension MetricDefinition {
                 if errorLabels.isEmpty && !obj.has("errorLabels") {
                     sink.error(obj.childPath("errorLabels"), "is required for measure errorRatio, e.g. {\"code\": \"5..\"}")
                     ok = false
+                } else if case let .object(matchers)? = obj.members.first(where: { $0.key == "errorLabels" })?.value,
+                          matchers.isEmpty {
+                    // No matcher selects every sample: the error ratio would always be 1.
+                    sink.error(obj.childPath("errorLabels"), "must name at least one label matcher, e.g. {\"code\": \"5..\"} (an empty set counts every request as an error)")
+                    ok = false
                 }
                 defaultUnit = .ratio
             case .rate?:

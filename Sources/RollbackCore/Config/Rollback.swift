@@ -159,6 +159,7 @@ extension RollbackConfig {
         // are an error (they would silently do nothing).
         for other in RollbackStrategy.names where other != name && obj.has(other) {
             _ = obj.value(other)
+            if name == nil && obj.has("strategy") { continue } // an invalid strategy name: reported above
             sink.error(obj.childPath(other), "settings for strategy \(other), but strategy is \(name.map { JSONValue.quote($0) } ?? "not set")")
         }
         var strategy: RollbackStrategy?

@@ -190,7 +190,7 @@ extension Thresholds {
         do {
             root = try JSONParser.parse(bytes: bytes)
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "invalid JSON at \(error)")])
+            throw ConfigError(file: file, issues: [ConfigIssue(path: error.path, message: "invalid JSON at \(error)")])
         }
         let sink = IssueSink()
         let result = read(root, sink: sink)
@@ -215,12 +215,12 @@ extension Thresholds {
         let cap = obj.read("automation", Read.choice(AutomationLevel.self)) ?? .full
         let instances = obj.read("instances") { v, p, s -> [String]? in
             guard let list = Read.stringArray(v, p, s) else { return nil }
-            var ok = true
             for (i, u) in list.enumerated() where URLParts(u) == nil {
                 s.error(JSONPath.element(p, i), "\(JSONValue.quote(u)) is not an absolute http:// or https:// URL")
-                ok = false
             }
-            return ok ? list : nil
+            // Returned even with a bad entry (already an error), so that metrics with a path do not also
+            // report the list as missing.
+            return list
         }
         let version = obj.read("version") { v, p, s in VersionSource.read(v, path: p, sink: s) } ?? .strategy
 
@@ -256,6 +256,15 @@ extension Thresholds {
                     if !metricNames.contains(t.metric) {
                         let known = metricNames.sorted().joined(separator: ", ")
                         sink.error(JSONPath.member(p, "metric"), "\(JSONValue.quote(t.metric)) is not defined in metrics (defined: \(known.isEmpty ? "none" : known))")
+                    } else if let m = metrics.first(where: { $0.name == t.metric }), m.unit == .ratio {
+                        // A ratio never leaves 0...1, so such a threshold silently disables (or always trips) the trigger.
+                        switch t.condition {
+                        case let .above(v) where !(0...1).contains(v), let .below(v) where !(0...1).contains(v):
+                            let key = if case .above = t.condition { "above" } else { "below" }
+                            sink.error(JSONPath.member(JSONPath.member(p, "condition"), key),
+                                       "\(JSONValue.format(number: v)) is not a ratio between 0 and 1, but \(t.metric) is a ratio metric (write 10% as 0.1)")
+                        default: break
+                        }
                     }
                     triggers.append(t)
                 }

@@ -131,6 +131,14 @@ extension TriggerDefinition {
         let severity = obj.read("severity", required: true, Read.choice(Severity.self))
         let respond = obj.read("respondWithin", required: true) { v, p, s -> ResponseBudget? in
             if case .string("immediate") = v { return .immediate }
+            guard case let .string(text) = v else {
+                s.error(p, "expected \"immediate\" or a duration string such as \"2m\", found \(v.typeName)")
+                return nil
+            }
+            guard Interval(parsing: text) != nil else {
+                s.error(p, "\(JSONValue.quote(text)) is neither \"immediate\" nor a duration such as \"30s\", \"2m\", \"1h\"")
+                return nil
+            }
             return Read.positiveDuration(v, p, s).map { .within($0) }
         }
         let automation = obj.read("automation", required: true, Read.choice(AutomationLevel.self))

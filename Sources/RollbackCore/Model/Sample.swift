@@ -20,11 +20,15 @@ public struct Observation: Sendable, Equatable {
     /// The live version, or nil when it could not be read (with the reason).
     public var version: String?
     public var versionReason: String?
+    /// During post-rollback verification: smoke URLs that failed this tick, each with its reason.
+    public var smokeFailures: [String]
 
-    public init(at: Timestamp, samples: [String: SampleValue], version: String?, versionReason: String? = nil) {
+    public init(at: Timestamp, samples: [String: SampleValue], version: String?, versionReason: String? = nil,
+                smokeFailures: [String] = []) {
         self.at = at
         self.samples = samples
         self.version = version
         self.versionReason = versionReason
+        self.smokeFailures = smokeFailures
     }
 }

@@ -1,0 +1,134 @@
+/// Where a trigger stands. `ok → pending (k of K) → firing → recovering (r of R) → ok`.
+public enum TriggerPhase: String, Sendable, Codable, CaseIterable {
+    case ok, pending, firing, recovering
+
+    /// Firing or recovering: the trigger has tripped and not yet cleared.
+    public var isTripped: Bool { self == .firing || self == .recovering }
+}
+
+public struct TriggerState: Sendable, Equatable, Codable {
+    public var phase: TriggerPhase = .ok
+    /// Consecutive breaches (pending) or consecutive oks (recovering).
+    public var count: Int = 0
+    public var firstBreachAt: Timestamp?
+    public var trippedAt: Timestamp?
+    public var lastValue: Double?
+    public var lastThreshold: Double?
+    /// Why the last sample was not evaluated (no-data reason, missing baseline).
+    public var lastReason: String?
+    public init() {}
+}
+
+/// One release the watchdog has seen live.
+public struct Release: Sendable, Equatable, Codable {
+    public var version: String
+    public var firstSeenAt: Timestamp
+    /// When it last became the live release.
+    public var liveSince: Timestamp
+    /// Start of the current stretch as live release with no tripped trigger and eyes open.
+    public var cleanSince: Timestamp?
+    public var knownGoodAt: Timestamp?
+    /// Set when rollbackd rolled back away from it: it is never a target again.
+    public var rolledBackFromAt: Timestamp?
+    /// Per-metric baseline (median of the previous release's recent samples), for ratio triggers.
+    public var baseline: [String: Double]
+
+    public var isKnownGood: Bool { knownGoodAt != nil }
+}
+
+public struct ReleaseLedger: Sendable, Equatable, Codable {
+    /// In the order first seen.
+    public var releases: [Release] = []
+    public var current: String?
+    public init() {}
+
+    public func release(_ version: String) -> Release? { releases.first { $0.version == version } }
+
+    mutating func update(_ version: String, _ change: (inout Release) -> Void) {
+        if let i = releases.firstIndex(where: { $0.version == version }) { change(&releases[i]) }
+    }
+
+    /// The most recently live known-good release that is not `current` and was never rolled back from,
+    /// restricted to `deployable` when the strategy can list what it can deploy.
+    public func target(excluding current: String?, deployable: Set<String>?) -> Release? {
+        releases
+            .filter { $0.version != current && $0.isKnownGood && $0.rolledBackFromAt == nil }
+            .filter { deployable?.contains($0.version) ?? true }
+            .max { $0.liveSince < $1.liveSince }
+    }
+}
+
+/// A rollback that has been ordered and not yet reported finished.
+public struct RollbackOrder: Sendable, Equatable, Codable {
+    public var incident: String
+    public var from: String
+    public var to: String
+    /// The trigger that caused it (nil for a manual rollback).
+    public var trigger: String?
+    /// True when rollbackd decided on its own (counts against the budget).
+    public var automatic: Bool
+    /// Who asked or approved, for manual and approved rollbacks (e.g. `uid 0`).
+    public var requestedBy: String?
+    public var orderedAt: Timestamp
+}
+
+public struct PendingApproval: Sendable, Equatable, Codable {
+    /// The incident id; `rollbackd approve <id>` names it.
+    public var incident: String
+    public var trigger: String
+    public var from: String
+    public var to: String
+    public var requestedAt: Timestamp
+}
+
+public struct VerificationState: Sendable, Equatable, Codable {
+    public var incident: String
+    public var from: String
+    public var to: String
+    public var startedAt: Timestamp
+    public var deadline: Timestamp
+    public var smokeFailures: [String]
+}
+
+public struct HaltState: Sendable, Equatable, Codable {
+    public var at: Timestamp
+    public var reason: String
+    public var incident: String?
+}
+
+public struct BlindState: Sendable, Equatable, Codable {
+    public var consecutiveNoData: Int = 0
+    public var blindSince: Timestamp?
+    public var lastReason: String?
+}
+
+public struct TimedValue: Sendable, Equatable, Codable {
+    public var at: Timestamp
+    public var value: Double
+}
+
+/// Everything the engine remembers; Codable so the daemon can persist it (temp + fsync + rename).
+public struct EngineState: Sendable, Equatable, Codable {
+    public var triggers: [String: TriggerState] = [:]
+    public var ledger = ReleaseLedger()
+    /// Open incidents and the most recent closed ones.
+    public var incidents: [Incident] = []
+    /// Start times of rollbacks, for cooldown (all) and budget (automatic only).
+    public var rollbackLog: [RollbackOrder] = []
+    public var activeRollback: RollbackOrder?
+    public var verification: VerificationState?
+    public var approvals: [PendingApproval] = []
+    public var halted: HaltState?
+    /// Maintenance window: every trigger is capped at `manual` until then.
+    public var pausedUntil: Timestamp?
+    public var pausedBy: String?
+    public var blind: [String: BlindState] = [:]
+    /// Recent ok samples of the current release, per metric (for the next release's baseline).
+    public var recent: [String: [TimedValue]] = [:]
+    /// Per incident and trigger, the last decision reported (so a standing decision is not repeated every tick).
+    public var lastDecisions: [String: String] = [:]
+    public init() {}
+
+    public var openIncidents: [Incident] { incidents.filter { $0.status != .closed } }
+    public func incident(_ id: String) -> Incident? { incidents.first { $0.id == id } }
+}

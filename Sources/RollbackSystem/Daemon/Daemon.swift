@@ -1,0 +1,334 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RollbackCore
+
+/// What the daemon needs from the world, built from a configuration (sources, executor, notifiers). Swapped on a
+/// successful reload.
+public struct DaemonWorld: Sendable {
+    /// One sample per metric; failures are `.noData(reason:)`.
+    public var sample: @Sendable (Timestamp) async -> [String: SampleValue]
+    /// The live version, or nil with a reason.
+    public var readVersion: @Sendable () async -> (version: String?, reason: String?)
+    /// Versions the strategy can deploy (nil: it cannot tell).
+    public var deployable: @Sendable () async -> Set<String>?
+    /// Journald and webhooks; must return quickly (webhooks are spooled).
+    public var notify: @Sendable (Event) async -> Void
+    /// Runs the rollback (gates before execution, then phases); `phase` reports each phase as it ends.
+    public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult
+    /// Checks smoke URLs; returns one line per failure.
+    public var smoke: @Sendable ([String]) async -> [String]
+
+    public init(sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
+                readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
+                deployable: @escaping @Sendable () async -> Set<String>?,
+                notify: @escaping @Sendable (Event) async -> Void,
+                executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult,
+                smoke: @escaping @Sendable ([String]) async -> [String]) {
+        self.sample = sample
+        self.readVersion = readVersion
+        self.deployable = deployable
+        self.notify = notify
+        self.executeRollback = executeRollback
+        self.smoke = smoke
+    }
+}
+
+public typealias WorldFactory = @Sendable (_ config: Thresholds, _ stateDirectory: String) throws -> DaemonWorld
+
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    public var stateDirectory: String
+    /// Test-only: stop completing ticks after this many (the systemd watchdog must then restart us).
+    public var hangAfterTicks: Int?
+    /// Refuse config files writable by group/others or owned by someone other than root or us.
+    public var checkConfigPermissions: Bool
+
+    public init(configPath: String, stateDirectory: String, hangAfterTicks: Int? = nil, checkConfigPermissions: Bool = true) {
+        self.configPath = configPath
+        self.stateDirectory = stateDirectory
+        self.hangAfterTicks = hangAfterTicks
+        self.checkConfigPermissions = checkConfigPermissions
+    }
+}
+
+public struct DaemonStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The run loop: ticks on the monotonic clock, never overlapping; evaluates, acts, reports, persists.
+public actor Daemon {
+    public let options: DaemonOptions
+    private var engine: Engine
+    private var world: DaemonWorld
+    private let makeWorld: WorldFactory
+    private let store: StateStore
+    private let systemd = SystemdNotify()
+    private var configStamp: FileStamp?
+    private var rollbackTask: Task<Void, Never>?
+    private var ticks = 0
+    private var lastTickMs: Int64 = 0
+    private var stopRequested = false
+    private var lastSavedState: EngineState?
+    private var lastSamples: [String: SampleValue] = [:]
+
+    /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
+    public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
+        self.options = options
+        self.makeWorld = makeWorld
+        self.store = StateStore(directory: options.stateDirectory)
+        let loaded = try Self.loadConfig(options)
+        let saved: EngineState?
+        do { saved = try store.load() } catch { throw DaemonStartError(description: error.description) }
+        self.engine = Engine(config: loaded.thresholds, state: saved ?? EngineState())
+        do {
+            self.world = try makeWorld(loaded.thresholds, options.stateDirectory)
+        } catch {
+            throw DaemonStartError(description: "\(options.configPath): \(error)")
+        }
+        self.configStamp = FileStamp(path: options.configPath)
+        self.startupWarnings = loaded.warningLines
+    }
+
+    private let startupWarnings: [String]
+
+    static func loadConfig(_ options: DaemonOptions) throws -> LoadedThresholds {
+        if options.checkConfigPermissions, let problem = ConfigPermissions.problem(path: options.configPath) {
+            throw DaemonStartError(description: problem)
+        }
+        switch ConfigFile.load(path: options.configPath) {
+        case let .success(l): return l
+        case let .failure(e): throw DaemonStartError(description: e.description)
+        }
+    }
+
+    static func wallNow() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+    }
+
+    static func monotonicMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: the loop
+
+    /// Runs until SIGTERM/SIGINT (or `stop()`); SIGHUP reloads.
+    public func run(signals: AsyncStream<Int32>?) async {
+        await emit(Event(kind: .configLoaded, at: Self.wallNow(),
+                         message: "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
+                         severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
+        // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
+        if let order = engine.state.activeRollback {
+            await emit(Event(kind: .rollbackPhase, at: Self.wallNow(),
+                             message: "Resuming rollback \(order.from) -> \(order.to) (incident \(order.incident)) after a restart.",
+                             severity: .high, incident: order.incident, fromVersion: order.from, toVersion: order.to,
+                             extra: ["phase": "resume"]))
+            startRollback(order)
+        }
+        if let signals {
+            let daemon = self
+            Task {
+                for await sig in signals {
+                    if sig == SIGHUP { await daemon.reload(reason: "SIGHUP") } else { await daemon.stop(); return }
+                }
+            }
+        }
+        await tickOnce()
+        systemd.ready(status: statusLine())
+        var next = Self.monotonicMs() + engine.config.interval.milliseconds
+        while !stopRequested {
+            let wait = next - Self.monotonicMs()
+            if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+            if stopRequested { break }
+            if let n = options.hangAfterTicks, ticks >= n {
+                // Test-only: a hung loop. No more ticks, no more watchdog pings.
+                systemd.status("test switch: loop hung after \(ticks) ticks")
+                while !stopRequested { try? await Task.sleep(for: .seconds(1)) }
+                break
+            }
+            let started = Self.monotonicMs()
+            await checkConfigChanged()
+            await tickOnce()
+            let took = Self.monotonicMs() - started
+            let interval = engine.config.interval.milliseconds
+            next += interval
+            if Self.monotonicMs() > next {
+                await emit(Event(kind: .tickOverrun, at: Self.wallNow(),
+                                 message: "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
+                                 severity: .medium, value: Double(took) / 1000))
+                next = Self.monotonicMs() + interval
+            }
+        }
+        systemd.stopping("stopping")
+        if let task = rollbackTask {
+            // A rollback in progress finishes its current phase (the executor checks for cancellation between
+            // phases), and is recorded as interrupted if it could not finish.
+            task.cancel()
+            await task.value
+        }
+        saveState()
+    }
+
+    public func stop() {
+        stopRequested = true
+    }
+
+    private func tickOnce() async {
+        let started = Self.monotonicMs()
+        let now = Self.wallNow()
+        let world = self.world
+        async let samples = world.sample(now)
+        async let version = world.readVersion()
+        async let deployable = world.deployable()
+        var smokeFailures: [String] = []
+        if engine.state.verification != nil, !engine.config.rollback.smokeURLs.isEmpty {
+            smokeFailures = await world.smoke(engine.config.rollback.smokeURLs)
+        }
+        let (s, v, d) = await (samples, version, deployable)
+        lastSamples = s
+        let out = engine.tick(Observation(at: now, samples: s, version: v.version, versionReason: v.reason,
+                                          smokeFailures: smokeFailures), deployable: d)
+        for e in out.events { await emit(e) }
+        if let order = out.rollback { startRollback(order) }
+        ticks += 1
+        lastTickMs = Self.monotonicMs() - started
+        saveState()
+        systemd.status(statusLine())
+        systemd.watchdog()
+    }
+
+    private func startRollback(_ order: RollbackOrder) {
+        let world = self.world
+        let daemon = self
+        rollbackTask = Task {
+            let result = await world.executeRollback(order) { phase, ok, detail in
+                await daemon.phaseDone(phase, ok: ok, detail: detail)
+            }
+            await daemon.rollbackDone(result)
+        }
+    }
+
+    private func phaseDone(_ phase: String, ok: Bool, detail: String) async {
+        for e in engine.rollbackPhase(phase, ok: ok, detail: detail, now: Self.wallNow()) { await emit(e) }
+        saveState()
+    }
+
+    private func rollbackDone(_ result: RollbackResult) async {
+        rollbackTask = nil
+        for e in engine.rollbackFinished(result, now: Self.wallNow()) { await emit(e) }
+        saveState()
+        systemd.status(statusLine())
+    }
+
+    private func emit(_ event: Event) async {
+        await world.notify(event)
+    }
+
+    private func saveState() {
+        let state = engine.state
+        guard state != lastSavedState else { return }
+        do {
+            try store.save(state)
+            lastSavedState = state
+        } catch {
+            Terminal.writeError("rollbackd: cannot save state: \(error)")
+        }
+    }
+
+    // MARK: reload
+
+    private func checkConfigChanged() async {
+        let stamp = FileStamp(path: options.configPath)
+        if stamp != configStamp {
+            await reload(reason: "\(options.configPath) changed")
+        }
+    }
+
+    /// Validates everything, then swaps; an invalid file keeps the last good configuration running.
+    public func reload(reason: String) async {
+        systemd.reloading()
+        configStamp = FileStamp(path: options.configPath)
+        let now = Self.wallNow()
+        do {
+            let loaded = try Self.loadConfig(options)
+            let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
+            engine.reconfigure(loaded.thresholds)
+            world = newWorld
+            await emit(Event(kind: .configLoaded, at: now,
+                             message: "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
+                             severity: .low, reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
+        } catch {
+            await emit(Event(kind: .configRejected, at: now,
+                             message: "Configuration rejected (\(reason)); the last good configuration keeps running: \(error)",
+                             severity: .high, reason: "\(error)"))
+        }
+        systemd.ready(status: statusLine())
+    }
+
+    // MARK: status and commands
+
+    public func statusLine() -> String {
+        let s = engine.state
+        if let o = s.activeRollback { return "rolling back \(o.from) -> \(o.to) (incident \(o.incident))" }
+        if let v = s.verification { return "verifying \(v.to) after rolling back from \(v.from) (incident \(v.incident))" }
+        if let h = s.halted { return "halted: \(h.reason); run rollbackd rearm" }
+        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: Self.wallNow()) != .off }.count
+        let known = s.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
+        let firing = s.triggers.filter { $0.value.phase == .firing }.map(\.key).sorted()
+        var line = firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
+        line += "\(armed) triggers armed"
+        if let current = s.ledger.current { line += ", \(current) live" }
+        if let known { line += ", \(known) known-good" }
+        if engine.isPaused(at: Self.wallNow()) { line += ", paused" }
+        line += ", last tick \(lastTickMs) ms"
+        return line
+    }
+
+    public func snapshot() -> (config: Thresholds, state: EngineState, samples: [String: SampleValue], status: String) {
+        (engine.config, engine.state, lastSamples, statusLine())
+    }
+
+    /// Applies an operator command to the engine and reports its events.
+    public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput) async throws(EngineRefusal) -> EngineOutput {
+        let out = try body(&engine, Self.wallNow())
+        for e in out.events { await emit(e) }
+        if let order = out.rollback { startRollback(order) }
+        saveState()
+        systemd.status(statusLine())
+        return out
+    }
+}
+
+/// Identity of a file's content for change detection (inode, size, mtime).
+struct FileStamp: Equatable {
+    var inode: UInt64
+    var size: Int64
+    var mtimeNs: Int64
+
+    init?(path: String) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+    }
+}
+
+/// Editing thresholds.json changes what the daemon may do to production: only root or the service user may.
+public enum ConfigPermissions {
+    public static func problem(path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }  // the loader names a missing file
+        if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            return "\(path): refusing a configuration writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w \(path)"
+        }
+        if st.st_uid != 0 && st.st_uid != getuid() {
+            return "\(path): refusing a configuration owned by uid \(st.st_uid); it must belong to root or the service user (uid \(getuid()))"
+        }
+        return nil
+    }
+}

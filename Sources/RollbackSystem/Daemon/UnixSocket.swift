@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small helpers over AF_UNIX stream sockets (the control socket and the executor socket).
+public enum UnixSocket {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// The credentials of the process at the other end (SO_PEERCRED), plus its supplementary groups.
+    public struct Peer: Sendable, Equatable {
+        public var pid: Int32
+        public var uid: UInt32
+        public var gid: UInt32
+        public var groups: [UInt32]
+        public var label: String { "uid \(uid)" }
+    }
+
+    static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) throws(Failure) -> R {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard bytes.count < capacity else { throw Failure(description: "\(path): socket path longer than \(capacity - 1) bytes") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+
+    /// Creates a listening socket at `path` (replacing a stale one) with the given mode.
+    public static func listen(path: String, mode: mode_t) throws(Failure) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        unlink(path)
+        let old = umask(0o177)
+        let rc = try withAddress(path) { bind(fd, $0, $1) }
+        umask(old)
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw Failure(description: "bind \(path): \(String(cString: strerror(e)))")
+        }
+        chmod(path, mode)
+        guard Glibc.listen(fd, 16) == 0 else {
+            let e = errno
+            close(fd)
+            throw Failure(description: "listen \(path): \(String(cString: strerror(e)))")
+        }
+        return fd
+    }
+
+    public static func connect(path: String) throws(Failure) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        let rc = try withAddress(path) { Glibc.connect(fd, $0, $1) }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            var hint = ""
+            if e == ENOENT || e == ECONNREFUSED { hint = " (is rollbackd running?)" }
+            if e == EACCES { hint = " (only root and the rollbackd group may use it)" }
+            throw Failure(description: "connect \(path): \(String(cString: strerror(e)))\(hint)")
+        }
+        return fd
+    }
+
+    public static func peer(_ fd: Int32) -> Peer? {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (glibc hides the type without _GNU_SOURCE).
+        var raw: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var len = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &raw, &len) == 0 else { return nil }
+        let cred = (pid: raw.0, uid: raw.1, gid: raw.2)
+        var groups: [UInt32] = []
+        if let status = try? FileIO.readAll(path: "/proc/\(cred.pid)/status", limit: 1 << 16) {
+            let text = String(decoding: status, as: UTF8.self)
+            for line in text.split(separator: "\n") where line.hasPrefix("Groups:") {
+                groups = line.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
+            }
+        }
+        return Peer(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: groups)
+    }
+
+    /// Reads until a newline or EOF (at most `limit` bytes), with a timeout.
+    public static func readLine(_ fd: Int32, limit: Int = 1 << 20, timeoutMs: Int32 = 5000) -> [UInt8]? {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while out.count < limit {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, timeoutMs) > 0 else { return nil }
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+            if let nl = out.firstIndex(of: UInt8(ascii: "\n")) { return Array(out[..<nl]) }
+        }
+        return out
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 { if errno == EINTR { continue }; return false }
+            offset += n
+        }
+        return true
+    }
+}
