@@ -1,0 +1,136 @@
+import RollbackCore
+import Synchronization
+
+/// The real `Notifier`: every event becomes a journald entry at once, and, for each configured webhook whose
+/// minimum severity and event list accept it, a signed notification written durably to the spool before this
+/// call returns; delivery happens in the background (`WebhookWorker`), so a slow, hanging or absent receiver
+/// never delays the caller (a rollback in the same tick). Call `start()` once: it resumes what a previous run
+/// left in the spool.
+public final class EventNotifier: Notifier {
+    public let config: NotifyConfig
+    public let service: String
+    public let host: String
+    public let spool: WebhookSpool
+    public let journal: EventJournal
+    private let workers: [String: WebhookWorker]
+    private let webhooks: [WebhookConfig]
+    private let tracker = Mutex(IncidentTracker())
+
+    /// - Parameters:
+    ///   - spoolDirectory: where undelivered notifications wait, e.g. `$STATE_DIRECTORY/spool/webhooks`.
+    ///   - policy: backoff and batch settings; its `maxAge` is replaced by `config.maxAge`.
+    public init(config: NotifyConfig, service: String, spoolDirectory: String, policy: DeliveryPolicy = DeliveryPolicy(),
+                journalWriter: JournalWriter = JournalWriter(), client: HTTPClient = HTTPClient(),
+                host: String = WebhookPayload.hostName()) {
+        self.config = config
+        self.service = service
+        self.host = host
+        self.spool = WebhookSpool(directory: spoolDirectory)
+        self.journal = EventJournal(identifier: config.identifier, service: service, writer: journalWriter)
+        self.webhooks = config.webhooks
+        var p = policy
+        p.maxAge = config.maxAge
+        var workers: [String: WebhookWorker] = [:]
+        for w in config.webhooks {
+            workers[w.name] = WebhookWorker(webhook: w, spool: spool, policy: p, client: client, journal: journal)
+        }
+        self.workers = workers
+    }
+
+    /// The spool directory under a state directory.
+    public static func spoolDirectory(stateDirectory: String) -> String { stateDirectory + "/spool/webhooks" }
+
+    /// Loads what the spool holds (from before a restart) and starts delivery. Spooled notifications of a webhook
+    /// that is no longer configured stay on disk and are reported in the journal.
+    public func start() async {
+        let spool = self.spool
+        let names = webhooks.map(\.name)
+        let loaded = await BlockingThread.run { () -> [(String, [SpoolMessage], [WebhookSpool.Damaged])] in
+            names.map { name in
+                let r = spool.load(webhook: name)
+                return (name, r.messages, r.damaged)
+            }
+        }
+        for (name, messages, damaged) in loaded {
+            for d in damaged {
+                journal.writer.send([("MESSAGE", "webhook \(name): spool file \(d.path) set aside as .corrupt: \(d.reason)"),
+                                     ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", config.identifier),
+                                     ("ROLLBACKD_WEBHOOK", name)])
+            }
+            if !messages.isEmpty {
+                journal.writer.send([("MESSAGE", "webhook \(name): resuming \(messages.count) undelivered notification(s) from the spool"),
+                                     ("PRIORITY", "5"), ("SYSLOG_IDENTIFIER", config.identifier),
+                                     ("ROLLBACKD_WEBHOOK", name), ("ROLLBACKD_PENDING", String(messages.count))])
+                await workers[name]?.enqueue(messages)
+            }
+        }
+        let orphaned = await BlockingThread.run { spool.spooledWebhooks().filter { !names.contains($0) }.map { ($0, spool.count(webhook: $0)) } }
+        for (name, count) in orphaned where count > 0 {
+            journal.writer.send([("MESSAGE", "spool holds \(count) notification(s) for webhook \(name), which is no longer configured; they are kept in \(spool.path(webhook: name))"),
+                                 ("PRIORITY", "4"), ("SYSLOG_IDENTIFIER", config.identifier), ("ROLLBACKD_WEBHOOK", name)])
+        }
+        for w in workers.values { await w.start() }
+    }
+
+    /// Journals the event, spools one notification per accepting webhook (fsync), and returns. Never waits for
+    /// a receiver.
+    public func notify(_ event: Event) async {
+        if config.journal { journal.record(event) }
+        let summary = tracker.withLock { $0.apply(event) }
+        let now = SystemTime.now()
+        var messages: [SpoolMessage] = []
+        for w in webhooks where WebhookPayload.accepts(w, event) {
+            let body = WebhookPayload.body(w.format, event, incident: summary, host: host, service: service)
+            messages.append(WebhookSpool.newMessage(webhook: w.name, type: WebhookPayload.type(for: event.kind),
+                                                    severity: event.severity, createdAt: now, body: body,
+                                                    incident: event.incident))
+        }
+        if messages.isEmpty { return }
+        let spool = self.spool
+        let batch = messages
+        let outcome = await BlockingThread.run { () -> SystemError? in
+            do throws(SystemError) { try spool.write(batch); return nil } catch { return error }
+        }
+        if let outcome {
+            // Still deliver from memory: late is better than never, and the journal says the spool failed.
+            journal.writer.send([("MESSAGE", "cannot spool webhook notification for \(event.kind.rawValue): \(outcome); delivering from memory only (lost if rollbackd stops first)"),
+                                 ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", config.identifier)])
+        }
+        for name in Set(messages.map(\.webhook)) {
+            await workers[name]?.enqueue(messages.filter { $0.webhook == name })
+        }
+    }
+
+    /// Hands over the engine's own view of an incident; later payloads summarise it from there.
+    public func incidentUpdated(_ incident: Incident) {
+        tracker.withLock { $0.update(incident) }
+    }
+
+    /// Notifications not yet delivered (nor dropped), over all webhooks.
+    public func pending() async -> Int {
+        var n = 0
+        for w in workers.values { n += await w.pending }
+        return n
+    }
+
+    public func stats() async -> [String: DeliveryStats] {
+        var out: [String: DeliveryStats] = [:]
+        for (name, w) in workers { out[name] = await w.currentStats }
+        return out
+    }
+
+    /// Waits until nothing is pending or `timeout` passed; true when everything was delivered or dropped.
+    public func drain(timeout: Interval) async -> Bool {
+        let deadline = SystemTime.monotonicMs() + timeout.milliseconds
+        while await pending() > 0 {
+            if SystemTime.monotonicMs() >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// Stops delivery (in-flight requests are cancelled; their notifications stay spooled for the next start).
+    public func stop() async {
+        for w in workers.values { await w.stop() }
+    }
+}
