@@ -15,6 +15,10 @@ public final class EventNotifier: Notifier {
     private let workers: [String: WebhookWorker]
     private let webhooks: [WebhookConfig]
     private let tracker = Mutex(IncidentTracker())
+    private let writes: AsyncStream<SpoolWrite>.Continuation
+    private let writer: Task<Void, Never>
+    private let inFlight = Counter()
+    private let enqueueWait: Interval
 
     /// - Parameters:
     ///   - spoolDirectory: where undelivered notifications wait, e.g. `$STATE_DIRECTORY/spool/webhooks`.
@@ -35,6 +39,19 @@ public final class EventNotifier: Notifier {
             workers[w.name] = WebhookWorker(webhook: w, spool: spool, policy: p, client: client, journal: journal)
         }
         self.workers = workers
+        self.enqueueWait = policy.enqueueWait
+        let inFlight = self.inFlight
+        let (stream, continuation) = AsyncStream<SpoolWrite>.makeStream()
+        self.writes = continuation
+        self.writer = Task { [spool, journal, workers] in
+            await EventNotifier.writeLoop(stream, spool: spool, workers: workers, journal: journal, inFlight: inFlight)
+        }
+    }
+
+    deinit {
+        writes.finish()
+        let workers = self.workers
+        if !workers.isEmpty { Task { for w in workers.values { await w.stop() } } }
     }
 
     /// The spool directory under a state directory.
@@ -72,8 +89,10 @@ public final class EventNotifier: Notifier {
         for w in workers.values { await w.start() }
     }
 
-    /// Journals the event, spools one notification per accepting webhook (fsync), and returns. Never waits for
-    /// a receiver.
+    /// Journals the event and hands one signed notification per accepting webhook to the spool writer, which
+    /// writes it durably (fsync) and only then queues it for delivery. Returns once the notification is on disk,
+    /// or after `policy.enqueueWait` at most (a stalled disk must not delay a rollback; the write then completes
+    /// in the background). Never waits for a receiver.
     public func notify(_ event: Event) async {
         if config.journal { journal.record(event) }
         let summary = tracker.withLock { $0.apply(event) }
@@ -86,19 +105,51 @@ public final class EventNotifier: Notifier {
                                                     incident: event.incident))
         }
         if messages.isEmpty { return }
-        let spool = self.spool
-        let batch = messages
-        let outcome = await BlockingThread.run { () -> SystemError? in
-            do throws(SystemError) { try spool.write(batch); return nil } catch { return error }
+        let done = OneShot()
+        inFlight.add(1)
+        switch writes.yield(SpoolWrite(messages: messages, done: done)) {
+        case .enqueued:
+            await done.wait(timeout: enqueueWait)
+        default:
+            // Stopped: keep the notifications on disk for the next start.
+            inFlight.add(-1)
+            let spool = self.spool
+            let batch = messages
+            let error = await BlockingThread.run { () -> SystemError? in
+                do throws(SystemError) { try spool.write(batch); return nil } catch { return error }
+            }
+            if let error { Self.reportSpoolFailure(error, journal: journal) }
         }
-        if let outcome {
-            // Still deliver from memory: late is better than never, and the journal says the spool failed.
-            journal.writer.send([("MESSAGE", "cannot spool webhook notification for \(event.kind.rawValue): \(outcome); delivering from memory only (lost if rollbackd stops first)"),
-                                 ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", config.identifier)])
+    }
+
+    /// The spool writer: one write at a time, in the order `notify` was called; each batch is durable before
+    /// its webhooks' workers see it.
+    private static func writeLoop(_ stream: AsyncStream<SpoolWrite>, spool: WebhookSpool,
+                                  workers: [String: WebhookWorker], journal: EventJournal,
+                                  inFlight: Counter) async {
+        for await w in stream {
+            let messages = w.messages
+            let error = await BlockingThread.run { () -> SystemError? in
+                do throws(SystemError) { try spool.write(messages); return nil } catch { return error }
+            }
+            if let error { reportSpoolFailure(error, journal: journal) }
+            for name in Set(messages.map(\.webhook)) {
+                await workers[name]?.enqueue(messages.filter { $0.webhook == name })
+            }
+            inFlight.add(-1)
+            w.done.signal()
         }
-        for name in Set(messages.map(\.webhook)) {
-            await workers[name]?.enqueue(messages.filter { $0.webhook == name })
-        }
+    }
+
+    private static func reportSpoolFailure(_ error: SystemError, journal: EventJournal) {
+        // Still delivered from memory: late is better than never, and the journal says the spool failed.
+        journal.writer.send([("MESSAGE", "cannot spool webhook notifications: \(error); delivering from memory only (lost if rollbackd stops first)"),
+                             ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", journal.identifier)])
+    }
+
+    /// Waits until every notification accepted so far is on disk and queued for delivery.
+    public func flush() async {
+        while inFlight.value > 0 { try? await Task.sleep(for: .milliseconds(2)) }
     }
 
     /// Hands over the engine's own view of an incident; later payloads summarise it from there.
@@ -108,7 +159,7 @@ public final class EventNotifier: Notifier {
 
     /// Notifications not yet delivered (nor dropped), over all webhooks.
     public func pending() async -> Int {
-        var n = 0
+        var n = inFlight.value
         for w in workers.values { n += await w.pending }
         return n
     }
@@ -129,8 +180,58 @@ public final class EventNotifier: Notifier {
         return true
     }
 
-    /// Stops delivery (in-flight requests are cancelled; their notifications stay spooled for the next start).
+    /// Finishes writing what was accepted, then stops delivery (in-flight requests are cancelled; their
+    /// notifications stay spooled for the next start). Later `notify` calls still journal and spool.
     public func stop() async {
+        writes.finish()
+        await writer.value
         for w in workers.values { await w.stop() }
+    }
+}
+
+/// A shared counter.
+final class Counter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    func add(_ n: Int) { atomic.add(n, ordering: .relaxed) }
+    var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+private struct SpoolWrite: Sendable {
+    var messages: [SpoolMessage]
+    var done: OneShot
+}
+
+/// A signal awaited with a time limit.
+final class OneShot: Sendable {
+    private struct State {
+        var signalled = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.signalled = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when signalled or after `timeout`, whichever comes first.
+    func wait(timeout: Interval) async {
+        let timer = Task { [self] in
+            try? await Task.sleep(for: .milliseconds(timeout.milliseconds))
+            signal()
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.signalled { return true }
+                s.waiter = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        timer.cancel()
     }
 }

@@ -15,6 +15,8 @@ public struct DeliveryPolicy: Sendable, Equatable {
     public var maxAge: Interval = .hours(24)
     /// Notifications sent at once to one webhook.
     public var batchSize: Int = 8
+    /// `notify` waits at most this long for its notifications to be on disk (fsync) before returning.
+    public var enqueueWait: Interval = .ms(50)
 
     public init() {}
 
