@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
@@ -77,6 +80,7 @@ struct NotifyDrill: AsyncParsableCommand {
             await notifier.notify(event)
         }
         print("ENQUEUED \(count)")
+        fflush(nil)
         var drained = true
         if let waitFor { drained = await notifier.drain(timeout: waitFor) }
         let pending = await notifier.pending()

@@ -74,7 +74,7 @@ struct SpoolFaultTests {
         #expect(notifier.spool.count(webhook: "ops") == 1000, "every notification is on disk while the receiver is down")
         let p99 = latencies[989]
         #expect(p99 < 100, "notify p99 \(p99) ms (spool write with fsync)")
-        #expect(latencies[999] < 1000, "notify waits at most enqueueWait (50 ms) for the disk; max \(latencies[999]) ms")
+        #expect(latencies[999] < 1500, "notify waits at most enqueueWait (1 s) for the disk; max \(latencies[999]) ms")
         print("notify latency with receiver down: p50 \(latencies[500]) ms, p99 \(p99) ms, max \(latencies[999]) ms")
 
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl", port: port)
@@ -111,19 +111,28 @@ struct SpoolFaultTests {
         defer { cArgv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let out = dir + "/drill.out"
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         defer { posix_spawn_file_actions_destroy(&actions) }
         try #require(posix_spawn(&pid, argv[0], &actions, nil, cArgv, environ) == 0)
+        // Every event is produced (and so journaled and spooled) before the kill; delivery is then under way.
+        let deadline = monotonicMs() + 30_000
+        while !(String(decoding: (try? FileIO.readAll(path: out)) ?? [], as: UTF8.self)).contains("ENQUEUED \(total)"),
+              monotonicMs() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         let before = try await receiver.waitFor(.seconds(30)) { $0.count >= 20 }
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         #expect(status & 0x7f == SIGKILL, "killed mid-delivery")
         try #require(before.count >= 20)
+        try #require(String(decoding: try FileIO.readAll(path: out), as: UTF8.self).contains("ENQUEUED \(total)"))
         let spooled = WebhookSpool(directory: EventNotifier.spoolDirectory(stateDirectory: dir + "/state")).count(webhook: "ops")
         let deliveredBeforeKill = Set(try receiver.requests().map(\.id)).count
         #expect(spooled > 0 && deliveredBeforeKill < total, "the kill left work in the spool (\(spooled) spooled)")
+        print("kill -9 after \(deliveredBeforeKill) of \(total) delivered; \(spooled) left in the spool")
 
         // Restart with nothing new: the spool is resumed and drained.
         let second = try await runRollbackd(drill + ["--count", "0", "--wait", "60s"], timeout: .seconds(90))

@@ -48,6 +48,8 @@ def alive(pid: int) -> bool:
 
 
 def main() -> int:
+    # Children of a Swift test process inherit a mask that blocks SIGTERM; journald must get ours.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
     ap = argparse.ArgumentParser()
     ap.add_argument("--watch-pid", type=int, required=True)
     ap.add_argument("--log", default="/tmp/rollbackd-test-journald.log")

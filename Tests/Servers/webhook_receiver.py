@@ -16,6 +16,7 @@ Paths (the webhook URL chooses the behaviour):
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -98,6 +99,9 @@ def watch_parent():
 
 
 def main():
+    # A child of a Swift test process inherits a signal mask that blocks SIGTERM (the dispatch threads block
+    # signals); unblock it so being stopped is immediate.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--secret", required=True)

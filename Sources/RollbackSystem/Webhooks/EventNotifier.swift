@@ -1,9 +1,9 @@
 import RollbackCore
 import Synchronization
 
-/// The real `Notifier`: every event becomes a journald entry at once, and, for each configured webhook whose
-/// minimum severity and event list accept it, a signed notification written durably to the spool before this
-/// call returns; delivery happens in the background (`WebhookWorker`), so a slow, hanging or absent receiver
+/// The real `Notifier`: every event becomes a journald entry, and, for each configured webhook whose minimum
+/// severity and event list accept it, a signed notification written durably to the spool before its first
+/// delivery attempt; `notify` returns when both are done (or after `enqueueWait`, 1 s, at most); delivery happens in the background (`WebhookWorker`), so a slow, hanging or absent receiver
 /// never delays the caller (a rollback in the same tick). Call `start()` once: it resumes what a previous run
 /// left in the spool.
 public final class EventNotifier: Notifier {
@@ -89,12 +89,12 @@ public final class EventNotifier: Notifier {
         for w in workers.values { await w.start() }
     }
 
-    /// Journals the event and hands one signed notification per accepting webhook to the spool writer, which
-    /// writes it durably (fsync) and only then queues it for delivery. Returns once the notification is on disk,
-    /// or after `policy.enqueueWait` at most (a stalled disk must not delay a rollback; the write then completes
-    /// in the background). Never waits for a receiver.
+    /// Hands the event to the writer, which journals it and writes one signed notification per accepting
+    /// webhook durably (fsync) to the spool, and only then queues those for delivery — one event at a time, in
+    /// the order `notify` was called, on its own thread. Returns once that is done, or after `policy.enqueueWait`
+    /// at most: a stalled disk or a busy journald must not delay a rollback (the write then completes in the
+    /// background). Never waits for a receiver.
     public func notify(_ event: Event) async {
-        if config.journal { journal.record(event) }
         let summary = tracker.withLock { $0.apply(event) }
         let now = SystemTime.now()
         var messages: [SpoolMessage] = []
@@ -104,37 +104,39 @@ public final class EventNotifier: Notifier {
                                                     severity: event.severity, createdAt: now, body: body,
                                                     incident: event.incident))
         }
-        if messages.isEmpty { return }
-        let done = OneShot()
+        let write = SpoolWrite(event: config.journal ? event : nil, messages: messages, done: OneShot())
+        if write.event == nil && messages.isEmpty { return }
         inFlight.add(1)
-        switch writes.yield(SpoolWrite(messages: messages, done: done)) {
+        switch writes.yield(write) {
         case .enqueued:
-            await done.wait(timeout: enqueueWait)
+            await write.done.wait(timeout: enqueueWait)
         default:
-            // Stopped: keep the notifications on disk for the next start.
+            // Stopped: still journal, and keep the notifications on disk for the next start.
             inFlight.add(-1)
-            let spool = self.spool
-            let batch = messages
-            let error = await BlockingThread.run { () -> SystemError? in
-                do throws(SystemError) { try spool.write(batch); return nil } catch { return error }
+            let (spool, journal) = (self.spool, self.journal)
+            if let error = await BlockingThread.run({ Self.perform(write, spool: spool, journal: journal) }) {
+                Self.reportSpoolFailure(error, journal: journal)
             }
-            if let error { Self.reportSpoolFailure(error, journal: journal) }
         }
     }
 
-    /// The spool writer: one write at a time, in the order `notify` was called; each batch is durable before
-    /// its webhooks' workers see it.
+    /// Journals and spools one write (blocking).
+    private static func perform(_ w: SpoolWrite, spool: WebhookSpool, journal: EventJournal) -> SystemError? {
+        if let e = w.event { journal.record(e) }
+        if w.messages.isEmpty { return nil }
+        do throws(SystemError) { try spool.write(w.messages); return nil } catch { return error }
+    }
+
+    /// The writer loop: each write is journaled and durable before its webhooks' workers see it.
     private static func writeLoop(_ stream: AsyncStream<SpoolWrite>, spool: WebhookSpool,
                                   workers: [String: WebhookWorker], journal: EventJournal,
                                   inFlight: Counter) async {
         for await w in stream {
-            let messages = w.messages
-            let error = await BlockingThread.run { () -> SystemError? in
-                do throws(SystemError) { try spool.write(messages); return nil } catch { return error }
+            if let error = await BlockingThread.run({ perform(w, spool: spool, journal: journal) }) {
+                reportSpoolFailure(error, journal: journal)
             }
-            if let error { reportSpoolFailure(error, journal: journal) }
-            for name in Set(messages.map(\.webhook)) {
-                await workers[name]?.enqueue(messages.filter { $0.webhook == name })
+            for name in Set(w.messages.map(\.webhook)) {
+                await workers[name]?.enqueue(w.messages.filter { $0.webhook == name })
             }
             inFlight.add(-1)
             w.done.signal()
@@ -197,6 +199,7 @@ final class Counter: Sendable {
 }
 
 private struct SpoolWrite: Sendable {
+    var event: Event?
     var messages: [SpoolMessage]
     var done: OneShot
 }

@@ -15,8 +15,10 @@ public struct DeliveryPolicy: Sendable, Equatable {
     public var maxAge: Interval = .hours(24)
     /// Notifications sent at once to one webhook.
     public var batchSize: Int = 8
-    /// `notify` waits at most this long for its notifications to be on disk (fsync) before returning.
-    public var enqueueWait: Interval = .ms(50)
+    /// `notify` returns once its event is journaled and its notifications are on disk (fsync), normally within
+    /// milliseconds; if the disk or journald stalls, it stops waiting after this long and the write completes in
+    /// the background (a crash in that window loses the notification).
+    public var enqueueWait: Interval = .seconds(1)
 
     public init() {}
 
@@ -217,8 +219,24 @@ actor WebhookWorker {
         if let after { wait = min(after, policy.maxRetryAfter) }
         notBeforeMs = SystemTime.monotonicMs() + wait.milliseconds
         if failures == 1 || failures % 10 == 0 {
-            journal.writer.send(note(priority: 4, "webhook \(webhook.name): delivery failed (attempt \(failures)), \(queue.count) pending, next try in \(wait): \(reason)"))
+            journal.writer.send(note(priority: 4, "webhook \(webhook.name): delivery failed (attempt \(failures)), \(queue.count) pending, next try in \(wait): \(scrub(reason))"))
         }
+    }
+
+    /// The webhook URL as it may appear in the journal: scheme and host only, since the path of many webhook
+    /// URLs (Slack's among them) is itself a secret.
+    static func displayURL(_ url: String) -> String {
+        let clean = HTTPError.redact(url)
+        guard let schemeEnd = clean.firstRange(of: "://") else { return "(webhook URL)" }
+        let rest = clean[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) else { return clean }
+        return String(clean[..<slash]) + "/…"
+    }
+
+    /// A failure text with the webhook's full URL replaced by `displayURL`.
+    private func scrub(_ text: String) -> String {
+        text.replacing(HTTPError.redact(webhook.url), with: Self.displayURL(webhook.url))
+            .replacing(webhook.url, with: Self.displayURL(webhook.url))
     }
 
     private func note(priority: Int, _ message: String) -> [(name: String, value: String)] {
@@ -235,7 +253,8 @@ actor WebhookWorker {
     private func drop(_ m: SpoolMessage, reason: String, status: Int?) {
         finish(m)
         stats.dropped += 1
-        var extra = ["webhook": webhook.name, "webhook_id": m.id, "type": m.type, "url": HTTPError.redact(webhook.url)]
+        let reason = scrub(reason)
+        var extra = ["webhook": webhook.name, "webhook_id": m.id, "type": m.type, "url": Self.displayURL(webhook.url)]
         if let status { extra["status"] = String(status) }
         journal.record(Event(kind: .deliveryFailed, at: SystemTime.now(),
                              message: "webhook \(webhook.name): dropped \(m.type) notification \(m.id): \(reason)",
@@ -243,10 +262,9 @@ actor WebhookWorker {
     }
 
     private func dropExpired() {
-        guard let oldest = queue.first else { return }
         let now = SystemTime.now()
         let limit = now - policy.maxAge
-        guard oldest.createdAt < limit || queue.contains(where: { $0.createdAt < limit }) else { return }
+        guard queue.contains(where: { $0.createdAt < limit }) else { return }
         for m in queue where m.createdAt < limit {
             drop(m, reason: "undelivered for \(now - m.createdAt), longer than maxAge \(policy.maxAge)", status: nil)
         }
