@@ -38,13 +38,13 @@ def answers() -> bool:
 
 
 def alive(pid: int) -> bool:
+    """True while the process runs (a zombie, exited but not yet reaped, counts as gone)."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
 
 
 def main() -> int:
@@ -114,8 +114,21 @@ def main() -> int:
     report.write(f"started {proc.pid}\n")
     report.close()
 
-    while alive(args.watch_pid) and proc.poll() is None:
-        time.sleep(0.2)
+    def stop_on_signal(signum, frame):
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
+    try:
+        while alive(args.watch_pid) and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        stop(proc, created_dropin)
+    return 0
+
+
+def stop(proc, created_dropin: bool) -> None:
+    """Stop our journald and remove what it and we created."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -134,7 +147,6 @@ def main() -> int:
             os.unlink(DROPIN)
         except OSError:
             pass
-    return 0
 
 
 if __name__ == "__main__":
