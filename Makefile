@@ -12,6 +12,9 @@ TEST_DEBS += prometheus openssl
 TEST_PIPS := jsonschema
 # sampling: application instances exposing real metrics, and the reference exposition parser.
 TEST_PIPS += prometheus-client
+# notify: a real systemd-journald (started by the tests) and journalctl; the independent Standard Webhooks verifier.
+TEST_DEBS += systemd
+TEST_PIPS += standardwebhooks
 
 .PHONY: all deps test-deps build release test demo clean
 

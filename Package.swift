@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libcurl headers, linked from Debian's libcurl4-openssl-dev.
@@ -21,7 +23,11 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // Pure Swift: no C modules, no I/O.
         .target(name: "RollbackCore"),
-        .target(name: "RollbackSystem", dependencies: ["RollbackCore", "CCurl", "CCurlShim", "CSystemd"]),
+        .target(name: "RollbackSystem", dependencies: [
+            "RollbackCore", "CCurl", "CCurlShim", "CSystemd",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "rollbackd", dependencies: [
             "RollbackCore", "RollbackSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
