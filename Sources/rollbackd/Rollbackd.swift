@@ -7,7 +7,7 @@ struct Rollbackd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollbackd",
         abstract: "An automatic, trigger-driven rollback watchdog.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Plan.self, RunPlan.self]
     )
 
     /// Usage errors exit 2 (not ArgumentParser's 64), so scripts can tell them from an invalid config (1).
