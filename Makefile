@@ -6,6 +6,8 @@ SWIFT_FLAGS ?=
 BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
 # Debian packages the system tests start for real (servers on loopback).
 TEST_DEBS := python3
+# Executors (issue 5): real nginx and HAProxy, systemctl for the systemd-unit boundary, git for tags and config.
+TEST_DEBS += nginx haproxy systemd git
 # PyPI packages the tests use as independent checkers.
 TEST_PIPS := jsonschema
 
