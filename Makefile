@@ -6,10 +6,14 @@ SWIFT_FLAGS ?=
 BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
 # Debian packages the system tests start for real (servers on loopback).
 TEST_DEBS := python3
+# sampling: a real Prometheus server, openssl for a TLS test certificate.
+TEST_DEBS += prometheus openssl
 # Executors (issue 5): real nginx and HAProxy, systemctl for the systemd-unit boundary, git for tags and config.
 TEST_DEBS += nginx haproxy systemd git
 # PyPI packages the tests use as independent checkers.
 TEST_PIPS := jsonschema
+# sampling: application instances exposing real metrics, and the reference exposition parser.
+TEST_PIPS += prometheus-client
 
 .PHONY: all deps test-deps build release test demo clean
 

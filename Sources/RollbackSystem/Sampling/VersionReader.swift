@@ -1,0 +1,73 @@
+import RollbackCore
+
+/// Reads the version of the release live now, from `thresholds.json`'s `version`:
+/// - `url`: GET it; the trimmed body (first line) is the version, or a JSON field of it (`jsonField`, dot path);
+/// - `file`: its first line;
+/// - `strategy`: asked of the rollback strategy through `strategy` (the executors provide it).
+public struct VersionReader: Sendable {
+    public typealias StrategyHook = @Sendable () async throws -> String
+
+    public let source: VersionSource
+    private let client: HTTPClient
+    private let strategy: StrategyHook?
+
+    public init(source: VersionSource, client: HTTPClient = .shared, strategy: StrategyHook? = nil) {
+        self.source = source
+        self.client = client
+        self.strategy = strategy
+    }
+
+    /// The version, or nil with a reason the operator can act on.
+    public func read() async -> (version: String?, reason: String?) {
+        switch source {
+        case .strategy:
+            guard let strategy else {
+                return (nil, "the version comes from the rollback strategy, which is not available here")
+            }
+            do {
+                let v = httpTrim(try await strategy())
+                return v.isEmpty ? (nil, "the rollback strategy reported an empty version") : (v, nil)
+            } catch {
+                return (nil, "the rollback strategy cannot tell the version: \(error)")
+            }
+        case let .file(path):
+            do {
+                let bytes = try FileIO.readAll(path: path, limit: 64 << 10)
+                return Self.firstLine(bytes).map { ($0, nil) } ?? (nil, "version file \(path) is empty")
+            } catch {
+                return (nil, "cannot read version file: \(error.description)")
+            }
+        case let .url(url, jsonField, http):
+            let r = await client.send(HTTPRequest(url: url, options: http))
+            switch r {
+            case let .failure(e): return (nil, "cannot read the version: \(e.description)")
+            case let .success(resp):
+                guard resp.isSuccess else { return (nil, "cannot read the version: HTTP \(resp.status) from \(resp.url)") }
+                return Self.extract(resp.body, jsonField: jsonField, url: resp.url)
+            }
+        }
+    }
+
+    static func firstLine(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let line = httpTrim(String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: true).first ?? ""))
+        return line.isEmpty ? nil : line
+    }
+
+    static func extract(_ body: [UInt8], jsonField: String?, url: String) -> (version: String?, reason: String?) {
+        guard let field = jsonField else {
+            return firstLine(body).map { ($0, nil) } ?? (nil, "the version body of \(url) is empty")
+        }
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(bytes: body)
+        } catch {
+            return (nil, "the version body of \(url) is not JSON (\(error)): \(Reasons.excerpt(body))")
+        }
+        guard let value = json.lookup(dotPath: field) else { return (nil, "the version body of \(url) has no field \(field)") }
+        guard let text = value.plainText, !text.isEmpty else {
+            return (nil, "field \(field) of \(url) is \(value.serialized), not a version string")
+        }
+        return (text, nil)
+    }
+}

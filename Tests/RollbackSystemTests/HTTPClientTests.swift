@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import RollbackCore
+@testable import RollbackSystem
+
+/// The libcurl client against a real asyncio server on loopback (Tests/Servers/fault_server.py).
+@Suite struct HTTPClientTests {
+    let client = HTTPClient.shared
+
+    func options(timeout: Interval = .seconds(2), _ change: (inout HTTPOptions) -> Void = { _ in }) -> HTTPOptions {
+        var o = HTTPOptions()
+        o.timeout = timeout
+        o.connectTimeout = .seconds(1)
+        change(&o)
+        return o
+    }
+
+    func expectFailure(_ r: Result<HTTPResponse, HTTPError>, sourceLocation: SourceLocation = #_sourceLocation) -> HTTPError? {
+        switch r {
+        case let .success(resp):
+            Issue.record("expected a failure, got HTTP \(resp.status)", sourceLocation: sourceLocation)
+            return nil
+        case let .failure(e): return e
+        }
+    }
+
+    @Test func getReturnsStatusBodyHeadersAndTiming() async throws {
+        let s = try await SharedServers.fault()
+        let resp = try await client.send(.get("\(s.base)/status/200")).get()
+        #expect(resp.status == 200)
+        #expect(resp.text == "status 200")
+        #expect(resp.header("content-length") == "10")
+        #expect(resp.timing.total > 0)
+        #expect(resp.timing.total < 2)
+        #expect(resp.isSuccess)
+    }
+
+    @Test func aServerErrorIsAResponseNotAnError() async throws {
+        let s = try await SharedServers.fault()
+        let resp = try await client.send(.get("\(s.base)/status/503")).get()
+        #expect(resp.status == 503)
+        #expect(!resp.isSuccess)
+    }
+
+    @Test func sendsMethodHeadersBodyAndBearerToken() async throws {
+        let s = try await SharedServers.fault()
+        let dir = try TempDir()
+        let tokenFile = dir.path + "/token"
+        try FileIO.writeAtomically(path: tokenFile, bytes: Array("s3cr3t-token\n".utf8))
+        let req = HTTPRequest(method: "POST", url: "\(s.base)/echo", headers: [("X-Rollbackd-Test", "yes")],
+                              body: Array("{\"a\":1}".utf8), options: options { $0.bearerTokenFile = tokenFile })
+        let resp = try await client.send(req).get()
+        let echo = try JSONParser.parse(resp.text)
+        #expect(echo["method"] == .string("POST"))
+        #expect(echo["body"] == .string("{\"a\":1}"))
+        #expect(echo["headers"]?["authorization"] == .string("Bearer s3cr3t-token"))
+        #expect(echo["headers"]?["x-rollbackd-test"] == .string("yes"))
+        #expect(echo["headers"]?["user-agent"] == .string("rollbackd"))
+        #expect(echo["headers"]?["expect"] == nil)
+    }
+
+    @Test func anUnreadableTokenFileNamesThePathNeverTheToken() async throws {
+        let s = try await SharedServers.fault()
+        let req = HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = "/nonexistent/token" })
+        let e = try #require(expectFailure(await client.send(req)))
+        #expect(e.description == "cannot use bearer token file /nonexistent/token for \(s.base)/echo: open /nonexistent/token: No such file or directory")
+        let dir = try TempDir()
+        try FileIO.writeAtomically(path: dir.path + "/empty", bytes: Array(" \n".utf8))
+        let e2 = try #require(expectFailure(await client.send(HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = dir.path + "/empty" }))))
+        #expect(e2.description.hasSuffix("the file is empty"))
+    }
+
+    @Test func refusedConnectionNamesTheURL() async throws {
+        let url = "http://127.0.0.1:\(closedPort())/metrics"
+        let e = try #require(expectFailure(await client.send(.get(url, options: options()))))
+        #expect(e.kind == .connectionRefused)
+        #expect(e.description == "connection refused to \(url)")
+    }
+
+    @Test func aServerThatNeverAnswersTimesOutOnTime() async throws {
+        let s = try await SharedServers.fault()
+        let started = monotonicMs()
+        let e = try #require(expectFailure(await client.send(.get("\(s.base)/hang", options: options(timeout: .ms(500))))))
+        let elapsed = monotonicMs() - started
+        #expect(e.description == "timeout after 500ms for \(s.base)/hang")
+        #expect(elapsed >= 450 && elapsed < 1500, "took \(elapsed) ms")
+    }
+
+    @Test func aDrippingServerIsCutOffAtTheTimeout() async throws {
+        let s = try await SharedServers.fault()
+        let started = monotonicMs()
+        let e = try #require(expectFailure(await client.send(.get("\(s.base)/drip?bytes=1000&ms=50", options: options(timeout: .ms(700))))))
+        let elapsed = monotonicMs() - started
+        guard case let .timeout(t, bytes) = e.kind else { Issue.record("not a timeout: \(e)"); return }
+        #expect(t == .ms(700))
+        #expect(bytes > 3 && bytes < 20, "received \(bytes)")
+        #expect(e.description.hasPrefix("timeout after 700ms for \(s.base)/drip?bytes=1000&ms=50 ("))
+        #expect(elapsed < 1500)
+    }
+
+    @Test func responsesOverTheCapAreRefused() async throws {
+        let s = try await SharedServers.fault()
+        // Declared length over the cap: refused at the headers.
+        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        #expect(e1.description == "response from \(s.base)/big?bytes=52428800 exceeds 16 MiB (maxBodyBytes)")
+        // No declared length: cut off while streaming.
+        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        #expect(e2.kind == .bodyTooLarge(limit: 16 << 20))
+        // A smaller configured cap.
+        let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=5000", options: options { $0.maxBodyBytes = 4096 }))))
+        #expect(e3.description == "response from \(s.base)/big-chunked?bytes=5000 exceeds 4 KiB (maxBodyBytes)")
+        // Exactly at the cap is fine.
+        let ok = try await client.send(.get("\(s.base)/big?bytes=4096", options: options { $0.maxBodyBytes = 4096 })).get()
+        #expect(ok.body.count == 4096)
+    }
+
+    @Test func garbageAndEmptyRepliesAreNamed() async throws {
+        let s = try await SharedServers.fault()
+        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/garbage", options: options()))))
+        #expect(e1.description.hasPrefix("invalid HTTP response from \(s.base)/garbage"))
+        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/close", options: options()))))
+        #expect(e2.description == "empty reply from \(s.base)/close (the server closed the connection without a response)")
+        let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/hang-body", options: options(timeout: .ms(400))))))
+        #expect(e3.kind == .timeout(.ms(400), bytesReceived: 0))
+    }
+
+    @Test func redirectsAreFollowedOnlyWhenConfigured() async throws {
+        let s = try await SharedServers.fault()
+        let notFollowed = try await client.send(.get("\(s.base)/redirect?to=/status/201", options: options())).get()
+        #expect(notFollowed.status == 302)
+        #expect(notFollowed.header("Location") == "/status/201")
+        let followed = try await client.send(.get("\(s.base)/redirect?to=/status/201", options: options { $0.followRedirects = true })).get()
+        #expect(followed.status == 201)
+        #expect(followed.header("location") == nil)
+    }
+
+    @Test func retryAfterIsReadable() async throws {
+        let s = try await SharedServers.fault()
+        let resp = try await client.send(.get("\(s.base)/retry-after")).get()
+        #expect(resp.status == 429)
+        #expect(resp.retryAfter == .seconds(7))
+    }
+
+    @Test func manyRequestsAreInFlightAtOnce() async throws {
+        let s = try await SharedServers.fault()
+        let requests = (0..<200).map { _ in HTTPRequest.get("\(s.base)/slow?ms=400", options: options(timeout: .seconds(10))) }
+        let started = monotonicMs()
+        let results = await client.sendAll(requests)
+        let elapsed = monotonicMs() - started
+        #expect(results.count == 200)
+        #expect(results.allSatisfy { (try? $0.get().status) == 200 })
+        // Sequentially this would take 80 s.
+        #expect(elapsed < 3000, "200 requests of 400 ms took \(elapsed) ms")
+    }
+
+    @Test func aBatchMixesOutcomesInOrder() async throws {
+        let s = try await SharedServers.fault()
+        let refused = "http://127.0.0.1:\(closedPort())/x"
+        let results = await client.sendAll([
+            .get("\(s.base)/status/200"), .get(refused), .get("\(s.base)/hang", options: options(timeout: .ms(300))),
+            .get("\(s.base)/status/500"), .get("not a url"),
+        ])
+        #expect((try? results[0].get().status) == 200)
+        #expect(results[1].failureDescription == "connection refused to \(refused)")
+        #expect(results[2].failureDescription == "timeout after 300ms for \(s.base)/hang")
+        #expect((try? results[3].get().status) == 500)
+        #expect(results[4].failureDescription?.hasPrefix("invalid URL not a url") == true)
+    }
+
+    @Test func cancellingTheCallerEndsItsTransfers() async throws {
+        let s = try await SharedServers.fault()
+        let started = monotonicMs()
+        let task = Task { await HTTPClient.shared.send(.get("\(s.base)/hang", options: options(timeout: .seconds(30)))) }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        let r = await task.value
+        #expect(r.failureDescription == "request to \(s.base)/hang was cancelled")
+        #expect(monotonicMs() - started < 3000)
+    }
+
+    @Test func tlsIsVerifiedAndTheCAFileIsHonoured() async throws {
+        let dir = try TempDir()
+        let cert = dir.path + "/cert.pem", key = dir.path + "/key.pem"
+        let gen = try await ProcessRunner.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                                               "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                                               "-addext", "subjectAltName=IP:127.0.0.1"], timeout: .seconds(30))
+        try #require(gen.succeeded, "openssl: \(gen.stderrText)")
+        let server = try await ServerProcess.python("fault_server.py", ["--tls", cert, key])
+        defer { server.stop() }
+        let url = "https://127.0.0.1:\(server.port)/status/200"
+        let e = try #require(expectFailure(await client.send(.get(url, options: options()))))
+        guard case .tls = e.kind else { Issue.record("not a TLS error: \(e)"); return }
+        #expect(e.description.hasPrefix("TLS failure for \(url): "))
+        let ok = try await client.send(.get(url, options: options { $0.caFile = cert })).get()
+        #expect(ok.status == 200)
+    }
+
+    @Test func userinfoIsRedactedFromMessages() async throws {
+        #expect(HTTPError.redact("http://user:pw@host:80/p?q=a@b") == "http://***@host:80/p?q=a@b")
+        #expect(HTTPError.redact("http://host/p@x") == "http://host/p@x")
+        let port = closedPort()
+        let e = try #require(expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
+        #expect(e.description == "connection refused to http://***@127.0.0.1:\(port)/")
+    }
+
+    @Test func thousandsOfTransfersLeakNoConnections() async throws {
+        // A server of its own, so connections of tests running in parallel do not count.
+        let s = try await ServerProcess.python("fault_server.py")
+        defer { s.stop() }
+        do {
+            let c = HTTPClient(maxConnections: 8)
+            for _ in 0..<20 {
+                let results = await c.sendAll((0..<100).map { i in
+                    .get(i % 10 == 0 ? "http://127.0.0.1:\(closedPort())/" : "\(s.base)/status/200")
+                })
+                #expect(results.filter { (try? $0.get().status) == 200 }.count == 90)
+            }
+            // Idle connections are kept for reuse; libcurl prunes to the limit only as transfers finish, so up to a
+            // batch's worth may stay open, but never more: 20 ticks do not pile up connections.
+            let cached = establishedConnections(toPort: s.port)
+            #expect(cached > 0 && cached <= 90, "\(cached) connections cached")
+        }
+        // The client is gone: its multi handle and cached connections with it.
+        var left = establishedConnections(toPort: s.port)
+        for _ in 0..<50 where left > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            left = establishedConnections(toPort: s.port)
+        }
+        #expect(left == 0, "\(left) connections still open after the client was released")
+    }
+}
+
+/// Client-side TCP connections of this machine in ESTABLISHED state whose remote port is `port` (from
+/// /proc/net/tcp; the server's own sockets have it as their local port).
+func establishedConnections(toPort port: Int) -> Int {
+    guard let bytes = try? FileIO.readAll(path: "/proc/net/tcp") else { return -1 }
+    var n = 0
+    for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
+        let f = line.split(separator: " ")
+        guard f.count > 3, let colon = f[2].lastIndex(of: ":"), let remote = Int(f[2][f[2].index(after: colon)...], radix: 16) else { continue }
+        if remote == port && f[3] == "01" { n += 1 }
+    }
+    return n
+}
+
+extension Result where Success == HTTPResponse, Failure == HTTPError {
+    var failureDescription: String? {
+        if case let .failure(e) = self { return e.description }
+        return nil
+    }
+}
+
+/// A temporary directory removed (with its content) when released.
+final class TempDir: Sendable {
+    let path: String
+    init() throws {
+        var template = Array("/tmp/rollbackd-test-XXXXXX".utf8CString)
+        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw SystemError("mkdtemp", path: "/tmp")
+        }
+        path = String(cString: p)
+    }
+    deinit { removeTree(path) }
+}
+
+func removeTree(_ path: String) {
+    if let d = opendir(path) {
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name == "." || name == ".." { continue }
+            let child = path + "/" + name
+            var st = stat()
+            if lstat(child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
+        }
+        closedir(d)
+    }
+    rmdir(path)
+}
