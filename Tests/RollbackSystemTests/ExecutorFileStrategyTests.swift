@@ -152,3 +152,61 @@ import RollbackCore
         #expect(try await exec.currentVersion() == "v1.9.0")
     }
 }
+
+@Suite struct ExecutorFeatureFlagHTTPTests {
+    @Test func turnsAFlagOffOverHTTPWithTheToken() async throws {
+        let dir = ScratchDir("flaghttp")
+        defer { dir.remove() }
+        let reaper = Reaper()
+        defer { reaper.killAll() }
+        let server = try await Fixture.record(log: dir.sub("requests.log"))
+        reaper.add(server.pid)
+        let token = dir.write("token", "s3cret-token\n", mode: 0o600)
+        let http = FeatureFlagHTTP(method: "PATCH", url: "http://\(server.hostPort)/api/flags/new_checkout",
+                                   body: .object([("enabled", .bool(false))]), tokenFile: token)
+        let exec = FeatureFlagExecutor(FeatureFlagStrategy(flag: "new_checkout", http: http), phaseTimeout: .seconds(5))
+        try await exec.precheck(target: "off")
+        let plan = exec.plan(from: "on", to: "off", incident: "i")
+        #expect(plan.phases.map(\.description) == ["PATCH http://\(server.hostPort)/api/flags/new_checkout with body {\"enabled\":false} (Authorization: Bearer from \(token)), expecting 2xx"])
+        let outcome = try await runPlan(exec, from: "on", to: "off", state: dir.sub("state"))
+        #expect(outcome.status == .finished, "\(outcome.summary)")
+        let requests = try Fixture.recorded(dir.sub("requests.log"))
+        #expect(requests.count == 1)
+        #expect(requests.first?["method"] == .string("PATCH"))
+        #expect(requests.first?["path"] == .string("/api/flags/new_checkout"))
+        #expect(requests.first?["body"] == .string(#"{"enabled":false}"#))
+        #expect(requests.first?["headers"]?["authorization"] == .string("Bearer s3cret-token"))
+        #expect(requests.first?["headers"]?["content-type"] == .string("application/json"))
+        // The token never appears in the plan or the outcome.
+        #expect(!"\(plan.text) \(outcome.summary)".contains("s3cret"))
+    }
+
+    @Test func surfacesHTTPErrorsAndTimeouts() async throws {
+        let dir = ScratchDir("flaghttp")
+        defer { dir.remove() }
+        let reaper = Reaper()
+        defer { reaper.killAll() }
+        let server = try await Fixture.record(log: dir.sub("requests.log"))
+        reaper.add(server.pid)
+        let denied = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/status/403")),
+                                         phaseTimeout: .seconds(5))
+        #expect(try await runPlan(denied, from: "on", to: "off", state: dir.sub("state")).status
+                == .failed(phase: "flag-off", message: "feature-flag: PUT http://\(server.hostPort)/status/403 for flag f: HTTP 403: status 403"))
+        let slow = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/slow")),
+                                       phaseTimeout: .ms(500))
+        let started = Fixture.now()
+        let outcome = try await runPlan(slow, from: "on", to: "off", incident: "i2", state: dir.sub("state"))
+        #expect(outcome.status == .failed(phase: "flag-off", message: "feature-flag: PUT for flag f: timeout after 500ms for http://\(server.hostPort)/slow"))
+        #expect(Fixture.now() - started < 3)
+        let closed = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://127.0.0.1:\(Fixture.freePort())/f")),
+                                         phaseTimeout: .seconds(5))
+        let refused = try await runPlan(closed, from: "on", to: "off", incident: "i3", state: dir.sub("state"))
+        guard case let .failed(_, message) = refused.status else { Issue.record("\(refused.summary)"); return }
+        #expect(message.hasPrefix("feature-flag: PATCH for flag f: connection refused to http://127.0.0.1:"), "\(message)")
+        let noToken = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://x/", tokenFile: dir.sub("missing"))),
+                                          phaseTimeout: .seconds(5))
+        await #expect { try await noToken.precheck(target: "off") } throws: { e in
+            "\(e)" == "feature-flag: \(dir.sub("missing")) (the token file) is missing or unreadable"
+        }
+    }
+}

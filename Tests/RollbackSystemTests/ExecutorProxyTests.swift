@@ -108,9 +108,9 @@ struct HAProxyInstance {
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
-        let blue = try await Fixture.serve(body: "blue v1")
+        let blue = try await Fixture.serve(body: "v1")
         reaper.add(blue.pid)
-        let green = try await Fixture.serve(body: "green v2")
+        let green = try await Fixture.serve(body: "v2")
         reaper.add(green.pid)
 
         var strategy = NginxBlueGreenStrategy(upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
@@ -119,9 +119,13 @@ struct HAProxyInstance {
         let nginx = try await NginxInstance.start(dir: dir, upstream: initial, reaper: reaper)
         strategy.test = nginx.base + ["-t", "-q"]
         strategy.reload = nginx.base + ["-s", "reload"]
+        // Each colour reports its release at a version URL; the check URL goes through nginx.
+        strategy.versionURLs = ["blue": "http://\(blue.hostPort)/version", "green": "http://\(green.hostPort)/version"]
+        strategy.checkURL = "http://127.0.0.1:\(nginx.port)/healthz"
         let exec = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state"))
-        #expect(try await exec.currentVersion() == "green")
-        #expect(try await exec.availableVersions() == ["blue", "broken", "green"])
+        #expect(try await exec.activeColour() == "green")
+        #expect(try await exec.currentVersion() == "v2")
+        #expect(try await exec.availableVersions() == ["v1", "broken", "v2"])
 
         let client = try await Fixture.client(url: "http://127.0.0.1:\(nginx.port)/", dir: dir)
         reaper.add(client.pid)
@@ -129,7 +133,7 @@ struct HAProxyInstance {
 
         // A colour nginx rejects: `nginx -t` fails, the include is put back, nothing is reloaded.
         let before = TestFiles.read(nginx.upstreamFile)
-        let rejected = try await runPlan(exec, from: "green", to: "broken", incident: "inc-broken", state: dir.sub("state"))
+        let rejected = try await runPlan(exec, from: "v2", to: "broken", incident: "inc-broken", state: dir.sub("state"))
         guard case let .failed(phase, message) = rejected.status else { Issue.record("\(rejected.summary)"); return }
         #expect(phase == "test")
         #expect(message.contains("nginx -t") || message.contains("-t -q"), "\(message)")
@@ -137,23 +141,25 @@ struct HAProxyInstance {
         #expect(TestFiles.read(nginx.upstreamFile) == before)
 
         // The real switch, green -> blue, while the client keeps requesting through nginx.
-        try await exec.precheck(target: "blue")
-        let outcome = try await runPlan(exec, from: "green", to: "blue", incident: "inc-nginx", state: dir.sub("state"))
+        try await exec.precheck(target: "v1")
+        await #expect { try await exec.precheck(target: "v7") } throws: { e in "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)" }
+        let outcome = try await runPlan(exec, from: "v2", to: "v1", incident: "inc-nginx", state: dir.sub("state"))
         let done = Fixture.now()
         #expect(outcome.status == .finished, "\(outcome.summary)")
         try await Task.sleep(for: .milliseconds(700))
         let result = try await Fixture.stop(client)
         #expect(result.failed == 0, "failed requests: \(result.errors)")
         #expect(result.ok > 200, "only \(result.ok) requests")
-        #expect((result.bodies["green v2"] ?? 0) > 0 && (result.bodies["blue v1"] ?? 0) > 0, "\(result.bodies)")
-        #expect(result.transitions.last?.1 == "blue v1")
+        #expect((result.bodies["v2"] ?? 0) > 0 && (result.bodies["v1"] ?? 0) > 0, "\(result.bodies)")
+        #expect(result.transitions.last?.1 == "v1")
         // nginx reloads asynchronously; within half a second of the executor returning only blue answers.
         if let last = result.transitions.last { #expect(last.0 < done + 0.5, "blue took over \(last.0 - done)s after the executor returned") }
         // While old workers finish, old and new workers both answer for a moment; that overlap stays short.
-        let firstBlue = result.transitions.first { $0.1 == "blue v1" }?.0 ?? 0
+        let firstBlue = result.transitions.first { $0.1 == "v1" }?.0 ?? 0
         let overlap = (result.transitions.last?.0 ?? 0) - firstBlue
         #expect(overlap < 1.0, "green and blue alternated for \(overlap)s")
-        #expect(try await exec.currentVersion() == "blue")
+        #expect(try await exec.activeColour() == "blue")
+        #expect(try await exec.currentVersion() == "v1")
         print("nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s")
     }
 }

@@ -108,6 +108,19 @@ enum Fixture {
         return Server(port: Int(port), pid: pid_t(pid))
     }
 
+    /// A recording HTTP server: every request becomes a JSON line in `log`.
+    static func record(log: String) async throws -> Server {
+        let r = try await ProcessRunner.run(["python3", script, "record", "--log", log], timeout: .seconds(20))
+        let v = try json(r, "fixture record")
+        guard case let .number(port)? = v["port"], case let .number(pid)? = v["pid"] else { throw FixtureError("fixture record: \(r.stdoutText)") }
+        return Server(port: Int(port), pid: pid_t(pid))
+    }
+
+    /// The requests a recording server received.
+    static func recorded(_ log: String) throws -> [JSONValue] {
+        try (TestFiles.read(log) ?? "").split(separator: "\n").map { try JSONParser.parse(String($0)) }
+    }
+
     /// How many non-count requests a fixture server has answered.
     static func count(_ s: Server) async throws -> Int {
         let r = try await ProcessRunner.run(["python3", "-c", "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",

@@ -5,6 +5,11 @@
       Starts a detached HTTP server on 127.0.0.1 (a free port) answering every GET with TEXT; GET /__count
       answers how many other requests it served. Prints {"port": N, "pid": P} once it listens, then exits.
 
+  fixture.py record --log FILE
+      Starts a detached HTTP server that appends every request (any method) to FILE as a JSON line
+      {"method", "path", "headers", "body"} and answers: /status/NNN -> NNN with body "status NNN";
+      /slow -> 200 after 5 s; anything else -> 200 {"ok": true}. Prints {"port": N, "pid": P}.
+
   fixture.py client --url URL --stop-file F --out O
       Starts a detached client that GETs URL in a tight loop, a new connection per request, until F exists, then
       writes {"ok": n, "failed": n, "errors": [...], "bodies": {body: count}, "transitions": [[t, body], ...]}
@@ -99,6 +104,49 @@ def serve(args):
     daemonize(prepare, lambda: holder["srv"].serve_forever())
 
 
+def record(args):
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n).decode(errors="replace") if n else ""
+            entry = {"method": self.command, "path": self.path,
+                     "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+            with lock, open(args.log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            status, out = 200, b'{"ok": true}'
+            if self.path.startswith("/status/"):
+                status = int(self.path.split("/")[2])
+                out = f"status {status}".encode()
+            elif self.path == "/slow":
+                time.sleep(5)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+        def log_message(self, *a):
+            pass
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    holder = {}
+
+    def prepare():
+        srv = Server(("127.0.0.1", 0), Handler)
+        holder["srv"] = srv
+        return {"port": srv.server_address[1]}
+
+    daemonize(prepare, lambda: holder["srv"].serve_forever())
+
+
 def client(args):
     host_port = args.url.split("//", 1)[1].split("/", 1)
     host, port = host_port[0].rsplit(":", 1)
@@ -146,13 +194,15 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--body", required=True)
     s.add_argument("--port", type=int, default=0)
+    r = sub.add_parser("record")
+    r.add_argument("--log", required=True)
     c = sub.add_parser("client")
     c.add_argument("--url", required=True)
     c.add_argument("--stop-file", required=True)
     c.add_argument("--out", required=True)
     c.add_argument("--pause", type=float, default=0.0)
     args = p.parse_args()
-    {"serve": serve, "client": client}[args.cmd](args)
+    {"serve": serve, "record": record, "client": client}[args.cmd](args)
 
 
 if __name__ == "__main__":
