@@ -123,7 +123,7 @@ struct HAProxyInstance {
         strategy.versionURLs = ["blue": "http://\(blue.hostPort)/version", "green": "http://\(green.hostPort)/version"]
         strategy.checkURL = "http://127.0.0.1:\(nginx.port)/healthz"
         let exec = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state"))
-        #expect(try await exec.activeColour() == "green")
+        #expect(try exec.activeColour() == "green")
         #expect(try await exec.currentVersion() == "v2")
         #expect(try await exec.availableVersions() == ["v1", "broken", "v2"])
 
@@ -158,7 +158,7 @@ struct HAProxyInstance {
         let firstBlue = result.transitions.first { $0.1 == "v1" }?.0 ?? 0
         let overlap = (result.transitions.last?.0 ?? 0) - firstBlue
         #expect(overlap < 1.0, "green and blue alternated for \(overlap)s")
-        #expect(try await exec.activeColour() == "blue")
+        #expect(try exec.activeColour() == "blue")
         #expect(try await exec.currentVersion() == "v1")
         print("nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s")
     }
