@@ -12,6 +12,10 @@ final class StopFlag: Sendable {
     func set() { value.store(true, ordering: .releasing) }
 }
 
+final class RunningCount: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 @Suite struct ExecutorSymlinkTests {
     /// releases/v1, releases/v2 (each with a VERSION file) and current -> releases/v2.
     static func layout(_ dir: ScratchDir, relative: Bool = false) -> SymlinkStrategy {
@@ -25,10 +29,12 @@ final class StopFlag: Sendable {
         defer { dir.remove() }
         let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(5))
         let stop = StopFlag()
+        let running = RunningCount()
         let path = dir.sub("current/VERSION")
         // Readers resolve `current` in a tight loop on their own threads: open(2) follows the link each time.
         @Sendable func reader() async -> (reads: Int, misses: Int, seen: Set<String>) {
             await BlockingThread.run {
+                running.value.add(1, ordering: .relaxed)
                 var reads = 0, misses = 0
                 var seen = Set<String>()
                 var buf = [UInt8](repeating: 0, count: 16)
@@ -46,14 +52,20 @@ final class StopFlag: Sendable {
         }
         async let a = reader()
         async let b = reader()
-        let plan = exec.plan(from: "v2", to: "v1", incident: "t")
-        var swaps = 0
-        let started = Fixture.now()
-        while Fixture.now() - started < 1.0 {
-            let to = swaps % 2 == 0 ? "v1" : "v2"
-            try await exec.run(phase: plan.phases[0], of: RollbackPlan(strategy: "symlink", from: "x", to: to, incident: "t", phases: plan.phases))
-            swaps += 1
+        // Swap only once both readers run (the machine may be busy), then for one second, on a thread of its own.
+        for _ in 0..<2000 where running.value.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(running.value.load(ordering: .relaxed) == 2, "the readers did not start")
+        let (swaps, swapErrors) = await BlockingThread.run { () -> (Int, [String]) in
+            var swaps = 0
+            var errors: [String] = []
+            let started = Fixture.now()
+            while Fixture.now() - started < 1.0 {
+                do { try exec.swap(to: swaps % 2 == 0 ? "v1" : "v2") } catch { errors.append("\(error)") }
+                swaps += 1
+            }
+            return (swaps, errors)
         }
+        #expect(swapErrors.isEmpty, "\(swapErrors.prefix(3))")
         stop.set()
         let (ra, rb) = await (a, b)
         #expect(ra.misses + rb.misses == 0, "readers missed current \(ra.misses + rb.misses) times")
