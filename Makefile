@@ -8,6 +8,8 @@ BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
 TEST_DEBS := python3
 # sampling: a real Prometheus server, openssl for a TLS test certificate.
 TEST_DEBS += prometheus openssl
+# Executors (issue 5): real nginx and HAProxy, systemctl for the systemd-unit boundary, git for tags and config.
+TEST_DEBS += nginx haproxy systemd git
 # PyPI packages the tests use as independent checkers.
 TEST_PIPS := jsonschema
 # sampling: application instances exposing real metrics, and the reference exposition parser.

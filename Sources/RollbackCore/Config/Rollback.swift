@@ -35,6 +35,15 @@ public struct SymlinkStrategy: Sendable, Equatable {
     public var currentLink: String
     /// Run after the swap (e.g. `["systemctl", "reload", "app"]`).
     public var reload: [String]?
+
+    public init(releasesDir: String, currentLink: String, reload: [String]? = nil) {
+        self.releasesDir = releasesDir
+        self.currentLink = currentLink
+        self.reload = reload
+    }
+
+    /// `releasesDir/<version>`.
+    public func releasePath(_ version: String) -> String { releasesDir + "/" + version }
 }
 
 public struct NginxBlueGreenStrategy: Sendable, Equatable {
@@ -49,6 +58,17 @@ public struct NginxBlueGreenStrategy: Sendable, Equatable {
     public var reload: [String]
     /// URL through nginx checked after the reload.
     public var checkURL: String?
+
+    public init(upstreamFile: String, upstreamName: String, colors: [String: [String]], versionURLs: [String: String] = [:],
+                test: [String] = ["nginx", "-t"], reload: [String] = ["nginx", "-s", "reload"], checkURL: String? = nil) {
+        self.upstreamFile = upstreamFile
+        self.upstreamName = upstreamName
+        self.colors = colors
+        self.versionURLs = versionURLs
+        self.test = test
+        self.reload = reload
+        self.checkURL = checkURL
+    }
 }
 
 public struct HAProxyCanaryStrategy: Sendable, Equatable {
@@ -58,6 +78,13 @@ public struct HAProxyCanaryStrategy: Sendable, Equatable {
     public var canaryServer: String
     /// `drain` (state drain: no new requests, existing finish) or `weight` (weight 0).
     public var mode: String
+
+    public init(socket: String, backend: String, canaryServer: String, mode: String = "drain") {
+        self.socket = socket
+        self.backend = backend
+        self.canaryServer = canaryServer
+        self.mode = mode
+    }
 }
 
 public struct SystemdUnitStrategy: Sendable, Equatable {
@@ -65,6 +92,19 @@ public struct SystemdUnitStrategy: Sendable, Equatable {
     public var template: String
     public var activeTimeout: Interval
     public var systemctl: String
+    /// Also `enable` the good instance and `disable` the bad one, so a reboot keeps the rollback (default true).
+    public var persist: Bool
+
+    public init(template: String, activeTimeout: Interval = .seconds(60), systemctl: String = "systemctl",
+                persist: Bool = true) {
+        self.template = template
+        self.activeTimeout = activeTimeout
+        self.systemctl = systemctl
+        self.persist = persist
+    }
+
+    /// `app@v1.service`.
+    public func unit(_ version: String) -> String { template + version + ".service" }
 }
 
 public struct KubernetesStrategy: Sendable, Equatable {
@@ -73,6 +113,15 @@ public struct KubernetesStrategy: Sendable, Equatable {
     public var context: String?
     public var kubectl: String
     public var statusTimeout: Interval
+
+    public init(deployment: String, namespace: String? = nil, context: String? = nil, kubectl: String = "kubectl",
+                statusTimeout: Interval = .minutes(5)) {
+        self.deployment = deployment
+        self.namespace = namespace
+        self.context = context
+        self.kubectl = kubectl
+        self.statusTimeout = statusTimeout
+    }
 }
 
 public struct DockerSwarmStrategy: Sendable, Equatable {
@@ -80,21 +129,49 @@ public struct DockerSwarmStrategy: Sendable, Equatable {
     /// When set, roll back with `--image IMAGE:<target>`; otherwise `--rollback`.
     public var image: String?
     public var docker: String
+
+    public init(service: String, image: String? = nil, docker: String = "docker") {
+        self.service = service
+        self.image = image
+        self.docker = docker
+    }
 }
 
 public struct FeatureFlagStrategy: Sendable, Equatable {
     public var flag: String
     /// Turn the flag off through HTTP…
     public var http: FeatureFlagHTTP?
-    /// …or by rewriting a flags JSON file atomically.
+    /// …or by rewriting a flags JSON file atomically. The file is a JSON object; the flag is a top-level key whose
+    /// value is a boolean (set to false) or an object with a boolean `enabled` (set to false).
     public var file: String?
+
+    public init(flag: String, http: FeatureFlagHTTP? = nil, file: String? = nil) {
+        self.flag = flag
+        self.http = http
+        self.file = file
+    }
 }
 
 public struct FeatureFlagHTTP: Sendable, Equatable {
     public var method: String
     public var url: String
     public var body: JSONValue?
+    /// Sent as `Authorization: Bearer <content>`; never logged.
     public var tokenFile: String?
+    /// Timeouts and TLS trust store (the `HTTPOptions` keys; `bearerTokenFile` is the same as `tokenFile`).
+    public var options: HTTPOptions
+
+    /// Methods that change a flag.
+    public static let methods = ["POST", "PUT", "PATCH", "DELETE"]
+
+    public init(method: String = "PATCH", url: String, body: JSONValue? = nil, tokenFile: String? = nil,
+                options: HTTPOptions = HTTPOptions()) {
+        self.method = method
+        self.url = url
+        self.body = body
+        self.tokenFile = tokenFile
+        self.options = options
+    }
 }
 
 public struct ConfigStrategy: Sendable, Equatable {
@@ -106,11 +183,41 @@ public struct ConfigStrategy: Sendable, Equatable {
     public var gitRepo: String?
     public var validate: [String]?
     public var reload: [String]?
+
+    public init(files: [String], directory: String? = nil, gitRepo: String? = nil, validate: [String]? = nil,
+                reload: [String]? = nil) {
+        self.files = files
+        self.directory = directory
+        self.gitRepo = gitRepo
+        self.validate = validate
+        self.reload = reload
+    }
+
+    /// Where `git show <tag>:<path>` finds a live file: its path relative to the repository when the file lives
+    /// inside the repository's work tree, otherwise its base name at the repository root.
+    public func gitPath(for file: String) -> String {
+        if let repo = gitRepo {
+            let prefix = repo.hasSuffix("/") ? repo : repo + "/"
+            if file.hasPrefix(prefix) { return String(file.dropFirst(prefix.count)) }
+        }
+        return ConfigStrategy.baseName(file)
+    }
+
+    /// `<directory>/<version>/<basename>`, for the directory variant.
+    public func directoryCopy(of file: String, version: String) -> String? {
+        directory.map { "\($0)/\(version)/\(ConfigStrategy.baseName(file))" }
+    }
+
+    static func baseName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
 }
 
 public struct CommandStrategy: Sendable, Equatable {
     /// Runs with ROLLBACKD_FROM, ROLLBACKD_TO and ROLLBACKD_INCIDENT in its environment.
     public var argv: [String]
+
+    public init(argv: [String]) { self.argv = argv }
 }
 
 public struct RollbackConfig: Sendable, Equatable {
@@ -119,14 +226,53 @@ public struct RollbackConfig: Sendable, Equatable {
     public var phaseTimeout: Interval
     /// Run before an automatic rollback with ROLLBACKD_BACKUP_NAME=pre-rollback-<UTC timestamp>.
     public var backup: [String]?
-    /// Migrations directory relative to a release; when the current release has migrations the target lacks,
-    /// an automatic rollback is demoted to semi unless `migrationsCompatible` is true.
+    /// Migrations directory of a release: relative to the symlink strategy's `releasesDir/<version>`, or an
+    /// absolute path containing `{version}`. When the current release has migrations the target lacks, an
+    /// automatic rollback is demoted to semi unless `migrationsCompatible` is true.
     public var migrationsDir: String?
     public var migrationsCompatible: Bool
     /// Choose targets among git tags (`git tag --sort=-version:refname`) that are also known-good.
     public var gitTagsRepo: String?
     /// Critical endpoints checked (2xx) during verification.
     public var smokeURLs: [String]
+
+    public init(strategy: RollbackStrategy, phaseTimeout: Interval = .seconds(60), backup: [String]? = nil,
+                migrationsDir: String? = nil, migrationsCompatible: Bool = false, gitTagsRepo: String? = nil,
+                smokeURLs: [String] = []) {
+        self.strategy = strategy
+        self.phaseTimeout = phaseTimeout
+        self.backup = backup
+        self.migrationsDir = migrationsDir
+        self.migrationsCompatible = migrationsCompatible
+        self.gitTagsRepo = gitTagsRepo
+        self.smokeURLs = smokeURLs
+    }
+
+    /// The migrations directory of `version`, or nil when no migrations directory is configured (or it cannot be
+    /// placed, which validation reports).
+    public func migrationsDirectory(for version: String) -> String? {
+        guard let dir = migrationsDir else { return nil }
+        if dir.hasPrefix("/") { return dir.replacing("{version}", with: version) }
+        guard case let .symlink(s) = strategy else { return nil }
+        return s.releasePath(version) + "/" + dir
+    }
+
+    /// Parses a `rollback` object on its own (the same rules as inside thresholds.json); `path` prefixes the JSON
+    /// paths in errors.
+    public static func parse(text: String, file: String, path: String = "rollback") throws(ConfigError) -> RollbackConfig {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(text)
+        } catch {
+            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "invalid JSON at \(error)")])
+        }
+        let sink = IssueSink()
+        let result = read(root, path: path, sink: sink)
+        guard sink.errors.isEmpty, let result else {
+            throw ConfigError(file: file, issues: sink.errors.isEmpty ? [ConfigIssue(path: path, message: "invalid")] : sink.errors)
+        }
+        return result
+    }
 }
 
 extension RollbackConfig {
@@ -143,6 +289,11 @@ extension RollbackConfig {
         let phaseTimeout = obj.read("phaseTimeout", Read.positiveDuration) ?? .seconds(60)
         let backup = obj.read("backup", Read.argv)
         let migrationsDir = obj.read("migrationsDir", Read.nonEmptyString)
+        if let m = migrationsDir, m.hasPrefix("/"), !m.contains("{version}") {
+            sink.error(obj.childPath("migrationsDir"), "\(JSONValue.quote(m)) is absolute but has no {version} placeholder; write e.g. \"/srv/app/releases/{version}/db/migrate\", or a path relative to the symlink strategy's release directory")
+        } else if let m = migrationsDir, !m.hasPrefix("/"), name != nil, name != "symlink" {
+            sink.error(obj.childPath("migrationsDir"), "\(JSONValue.quote(m)) is relative to a release directory, which only the symlink strategy has; write an absolute path with {version}, e.g. \"/srv/app/releases/{version}/db/migrate\"")
+        }
         let compatible = obj.read("migrationsCompatible", Read.bool) ?? false
         let gitTagsRepo = obj.read("gitTagsRepo", Read.absolutePath)
         let smoke = obj.read("smokeURLs") { v, p, s -> [String]? in
@@ -232,8 +383,10 @@ extension RollbackConfig {
             }
             let timeout = s.read("activeTimeout", Read.positiveDuration) ?? .seconds(60)
             let systemctl = s.read("systemctl", Read.nonEmptyString) ?? "systemctl"
+            let persist = s.read("persist", Read.bool) ?? true
             guard let template else { return nil }
-            return .systemdUnit(SystemdUnitStrategy(template: template, activeTimeout: timeout, systemctl: systemctl))
+            return .systemdUnit(SystemdUnitStrategy(template: template, activeTimeout: timeout, systemctl: systemctl,
+                                                    persist: persist))
         case "kubernetes":
             let deployment = s.read("deployment", required: true, Read.nonEmptyString)
             let ns = s.read("namespace", Read.nonEmptyString)
@@ -252,12 +405,29 @@ extension RollbackConfig {
             let flag = s.read("flag", required: true, Read.nonEmptyString)
             var http: FeatureFlagHTTP?
             if let hv = s.value("http"), var h = ObjectReader(hv, path: s.childPath("http"), sink: sink) {
-                let method = h.read("method", Read.nonEmptyString) ?? "PATCH"
+                let method = h.read("method") { v, p, k -> String? in
+                    guard let m = Read.nonEmptyString(v, p, k) else { return nil }
+                    guard FeatureFlagHTTP.methods.contains(m.uppercased()) else {
+                        k.error(p, "\(JSONValue.quote(m)) is not one of \(FeatureFlagHTTP.methods.joined(separator: ", "))")
+                        return nil
+                    }
+                    return m
+                } ?? "PATCH"
                 let url = h.read("url", required: true, Read.httpURL)
                 let body = h.value("body")
                 let token = h.read("tokenFile", Read.absolutePath)
+                let options = HTTPOptions.read(from: &h, defaultTimeout: .seconds(10))
+                if token != nil && options.bearerTokenFile != nil {
+                    sink.error(h.childPath("bearerTokenFile"), "give the token once: tokenFile and bearerTokenFile are the same setting")
+                }
+                if let b = body, case .object = b {} else if let b = body, case .array = b {} else if body != nil {
+                    sink.error(h.childPath("body"), "expected a JSON object or array (sent as the request body), found \(body?.typeName ?? "nothing")")
+                }
                 h.finish()
-                if let url { http = FeatureFlagHTTP(method: method, url: url, body: body, tokenFile: token) }
+                if let url {
+                    http = FeatureFlagHTTP(method: method.uppercased(), url: url, body: body,
+                                           tokenFile: token ?? options.bearerTokenFile, options: options)
+                }
             }
             let file = s.read("file", Read.absolutePath)
             if (s.has("http") ? 1 : 0) + (s.has("file") ? 1 : 0) != 1 {

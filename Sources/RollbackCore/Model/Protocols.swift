@@ -61,6 +61,13 @@ public struct RollbackPlan: Sendable, Equatable, Codable {
 
 /// A strategy-specific rollback: discovery, precheck, plan, and one phase at a time. Every phase is idempotent:
 /// running it again after a crash converges and never applies twice.
+///
+/// Contract (RollbackSystem's `ExecutionRunner` relies on it):
+/// - `plan` and `precheck` change nothing; a dry run is the plan printed.
+/// - `run(phase:of:)` stops within `phase.timeout` (its commands and requests carry that timeout) and, when it
+///   fails, leaves a clear state (e.g. config or nginx strategies put the previous files back when validation fails).
+/// - Strategies that cannot tell the live release (command, canary weights, flags) throw from `currentVersion`
+///   with a message saying to set `version` in thresholds.json.
 public protocol RollbackExecutor: Sendable {
     var strategyName: String { get }
     /// The version live now.

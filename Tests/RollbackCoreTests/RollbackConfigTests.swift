@@ -1,0 +1,116 @@
+import Testing
+@testable import RollbackCore
+
+@Suite struct RollbackConfigTests {
+    func parse(_ json: String) throws(ConfigError) -> RollbackConfig {
+        try RollbackConfig.parse(text: json, file: "thresholds.json")
+    }
+
+    func errors(_ json: String) -> [String] {
+        do {
+            _ = try parse(json)
+            return []
+        } catch {
+            return error.lines
+        }
+    }
+
+    @Test func readsEveryStrategy() throws {
+        let cases: [(String, String)] = [
+            (#"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current", "reload": ["systemctl", "reload", "a"]}}"#, "symlink"),
+            (#"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/etc/nginx/app.conf", "upstreamName": "app", "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"]}}}"#, "nginx-blue-green"),
+            (#"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "/run/haproxy/admin.sock", "backend": "app", "canaryServer": "canary"}}"#, "haproxy-canary"),
+            (#"{"strategy": "systemd-unit", "systemd-unit": {"template": "app@", "persist": false}}"#, "systemd-unit"),
+            (#"{"strategy": "kubernetes", "kubernetes": {"deployment": "web", "namespace": "prod"}}"#, "kubernetes"),
+            (#"{"strategy": "docker-swarm", "docker-swarm": {"service": "web", "image": "reg/web"}}"#, "docker-swarm"),
+            (#"{"strategy": "feature-flag", "feature-flag": {"flag": "new_checkout", "file": "/etc/app/flags.json"}}"#, "feature-flag"),
+            (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "put", "url": "https://flags.example/f", "body": {"on": false}, "tokenFile": "/etc/t", "timeout": "3s"}}}"#, "feature-flag"),
+            (#"{"strategy": "config", "config": {"files": ["/etc/app/app.conf"], "gitRepo": "/etc/app", "validate": ["app", "--check"]}}"#, "config"),
+            (#"{"strategy": "command", "command": {"argv": ["/usr/local/bin/deploy", "--rollback"]}}"#, "command"),
+        ]
+        for (json, name) in cases {
+            let c = try parse(json)
+            #expect(c.strategy.name == name)
+            #expect(c.phaseTimeout == .seconds(60))
+        }
+        guard case let .systemdUnit(s) = try parse(cases[3].0).strategy else { Issue.record("not systemd"); return }
+        #expect(s.persist == false)
+        #expect(s.unit("1.4.1") == "app@1.4.1.service")
+        guard case let .featureFlag(f) = try parse(cases[7].0).strategy, let http = f.http else { Issue.record("no http"); return }
+        #expect(http.method == "PUT")
+        #expect(http.tokenFile == "/etc/t")
+        #expect(http.options.timeout == .seconds(3))
+        #expect(http.body == .object([("on", .bool(false))]))
+    }
+
+    @Test(arguments: [
+        (#"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c"}, "migrationsDir": "/srv/db/migrate"}"#,
+         #"thresholds.json: rollback.migrationsDir: "/srv/db/migrate" is absolute but has no {version} placeholder"#),
+        (#"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "db/migrate"}"#,
+         #"thresholds.json: rollback.migrationsDir: "db/migrate" is relative to a release directory, which only the symlink strategy has"#),
+        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "GET", "url": "http://x/"}}}"#,
+         #"thresholds.json: rollback.feature-flag.http.method: "GET" is not one of POST, PUT, PATCH, DELETE"#),
+        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "tokenFile": "/a", "bearerTokenFile": "/b"}}}"#,
+         "thresholds.json: rollback.feature-flag.http.bearerTokenFile: give the token once"),
+        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "body": "flag=off"}}}"#,
+         "thresholds.json: rollback.feature-flag.http.body: expected a JSON object or array"),
+        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "file": "/a", "http": {"url": "http://x/"}}}"#,
+         "thresholds.json: rollback.feature-flag: needs exactly one of http or file"),
+        (#"{"strategy": "systemd-unit", "systemd-unit": {"template": "app@", "persist": "yes"}}"#,
+         "thresholds.json: rollback.systemd-unit.persist: expected true or false, found a string"),
+        (#"{"strategy": "command", "command": {"argv": "deploy --rollback"}}"#,
+         "thresholds.json: rollback.command.argv: expected an argv array"),
+        (#"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c", "relaod": ["x"]}}"#,
+         #"thresholds.json: rollback.symlink.relaod: unknown key (did you mean "reload"?)"#),
+    ])
+    func rejectsWithThePath(json: String, fragment: String) {
+        let lines = errors(json)
+        #expect(lines.contains { $0.hasPrefix(fragment) }, "\(lines)")
+    }
+
+    @Test func placesMigrationsDirectories() throws {
+        let relative = try parse(#"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current"}, "migrationsDir": "db/migrate"}"#)
+        #expect(relative.migrationsDirectory(for: "v1") == "/srv/a/releases/v1/db/migrate")
+        let absolute = try parse(#"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "/srv/a/{version}/migrations"}"#)
+        #expect(absolute.migrationsDirectory(for: "v2") == "/srv/a/v2/migrations")
+        #expect(try parse(#"{"strategy": "command", "command": {"argv": ["x"]}}"#).migrationsDirectory(for: "v2") == nil)
+    }
+
+    @Test func configGitPaths() {
+        let c = ConfigStrategy(files: ["/etc/app/conf.d/app.conf", "/etc/other/x.conf"], gitRepo: "/etc/app")
+        #expect(c.gitPath(for: "/etc/app/conf.d/app.conf") == "conf.d/app.conf")
+        #expect(c.gitPath(for: "/etc/other/x.conf") == "x.conf")
+        let d = ConfigStrategy(files: ["/etc/app/app.conf"], directory: "/srv/configs")
+        #expect(d.directoryCopy(of: "/etc/app/app.conf", version: "v1") == "/srv/configs/v1/app.conf")
+    }
+}
+
+@Suite struct RollbackMigrationCheckTests {
+    @Test(arguments: [
+        ("0003_add_index.up.sql", "0003_add_index"), ("20240101120000_create_users.rb", "20240101120000_create_users"),
+        ("V2__add.sql", "V2__add"), ("README", "README"), (".hidden", ".hidden"),
+    ])
+    func migrationIDs(file: String, id: String) {
+        #expect(MigrationCheck.migrationID(file) == id)
+    }
+
+    @Test func comparesTwoReleases() {
+        let c = MigrationCheck.compare(fromVersion: "v2", current: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "3_c.up.sql"],
+                                       toVersion: "v1", target: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "9_hotfix.sql"])
+        #expect(c.unknownToTarget == ["3_c"])
+        #expect(c.onlyInTarget == ["9_hotfix"])
+        #expect(c.targetLacksMigrations)
+        #expect(c.allowedAutomation(.full, compatible: false) == .semi)
+        #expect(c.allowedAutomation(.semi, compatible: false) == .semi)
+        #expect(c.allowedAutomation(.manual, compatible: false) == .manual)
+        #expect(c.allowedAutomation(.full, compatible: true) == .full)
+        #expect(c.gate(compatible: false) == GateResult(gate: "database", passed: false,
+            detail: "v1 lacks 1 migration(s) of v2 (3_c); automatic rollback demoted to semi: a human decides about the database (rollbackd never runs down-migrations)"))
+        #expect(c.gate(compatible: true).passed)
+        let same = MigrationCheck.compare(fromVersion: "v2", current: ["1_a.sql"], toVersion: "v1", target: ["1_a.sql"])
+        #expect(!same.targetLacksMigrations)
+        #expect(same.gate(compatible: false) == GateResult(gate: "database", passed: true, detail: "v1 knows every migration of v2"))
+        let many = MigrationCheck.compare(fromVersion: "b", current: (1...8).map { "\($0)_m.sql" }, toVersion: "a", target: [])
+        #expect(many.gate(compatible: false).detail.hasPrefix("a lacks 8 migration(s) of b (1_m, 2_m, 3_m, 4_m, 5_m and 3 more)"))
+    }
+}

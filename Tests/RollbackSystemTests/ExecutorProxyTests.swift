@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import RollbackCore
+@testable import RollbackSystem
+
+/// A real nginx (Debian's) under a temporary prefix on a free loopback port; the system nginx config is never read.
+struct NginxInstance {
+    var prefix: String
+    var port: Int
+    var binary: String
+    var conf: String { prefix + "/nginx.conf" }
+    var upstreamFile: String { prefix + "/upstream.conf" }
+    var pidFile: String { prefix + "/nginx.pid" }
+    var base: [String] { [binary, "-p", prefix + "/", "-c", conf, "-e", prefix + "/error.log"] }
+
+    static func start(dir: ScratchDir, upstream: String, reaper: Reaper) async throws -> NginxInstance {
+        guard let binary = Fixture.program("nginx") else {
+            throw FixtureError("nginx is not installed (make test-deps installs Debian's nginx)")
+        }
+        let prefix = dir.mkdirs("nginx")
+        dir.mkdirs("nginx/tmp")
+        try FileIO.writeAtomically(path: prefix + "/upstream.conf", bytes: Array(upstream.utf8), mode: 0o644)
+        var lastError = ""
+        for _ in 0..<3 {
+            let n = NginxInstance(prefix: prefix, port: Fixture.freePort(), binary: binary)
+            let conf = """
+                \(geteuid() == 0 ? "user root;" : "")
+                worker_processes 1;
+                pid \(n.pidFile);
+                error_log \(prefix)/error.log warn;
+                events { worker_connections 512; }
+                http {
+                    access_log off;
+                    client_body_temp_path \(prefix)/tmp/body;
+                    proxy_temp_path \(prefix)/tmp/proxy;
+                    fastcgi_temp_path \(prefix)/tmp/fastcgi;
+                    uwsgi_temp_path \(prefix)/tmp/uwsgi;
+                    scgi_temp_path \(prefix)/tmp/scgi;
+                    include \(n.upstreamFile);
+                    server {
+                        listen 127.0.0.1:\(n.port);
+                        location / { proxy_pass http://app; }
+                    }
+                }
+                """
+            try FileIO.writeAtomically(path: n.conf, bytes: Array(conf.utf8), mode: 0o644)
+            let r = try await ProcessRunner.run(n.base, timeout: .seconds(20))
+            if r.succeeded {
+                reaper.add(pidFile: n.pidFile)
+                return n
+            }
+            lastError = r.stderrText
+            if !lastError.contains("Address already in use") { break }
+        }
+        throw FixtureError("nginx did not start: \(lastError)")
+    }
+}
+
+/// A real HAProxy (Debian's) with a runtime API socket, on a free loopback port.
+struct HAProxyInstance {
+    var dir: String
+    var port: Int
+    var socket: String { dir + "/admin.sock" }
+
+    static func start(dir: ScratchDir, servers: [(String, Int)], reaper: Reaper) async throws -> HAProxyInstance {
+        guard let binary = Fixture.program("haproxy") else {
+            throw FixtureError("haproxy is not installed (make test-deps installs Debian's haproxy)")
+        }
+        let d = dir.mkdirs("haproxy")
+        var lastError = ""
+        for _ in 0..<3 {
+            let h = HAProxyInstance(dir: d, port: Fixture.freePort())
+            let cfg = """
+                global
+                    stats socket \(h.socket) mode 600 level admin
+                defaults
+                    mode http
+                    timeout connect 2s
+                    timeout client 10s
+                    timeout server 10s
+                frontend fe
+                    bind 127.0.0.1:\(h.port)
+                    default_backend app
+                backend app
+                    balance roundrobin
+                \(servers.map { "    server \($0.0) 127.0.0.1:\($0.1)" }.joined(separator: "\n"))
+
+                """
+            try FileIO.writeAtomically(path: d + "/haproxy.cfg", bytes: Array(cfg.utf8), mode: 0o644)
+            let r = try await ProcessRunner.run([binary, "-D", "-f", d + "/haproxy.cfg", "-p", d + "/haproxy.pid"], timeout: .seconds(20))
+            if r.succeeded {
+                reaper.add(pidFile: d + "/haproxy.pid")
+                for _ in 0..<100 where !FileIO.exists(h.socket) { try await Task.sleep(for: .milliseconds(20)) }
+                return h
+            }
+            lastError = r.stderrText
+            if !lastError.contains("ddress already in use") && !lastError.contains("cannot bind") { break }
+        }
+        throw FixtureError("haproxy did not start: \(lastError)")
+    }
+}
+
+@Suite struct ExecutorNginxTests {
+    @Test func switchesColourUnderLoadWithoutAFailedRequest() async throws {
+        let dir = ScratchDir("nginx")
+        defer { dir.remove() }
+        let reaper = Reaper()
+        defer { reaper.killAll() }
+        let blue = try await Fixture.serve(body: "v1")
+        reaper.add(blue.pid)
+        let green = try await Fixture.serve(body: "v2")
+        reaper.add(green.pid)
+
+        var strategy = NginxBlueGreenStrategy(upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
+                                              colors: ["blue": [blue.hostPort], "green": [green.hostPort], "broken": ["127.0.0.1:99999"]])
+        let initial = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state")).upstreamText(colour: "green")
+        let nginx = try await NginxInstance.start(dir: dir, upstream: initial, reaper: reaper)
+        strategy.test = nginx.base + ["-t", "-q"]
+        strategy.reload = nginx.base + ["-s", "reload"]
+        // Each colour reports its release at a version URL; the check URL goes through nginx.
+        strategy.versionURLs = ["blue": "http://\(blue.hostPort)/version", "green": "http://\(green.hostPort)/version"]
+        strategy.checkURL = "http://127.0.0.1:\(nginx.port)/healthz"
+        let exec = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state"))
+        #expect(try exec.activeColour() == "green")
+        #expect(try await exec.currentVersion() == "v2")
+        #expect(try await exec.availableVersions() == ["v1", "broken", "v2"])
+
+        let client = try await Fixture.client(url: "http://127.0.0.1:\(nginx.port)/", dir: dir)
+        reaper.add(client.pid)
+        try await Task.sleep(for: .milliseconds(300))
+
+        // A colour nginx rejects: `nginx -t` fails, the include is put back, nothing is reloaded.
+        let before = TestFiles.read(nginx.upstreamFile)
+        let rejected = try await runPlan(exec, from: "v2", to: "broken", incident: "inc-broken", state: dir.sub("state"))
+        guard case let .failed(phase, message) = rejected.status else { Issue.record("\(rejected.summary)"); return }
+        #expect(phase == "test")
+        #expect(message.contains("nginx -t") || message.contains("-t -q"), "\(message)")
+        #expect(message.contains("put the previous \(nginx.upstreamFile) back; nginx was not reloaded"), "\(message)")
+        #expect(TestFiles.read(nginx.upstreamFile) == before)
+
+        // The real switch, green -> blue, while the client keeps requesting through nginx.
+        try await exec.precheck(target: "v1")
+        await #expect { try await exec.precheck(target: "v7") } throws: { e in "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)" }
+        let outcome = try await runPlan(exec, from: "v2", to: "v1", incident: "inc-nginx", state: dir.sub("state"))
+        let done = Fixture.now()
+        #expect(outcome.status == .finished, "\(outcome.summary)")
+        try await Task.sleep(for: .milliseconds(700))
+        let result = try await Fixture.stop(client)
+        #expect(result.failed == 0, "failed requests: \(result.errors)")
+        #expect(result.ok > 50, "only \(result.ok) requests")
+        #expect((result.bodies["v2"] ?? 0) > 0 && (result.bodies["v1"] ?? 0) > 0, "\(result.bodies)")
+        #expect(result.transitions.last?.1 == "v1")
+        // nginx reloads asynchronously; soon after the executor returned only blue answers (generous bound: the
+        // test machine is shared).
+        if let last = result.transitions.last { #expect(last.0 < done + 2, "blue took over \(last.0 - done)s after the executor returned") }
+        // While old workers finish, old and new workers both answer for a moment; that overlap stays short.
+        let firstBlue = result.transitions.first { $0.1 == "v1" }?.0 ?? 0
+        let overlap = (result.transitions.last?.0 ?? 0) - firstBlue
+        #expect(overlap < 2, "green and blue alternated for \(overlap)s")
+        #expect(try exec.activeColour() == "blue")
+        #expect(try await exec.currentVersion() == "v1")
+        print("nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s")
+    }
+}
+
+@Suite struct ExecutorHAProxyTests {
+    @Test func drainedCanaryGetsNoNewRequests() async throws {
+        let dir = ScratchDir("haproxy")
+        defer { dir.remove() }
+        let reaper = Reaper()
+        defer { reaper.killAll() }
+        let stable = try await Fixture.serve(body: "stable")
+        reaper.add(stable.pid)
+        let canary = try await Fixture.serve(body: "canary")
+        reaper.add(canary.pid)
+        let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", stable.port), ("canary", canary.port)], reaper: reaper)
+        let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary"),
+                                         phaseTimeout: .seconds(5))
+        let servers = try await exec.servers()
+        #expect(servers.map(\.server) == ["stable", "canary"])
+        #expect(servers.allSatisfy { $0.takesNewRequests }, "\(servers)")
+        try await exec.precheck(target: "stable")
+
+        let client = try await Fixture.client(url: "http://127.0.0.1:\(haproxy.port)/", dir: dir)
+        reaper.add(client.pid)
+        try await Task.sleep(for: .milliseconds(300))
+        let outcome = try await runPlan(exec, from: "canary", to: "stable", state: dir.sub("state"))
+        #expect(outcome.status == .finished, "\(outcome.summary)")
+        let drained = try await exec.servers().first { $0.server == "canary" }
+        #expect(drained?.draining == true, "\(String(describing: drained))")
+        // Requests already on their way may finish; measure from a moment after the drain.
+        try await Task.sleep(for: .milliseconds(100))
+        let atDrain = try await Fixture.count(canary)
+        let stableAtDrain = try await Fixture.count(stable)
+        try await Task.sleep(for: .milliseconds(700))
+        let later = try await Fixture.count(canary)
+        let stableLater = try await Fixture.count(stable)
+        let result = try await Fixture.stop(client)
+        #expect(atDrain > 0, "the canary served nothing before the drain")
+        #expect(later == atDrain, "the canary got \(later - atDrain) new requests after the drain")
+        #expect(stableLater > stableAtDrain + 10, "the stable server stopped getting requests")
+        #expect(result.failed == 0, "\(result.errors)")
+        print("haproxy canary: canary served \(atDrain) before the drain and \(later - atDrain) after; stable +\(stableLater - stableAtDrain) in 0.7s; \(result.failed) failed")
+
+        // Draining again is harmless (idempotent), and a precheck now refuses to drain the last server.
+        #expect(try await runPlan(exec, from: "canary", to: "stable", incident: "inc-2", state: dir.sub("state")).status == .finished)
+        let last = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "stable"),
+                                         phaseTimeout: .seconds(5))
+        await #expect { try await last.precheck(target: "x") } throws: { e in
+            "\(e)" == "haproxy-canary: draining app/stable would leave backend app with no server taking requests"
+        }
+        let unknown = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "nope"),
+                                            phaseTimeout: .seconds(5))
+        await #expect { try await unknown.precheck(target: "x") } throws: { e in
+            "\(e)" == "haproxy-canary: backend app has no server nope (servers: stable, canary)"
+        }
+        let noSocket = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: dir.sub("missing.sock"), backend: "app", canaryServer: "canary"),
+                                             phaseTimeout: .seconds(5))
+        await #expect { try await noSocket.precheck(target: "x") } throws: { e in
+            "\(e)" == "haproxy-canary: \(dir.sub("missing.sock")): connect: No such file or directory (command \"show servers state app\")"
+        }
+    }
+
+    @Test func weightModeSetsWeightZero() async throws {
+        let dir = ScratchDir("haproxy")
+        defer { dir.remove() }
+        let reaper = Reaper()
+        defer { reaper.killAll() }
+        let a = try await Fixture.serve(body: "a")
+        reaper.add(a.pid)
+        let b = try await Fixture.serve(body: "b")
+        reaper.add(b.pid)
+        let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", a.port), ("canary", b.port)], reaper: reaper)
+        let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary", mode: "weight"),
+                                         phaseTimeout: .seconds(5))
+        #expect(try await runPlan(exec, from: "x", to: "y", state: dir.sub("state")).status == .finished)
+        let canary = try await exec.servers().first { $0.server == "canary" }
+        #expect(canary?.userWeight == 0)
+        #expect(canary?.takesNewRequests == false)
+    }
+}
