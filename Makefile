@@ -17,8 +17,11 @@ TEST_PIPS += prometheus-client
 # notify: a real systemd-journald (started by the tests) and journalctl; the independent Standard Webhooks verifier.
 TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
+# systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
+TEST_DEBS += systemd debootstrap systemd-container
 
 .PHONY: all deps test-deps build release test demo clean
+.PHONY: install install-files uninstall
 
 all: build
 
@@ -53,3 +56,67 @@ demo: build
 
 clean:
 	rm -rf .build
+
+## install: the release binary (static Swift runtime), the systemd units, the rollbackd user, the journal catalog
+## and the default config. PREFIX (default /usr/local) and DESTDIR as usual; with DESTDIR set nothing is run on
+## the build machine (no user, no catalog update, no daemon-reload): a package's scripts do that.
+# Units go where systemd looks for locally installed units ($(PREFIX)/lib/systemd/system is in its search path for
+# /usr/local and /usr), so /etc/systemd/system stays the administrator's: `systemctl edit` drop-ins there override
+# ours and survive `make uninstall`. Any other PREFIX is not searched by systemd: then the units go to /etc.
+BINDIR ?= $(PREFIX)/bin
+SYSTEMD_LIBDIR = $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib,/etc)
+UNITDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib/systemd/system,/etc/systemd/system)
+SYSUSERSDIR ?= $(SYSTEMD_LIBDIR)/sysusers.d
+CATALOGDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib/systemd/catalog,/usr/lib/systemd/catalog)
+CONFDIR ?= /etc/rollbackd
+DOCDIR ?= $(PREFIX)/share/doc/rollbackd
+INSTALL_BIN ?= .build/release/rollbackd
+UNITS := rollbackd.service rollbackd@.service rollbackd-exec.socket rollbackd-exec@.service
+
+install: release
+	$(MAKE) --no-print-directory install-files INSTALL_BIN=.build/release/rollbackd
+
+## install-files: install without building (INSTALL_BIN names the binary); used by `install` and the container test.
+install-files:
+	@test -x "$(INSTALL_BIN)" || { echo "install: no binary at $(INSTALL_BIN) (make release first)" >&2; exit 1; }
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) \
+	  $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/rollbackd
+	@for u in $(UNITS); do \
+	  sed -e 's|/usr/local/bin/rollbackd|$(BINDIR)/rollbackd|g' -e 's|/usr/local/share/doc/rollbackd|$(DOCDIR)|g' \
+	    systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	  mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u && echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
+	done
+	install -m 0644 systemd/rollbackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@if [ -f systemd/rollbackd.catalog ]; then \
+	  install -d -m 0755 $(DESTDIR)$(CATALOGDIR) && \
+	  install -m 0644 systemd/rollbackd.catalog $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog && \
+	  echo "installed $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog"; fi
+	@# The schema describes this version's format: always the shipped one.
+	@if [ -f thresholds.schema.json ]; then \
+	  install -m 0644 thresholds.schema.json $(DESTDIR)$(CONFDIR)/thresholds.schema.json && \
+	  echo "installed $(DESTDIR)$(CONFDIR)/thresholds.schema.json"; fi
+	@# The config is the operator's: never overwritten.
+	@fresh=""; \
+	if [ -e $(DESTDIR)$(CONFDIR)/thresholds.json ]; then \
+	  echo "kept the existing $(DESTDIR)$(CONFDIR)/thresholds.json (the shipped default is $(DOCDIR)/thresholds.json)"; \
+	else \
+	  install -m 0640 thresholds.json $(DESTDIR)$(CONFDIR)/thresholds.json && fresh=$(CONFDIR)/thresholds.json && \
+	  echo "installed $(DESTDIR)$(CONFDIR)/thresholds.json"; \
+	fi; \
+	install -m 0644 thresholds.json $(DESTDIR)$(DOCDIR)/thresholds.json; \
+	if [ -z "$(DESTDIR)" ]; then sh systemd/post-install.sh $(SYSUSERSDIR)/rollbackd.conf $$fresh; fi
+
+## uninstall: remove what install put there, except the config, the state and the rollbackd user.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+	  systemctl disable --now rollbackd.service rollbackd-exec.socket 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(BINDIR)/rollbackd $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+	  $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog \
+	  $(DESTDIR)$(CONFDIR)/thresholds.schema.json
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@if [ -z "$(DESTDIR)" ]; then \
+	  command -v journalctl >/dev/null && journalctl --update-catalog || true; \
+	  [ -d /run/systemd/system ] && systemctl daemon-reload || true; fi
+	@echo "kept $(CONFDIR)/ (your config), /var/lib/rollbackd/ (state) and the rollbackd user and group"

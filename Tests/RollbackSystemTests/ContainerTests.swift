@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import RollbackCore
+@testable import RollbackSystem
+
+/// A real systemd (Debian bookworm, debootstrap + systemd-nspawn, driven by Tests/Integration/container.sh) with
+/// rollbackd installed the way `make install` installs it. What is checked here does not need the daemon's run
+/// loop: the units load, the user exists, the executor socket admits only root and group rollbackd, and both
+/// sandboxes let the real binary (or a stand-in for `rollbackd execute`) do exactly what the shipped strategy needs.
+/// The daemon scenarios of issue 6 (scenario-* in container.sh) are wired in once `rollbackd run` exists.
+@Suite struct ContainerTests {
+    static let script = RepoPaths.root + "/Tests/Integration/container.sh"
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Runs `container.sh ARGS…`; a failure carries the script's own reason (its stderr).
+    @discardableResult
+    static func sh(_ args: [String], timeout: Interval = .seconds(60)) async throws -> String {
+        let r = try await ProcessRunner.run([script] + args,
+                                            environment: ["ROLLBACKD_BIN": RepoPaths.binary], timeout: timeout)
+        guard r.succeeded else {
+            throw Failure(description: "container.sh \(ProcessRunner.display(args)): \(r.summary(timeout: timeout))\n" +
+                          r.stderrText.split(separator: "\n").suffix(25).joined(separator: "\n"))
+        }
+        return r.stdoutText.trimmingSuffix("\n")
+    }
+
+    @discardableResult
+    static func inside(_ name: String, _ argv: [String], timeout: Interval = .seconds(60)) async throws -> String {
+        try await sh(["exec", name] + argv, timeout: timeout)
+    }
+
+    /// connect() to the executor socket as `user`; returns errno (0 = connected).
+    static func connectErrno(_ name: String, as user: String, group: String) async throws -> String {
+        let probe = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect("/run/rollbackd-exec.sock")
+        except OSError as e:
+            print(e.errno); sys.exit(0)
+        print(0)
+        """
+        let groups = user == "nobody" ? "--clear-groups" : "--init-groups"
+        return try await inside(name, ["setpriv", "--reuid=" + user, "--regid=" + group, groups, "python3", "-c", probe])
+    }
+
+    @Test(.timeLimit(.minutes(15)))
+    func installedUnitsInARealSystemd() async throws {
+        guard access(RepoPaths.binary, X_OK) == 0 else {
+            Issue.record("no rollbackd binary at \(RepoPaths.binary): run `swift build` first")
+            return
+        }
+        // A fresh machine debootstraps once (about 1.5 min); later runs reuse the cached root.
+        try await Self.sh(["prepare"], timeout: .minutes(12))
+        let name = "rbd-smoke-\(getpid())"
+        try await Self.sh(["boot", name], timeout: .seconds(120))
+        do {
+            try await checks(name)
+        } catch {
+            _ = try? await Self.sh(["stop", name])
+            throw error
+        }
+        try await Self.sh(["stop", name])
+    }
+
+    func checks(_ name: String) async throws {
+        try await Self.sh(["install", name])
+
+        // The units load, from where `make install` puts them.
+        let cat = try await Self.inside(name, ["systemctl", "cat", "rollbackd.service", "rollbackd@example-api.service",
+                                               "rollbackd-exec.socket", "rollbackd-exec@0-1-2.service"])
+        #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd.service"))
+        #expect(cat.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json"))
+        #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd@.service"))
+        #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd-exec.socket"))
+        let load = try await Self.inside(name, ["systemctl", "show", "-P", "LoadState", "rollbackd.service",
+                                                "rollbackd@example-api.service", "rollbackd-exec.socket",
+                                                "rollbackd-exec@0-1-2.service"])
+        #expect(load.split(separator: "\n") == ["loaded", "loaded", "loaded", "loaded"], "LoadState: \(load)")
+
+        // The system user, and the config handed to its group.
+        let user = try await Self.inside(name, ["getent", "passwd", "rollbackd"])
+        #expect(user.hasPrefix("rollbackd:x:") && user.hasSuffix(":/var/lib/rollbackd:/usr/sbin/nologin"), "\(user)")
+        let config = try await Self.inside(name, ["stat", "-c", "%a %U:%G", "/etc/rollbackd/thresholds.json"])
+        #expect(config == "640 root:rollbackd")
+
+        // The executor socket: root:rollbackd 0660, listening; nobody is refused, rollbackd gets in.
+        try await Self.inside(name, ["systemctl", "start", "rollbackd-exec.socket"])
+        let socket = try await Self.inside(name, ["stat", "-c", "%a %U:%G %F", "/run/rollbackd-exec.sock"])
+        #expect(socket == "660 root:rollbackd socket")
+        let active = try await Self.inside(name, ["systemctl", "is-active", "rollbackd-exec.socket"])
+        #expect(active == "active")
+        #expect(try await Self.connectErrno(name, as: "nobody", group: "nogroup") == "13",
+                "a user outside group rollbackd must get EACCES (13)")
+        #expect(try await Self.connectErrno(name, as: "rollbackd", group: "rollbackd") == "0")
+        let accepted = try await Self.inside(name, ["systemctl", "show", "-P", "NAccepted", "rollbackd-exec.socket"])
+        #expect(accepted == "1", "the socket accepted \(accepted) connections; only rollbackd's should count")
+
+        // The journal catalog, once systemd/rollbackd.catalog is in the tree: installed where journalctl reads it.
+        if access(RepoPaths.root + "/systemd/rollbackd.catalog", R_OK) == 0 {
+            let catalog = try await Self.inside(name, ["journalctl", "--list-catalog"])
+            #expect(catalog.contains("rollbackd"), "journalctl --list-catalog has no rollbackd entry")
+        }
+
+        // The sandboxes, for real.
+        let daemon = try await Self.sh(["probe-daemon-sandbox", name])
+        #expect(daemon.hasPrefix("probe-daemon-sandbox:"))
+        let exec = try await Self.sh(["probe-exec-sandbox", name])
+        #expect(exec.hasPrefix("probe-exec-sandbox:"))
+    }
+}
+
+extension ContainerTests {
+    /// The config the daemon scenarios in container.sh run with (and the invalid variant scenario-reload writes)
+    /// must be what `rollbackd check` accepts (and rejects), so a scenario fails for the daemon, not its input.
+    @Test func scenarioConfigIsValid() async throws {
+        let dir = "/tmp/rollbackd-scenario-config-\(getpid())"
+        try FileIO.makeDirectories(dir, mode: 0o700)
+        defer { _ = ProcessRunner.runBlocking(["/bin/rm", "-rf", dir], environment: [:], stdin: [], timeout: .seconds(10), maxOutputBytes: 1024) }
+        for (i, args) in [["scenario-config"],
+                          ["scenario-config", "1s", #"["/bin/sh", "-c", "sleep 4; exec /usr/bin/systemctl restart example-api.service"]"#]]
+            .enumerated() {
+            let config = try await Self.sh(args)
+            let path = dir + "/scenario-\(i).json"
+            try FileIO.writeAtomically(path: path, bytes: Array(config.utf8), mode: 0o600)
+            let r = try await ProcessRunner.run([RepoPaths.binary, "check", path], timeout: .seconds(30))
+            #expect(r.succeeded, "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
+            let invalid = dir + "/scenario-\(i)-invalid.json"
+            try FileIO.writeAtomically(path: invalid, bytes: Array(config.replacing("\"automation\": \"full\"", with: "\"automation\": \"fulll\"").utf8), mode: 0o600)
+            let bad = try await ProcessRunner.run([RepoPaths.binary, "check", invalid], timeout: .seconds(30))
+            #expect(bad.termination == .exited(1) && bad.stderrText.contains("fulll"))
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        var s = self
+        while s.hasSuffix(suffix) { s.removeLast(suffix.count) }
+        return s
+    }
+}
