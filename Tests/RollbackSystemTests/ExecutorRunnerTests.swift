@@ -67,7 +67,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }
         #expect(phase == "command")
         #expect(message == "command: \(dir.sub("hang.sh")): timed out after 400ms")
-        #expect(took < 5, "took \(took)s")
+        #expect(took < 15, "took \(took)s: the 30 s script must be stopped near its timeout")
     }
 
     @Test func aFinishedPlanRunAgainRunsNothing() async throws {

@@ -203,11 +203,6 @@ enum Fixture {
     }
 }
 
-struct FixtureError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
-
 /// Kills the listed processes (tests' clean-up: `defer { reaper.killAll() }`).
 final class Reaper: @unchecked Sendable {
     private var pids: [pid_t] = []

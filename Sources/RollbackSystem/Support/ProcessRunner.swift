@@ -119,12 +119,19 @@ public enum ProcessRunner {
 
         var pid: pid_t = 0
         let started = monotonicMs()
-        let rc = withCStrings(argv) { cArgv in
-            withCStrings(envStrings) { cEnv in
-                program.contains("/")
-                    ? posix_spawn(&pid, program, &actions, &attr, cArgv, cEnv)
-                    : posix_spawnp(&pid, program, &actions, &attr, cArgv, cEnv)
+        var rc: Int32 = 0
+        // ETXTBSY: a script just written is still open for writing in a child another thread is spawning
+        // (the moment between its fork and exec). It passes within milliseconds; retry a few times.
+        for attempt in 0..<20 {
+            rc = withCStrings(argv) { cArgv in
+                withCStrings(envStrings) { cEnv in
+                    program.contains("/")
+                        ? posix_spawn(&pid, program, &actions, &attr, cArgv, cEnv)
+                        : posix_spawnp(&pid, program, &actions, &attr, cArgv, cEnv)
+                }
             }
+            if rc != ETXTBSY { break }
+            usleep(useconds_t(5_000 * (attempt + 1)))
         }
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard rc == 0 else {
