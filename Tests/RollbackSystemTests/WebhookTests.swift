@@ -281,7 +281,7 @@ struct WebhookSystemTests {
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let identifier = uniqueIdentifier("rbage")
         let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(closedPort())/ok", secretFile: dir + "/secret")],
-                                                          identifier: identifier, maxAge: .ms(400)),
+                                                          identifier: identifier, maxAge: .seconds(3)),
                                      service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
                                      journalWriter: JournalWriter(target: .journal))
         await notifier.start()
@@ -295,7 +295,7 @@ struct WebhookSystemTests {
         #expect(stats["down"]?.dropped == 1 && (stats["down"]?.failedAttempts ?? 0) >= 2)
         let failures = try await journalEntries(["SYSLOG_IDENTIFIER=\(identifier)", "ROLLBACKD_EVENT=delivery_failed"])
         try #require(failures.count == 1)
-        #expect(failures[0]["MESSAGE"]?.contains("longer than maxAge 400ms") == true, "\(failures[0]["MESSAGE"] ?? "")")
+        #expect(failures[0]["MESSAGE"]?.contains("longer than maxAge 3s") == true, "\(failures[0]["MESSAGE"] ?? "")")
         #expect(failures[0]["ROLLBACKD_INCIDENT"] == "inc-old")
         // The first failed attempt was journaled as a warning too.
         let warnings = try await journalEntries(["SYSLOG_IDENTIFIER=\(identifier)", "ROLLBACKD_WEBHOOK=down", "PRIORITY=4"])

@@ -18,19 +18,27 @@ public struct DaemonWorld: Sendable {
     public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult
     /// Checks smoke URLs; returns one line per failure.
     public var smoke: @Sendable ([String]) async -> [String]
+    /// An incident changed (write its report, refresh webhook summaries).
+    public var incidentChanged: @Sendable (Incident) async -> Void
+    /// Finish what was accepted (spool writes) before this world is replaced or the daemon exits.
+    public var shutdown: @Sendable () async -> Void
 
     public init(sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
                 readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
                 deployable: @escaping @Sendable () async -> Set<String>?,
                 notify: @escaping @Sendable (Event) async -> Void,
                 executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult,
-                smoke: @escaping @Sendable ([String]) async -> [String]) {
+                smoke: @escaping @Sendable ([String]) async -> [String],
+                incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
+                shutdown: @escaping @Sendable () async -> Void = {}) {
         self.sample = sample
         self.readVersion = readVersion
         self.deployable = deployable
         self.notify = notify
         self.executeRollback = executeRollback
         self.smoke = smoke
+        self.incidentChanged = incidentChanged
+        self.shutdown = shutdown
     }
 }
 
@@ -170,7 +178,8 @@ public actor Daemon {
             task.cancel()
             await task.value
         }
-        saveState()
+        await saveState()
+        await world.shutdown()
     }
 
     public func stop() {
@@ -196,7 +205,7 @@ public actor Daemon {
         if let order = out.rollback { startRollback(order) }
         ticks += 1
         lastTickMs = Self.monotonicMs() - started
-        saveState()
+        await saveState()
         systemd.status(statusLine())
         systemd.watchdog()
     }
@@ -214,13 +223,13 @@ public actor Daemon {
 
     private func phaseDone(_ phase: String, ok: Bool, detail: String) async {
         for e in engine.rollbackPhase(phase, ok: ok, detail: detail, now: Self.wallNow()) { await emit(e) }
-        saveState()
+        await saveState()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
         for e in engine.rollbackFinished(result, now: Self.wallNow()) { await emit(e) }
-        saveState()
+        await saveState()
         systemd.status(statusLine())
     }
 
@@ -228,9 +237,13 @@ public actor Daemon {
         await world.notify(event)
     }
 
-    private func saveState() {
+    private func saveState() async {
         let state = engine.state
         guard state != lastSavedState else { return }
+        let before = Dictionary((lastSavedState?.incidents ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for incident in state.incidents where before[incident.id] != incident {
+            await world.incidentChanged(incident)
+        }
         do {
             try store.save(state)
             lastSavedState = state
@@ -257,7 +270,9 @@ public actor Daemon {
             let loaded = try Self.loadConfig(options)
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
             engine.reconfigure(loaded.thresholds)
+            let old = world
             world = newWorld
+            await old.shutdown()
             await emit(Event(kind: .configLoaded, at: now,
                              message: "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
                              severity: .low, reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
@@ -297,7 +312,7 @@ public actor Daemon {
         let out = try body(&engine, Self.wallNow())
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
-        saveState()
+        await saveState()
         systemd.status(statusLine())
         return out
     }

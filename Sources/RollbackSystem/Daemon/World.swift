@@ -1,0 +1,103 @@
+import RollbackCore
+
+/// Carries out one rollback order: lock, resume-or-plan, precheck, database gate, backup hook, then the phases
+/// through the journaled runner. Every stop before the first phase changes nothing and is reported as a gate.
+public enum RollbackJob {
+    public static func run(_ order: RollbackOrder, config: RollbackConfig, executor: any RollbackExecutor,
+                           stateDirectory: String, now: @Sendable () -> Timestamp,
+                           phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult {
+        let lock: RollbackLock
+        do {
+            lock = try RollbackLock.acquire(stateDirectory: stateDirectory, holder: "rollbackd incident \(order.incident)")
+        } catch {
+            return .refused(GateResult(gate: "lock", passed: false, detail: "\(error)"))
+        }
+        defer { lock.release() }
+        let runner = ExecutionRunner(executor: executor, stateDirectory: stateDirectory)
+        let plan: RollbackPlan
+        let pending: ExecutionJournal?
+        do { pending = try ExecutionRunner.pending(stateDirectory: stateDirectory) } catch {
+            return .refused(GateResult(gate: "lock", passed: false, detail: error.description))
+        }
+        if let p = pending, p.plan.incident == order.incident, p.plan.to == order.to {
+            // Resuming after a crash: the gates passed before the first phase ran; completed phases are skipped.
+            plan = p.plan
+        } else {
+            plan = executor.plan(from: order.from, to: order.to, incident: order.incident)
+            do {
+                try await executor.precheck(target: order.to)
+            } catch {
+                return .refused(GateResult(gate: "precheck", passed: false, detail: "\(error)"))
+            }
+            do {
+                if let check = try ReleaseMigrations.check(config, from: order.from, to: order.to) {
+                    let gate = check.gate(compatible: config.migrationsCompatible)
+                    if !gate.passed && order.automatic { return .demotedToApproval(gate.detail) }
+                }
+            } catch {
+                return .refused(GateResult(gate: "database", passed: false, detail: error.description))
+            }
+            if let backup = config.backup {
+                do {
+                    let r = try await BackupHook.run(backup, at: now(), from: order.from, to: order.to,
+                                                     incident: order.incident, timeout: config.phaseTimeout)
+                    await phase("backup", true, "\(r.name) in \(ValueFormat.trim(r.seconds))s")
+                } catch {
+                    return .refused(GateResult(gate: "backup", passed: false, detail: error.description))
+                }
+            }
+        }
+        let outcome = await runner.execute(plan, holding: lock) { report in
+            switch report.state {
+            case .completed, .skipped: await phase(report.phase.name, true, report.text)
+            case .failed: await phase(report.phase.name, false, report.text)
+            case .started: break
+            }
+        }
+        switch outcome.status {
+        case .finished, .alreadyFinished: return .succeeded
+        case let .failed(phase, message): return .failed("phase \(phase): \(message)")
+        case let .refused(why): return .refused(GateResult(gate: "lock", passed: false, detail: why))
+        case let .interrupted(phase): return .failed("interrupted during phase \(phase); it resumes on restart")
+        }
+    }
+}
+
+/// Builds the real world for a configuration: libcurl sources, the strategy's executor, journald and webhooks.
+public enum RealWorld {
+    public static func make(_ config: Thresholds, stateDirectory: String, journal: JournalTarget = .automatic) throws -> DaemonWorld {
+        let executor = Executors.make(config.rollback, stateDirectory: stateDirectory)
+        let sampler = Sampler(thresholds: config, strategyVersion: { try await executor.currentVersion() })
+        let notifier = EventNotifier(config: config.notify, service: config.service,
+                                     spoolDirectory: EventNotifier.spoolDirectory(stateDirectory: stateDirectory),
+                                     journalWriter: JournalWriter(target: journal))
+        let reports = IncidentReportWriter(stateDirectory: stateDirectory)
+        let started = Task { await notifier.start() }
+        let smokeOptions = HTTPOptions()
+        return DaemonWorld(
+            sample: { now in await sampler.sample(now: now) },
+            readVersion: { await sampler.readVersion() },
+            deployable: {
+                if let repo = config.rollback.gitTagsRepo, let tags = try? await GitTags.list(repo: repo) { return Set(tags) }
+                guard let versions = try? await executor.availableVersions(), !versions.isEmpty else { return nil }
+                return Set(versions)
+            },
+            notify: { event in
+                await started.value
+                await notifier.notify(event)
+            },
+            executeRollback: { order, phase in
+                await RollbackJob.run(order, config: config.rollback, executor: executor, stateDirectory: stateDirectory,
+                                      now: { Daemon.wallNow() }, phase: phase)
+            },
+            smoke: { urls in await ProbeSource.failures(of: urls, options: smokeOptions) },
+            incidentChanged: { incident in
+                notifier.incidentUpdated(incident)
+                _ = await BlockingThread.run { try? reports.write(incident, thresholds: config) }
+            },
+            shutdown: {
+                await started.value
+                await notifier.stop()
+            })
+    }
+}

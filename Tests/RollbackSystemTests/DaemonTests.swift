@@ -1,0 +1,168 @@
+import Testing
+import RollbackCore
+@testable import RollbackSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real daemon (`rollbackd run`) guarding the real demo service on loopback: a bad release is detected,
+/// rolled back with the symlink strategy, verified, reported, and the control socket and reload behave.
+@Suite(.serialized) struct DaemonTests {
+    final class Scene {
+        let dir: String
+        let port: Int
+        var pids: [pid_t] = []
+        var traffic: Task<Void, Never>?
+
+        init() throws {
+            var template = Array("/tmp/rollbackd-daemon-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
+            dir = String(cString: made)
+            port = Int.random(in: 20000...29999)
+            for (v, rate) in [("v1", 0.0), ("v2", 0.6)] {
+                try FileIO.makeDirectories("\(dir)/releases/\(v)")
+                try FileIO.writeAtomically(path: "\(dir)/releases/\(v)/release.json",
+                                           bytes: Array(#"{"version": "\#(v)", "errorRate": \#(rate), "latencyMs": 2}"#.utf8), mode: 0o644)
+            }
+            _ = symlink("\(dir)/releases/v1", "\(dir)/current")
+            try writeConfig(interval: "1s")
+        }
+
+        func writeConfig(interval: String, extra: String = "") throws {
+            let json = """
+            {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
+             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+                                        "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
+             "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
+                           "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
+             "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"}},
+             "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}}
+            """
+            try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
+        }
+
+        func spawn(_ argv: [String], log: String) throws -> pid_t {
+            var pid: pid_t = 0
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            var attr = posix_spawnattr_t()
+            posix_spawnattr_init(&attr)
+            defer { posix_spawnattr_destroy(&attr) }
+            var mask = sigset_t()
+            sigemptyset(&mask)
+            posix_spawnattr_setsigmask(&attr, &mask)
+            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+            defer { for p in cargs { free(p) } }
+            let rc = posix_spawn(&pid, argv[0], &actions, &attr, &cargs, environ)
+            guard rc == 0 else { throw FixtureError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
+            pids.append(pid)
+            return pid
+        }
+
+        func startService() throws {
+            let bin = FileIO.directory(of: RepoPaths.binary) + "/rollbackd-demo-service"
+            guard FileIO.exists(bin) else { throw FixtureError("\(bin) is missing: swift build builds it") }
+            _ = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
+            let url = "http://127.0.0.1:\(port)"
+            traffic = Task.detached {
+                let client = HTTPClient(maxConnections: 8)
+                while !Task.isCancelled {
+                    _ = await client.sendAll((0..<4).map { _ in HTTPRequest.get(url + "/api/x", options: HTTPOptions()) })
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
+
+        func startDaemon() throws -> pid_t {
+            try spawn([RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
+                       "--socket", "\(dir)/control.sock", "--log-target", "stderr"], log: "\(dir)/daemon.log")
+        }
+
+        func control(_ members: [(key: String, value: JSONValue)]) throws -> JSONValue {
+            try ControlClient.send(.object(members), socket: "\(dir)/control.sock")
+        }
+
+        var log: String { String(decoding: (try? FileIO.readAll(path: "\(dir)/daemon.log")) ?? [], as: UTF8.self) }
+
+        func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
+            let deadline = Daemon.monotonicMs() + Int64(seconds * 1000)
+            while !condition() {
+                if Daemon.monotonicMs() > deadline { throw FixtureError("timed out after \(seconds)s waiting for \(what); daemon log:\n\(log)") }
+                usleep(100_000)
+            }
+        }
+
+        func current() -> String {
+            var buf = [CChar](repeating: 0, count: 4096)
+            let n = readlink("\(dir)/current", &buf, buf.count - 1)
+            return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        }
+
+        func deploy(_ v: String) {
+            _ = symlink("\(dir)/releases/\(v)", "\(dir)/current.new")
+            _ = rename("\(dir)/current.new", "\(dir)/current")
+        }
+
+        deinit {
+            traffic?.cancel()
+            for p in pids { kill(p, SIGKILL); var st: Int32 = 0; waitpid(p, &st, 0) }
+        }
+    }
+
+    @Test func aBadReleaseIsRolledBackVerifiedAndReported() throws {
+        let s = try Scene()
+        try s.startService()
+        _ = try s.startDaemon()
+        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        s.deploy("v2")
+        try s.waitFor(30, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
+        try s.waitFor(30, "verification") { s.log.contains("verification_passed") }
+        // Exactly one rollback; the incident report is on disk; the state remembers v2 as rolled back from.
+        #expect(s.log.components(separatedBy: "rollback_started").count - 1 == 1)
+        try s.waitFor(10, "the closed incident saved") {
+            (try? StateStore(directory: "\(s.dir)/state").load())??.incidents.first?.outcome == .rolledBack
+        }
+        let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
+        #expect(state.ledger.release("v2")?.rolledBackFromAt != nil)
+        let incident = try #require(state.incidents.first)
+        #expect(incident.outcome == .rolledBack)
+        #expect(FileIO.exists("\(s.dir)/state/incidents/\(incident.id).md"))
+        // The control socket reports it.
+        let status = try s.control([("command", .string("status"))])
+        #expect(status["report"]?["current"] == .string("v1"))
+        #expect(status["report"]?["knownGood"] == .string("v1"))
+    }
+
+    @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() throws {
+        let s = try Scene()
+        try s.startService()
+        let daemon = try s.startDaemon()
+        try s.waitFor(30, "the first tick") { s.log.contains("release_deployed") }
+        // An invalid file on disk: rejected, the daemon keeps running the old table.
+        try FileIO.writeAtomically(path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
+        try s.waitFor(15, "config_rejected") { s.log.contains("config_rejected") }
+        #expect(s.log.contains("interval: \"1x\" is not a duration"))
+        // SIGHUP with a valid one: loaded.
+        try s.writeConfig(interval: "1s")
+        kill(daemon, SIGHUP)
+        try s.waitFor(15, "config reloaded") { s.log.contains("Configuration reloaded") }
+        // The pause command is an event naming the caller.
+        let paused = try s.control([("command", .string("pause")), ("for", .string("1s"))])
+        #expect(paused["ok"] == .bool(true))
+        try s.waitFor(10, "pause event") { s.log.contains("uid \(getuid()) paused automation") }
+        // kill -9, restart: the state (known-good v1) survives and nothing is rolled back.
+        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        kill(daemon, SIGKILL)
+        var st: Int32 = 0
+        waitpid(daemon, &st, 0)
+        _ = try s.startDaemon()
+        try s.waitFor(15, "restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
+        let status = try s.control([("command", .string("status"))])
+        #expect(status["report"]?["knownGood"] == .string("v1"))
+        #expect(!s.log.contains("rollback_started"))
+    }
+}
