@@ -39,15 +39,7 @@ struct ExecutorOptions: ParsableArguments {
         }
     }
 
-    var incidentID: String { incident ?? "manual-\(Clock.now().compactUTC)" }
-}
-
-enum Clock {
-    static func now() -> Timestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-    }
+    var incidentID: String { incident ?? "manual-\(SystemTime.now().compactUTC)" }
 }
 
 enum StateDirectory {
@@ -165,7 +157,7 @@ struct RunPlan: AsyncParsableCommand {
             }
             if let backup = t.rollback.backup {
                 do {
-                    let r = try await BackupHook.run(backup, at: Clock.now(), from: from, to: options.to,
+                    let r = try await BackupHook.run(backup, at: SystemTime.now(), from: from, to: options.to,
                                                      incident: plan.incident, timeout: t.rollback.phaseTimeout)
                     print("backup \(r.name): done in \(ValueFormat.trim(r.seconds))s")
                 } catch {

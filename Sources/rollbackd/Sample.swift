@@ -38,7 +38,7 @@ struct Sample: AsyncParsableCommand {
         let sampler = Sampler(thresholds: thresholds)
         var last: SamplerTick?
         for i in 1...count {
-            let tick = await sampler.tick(now: SystemWallClock.now())
+            let tick = await sampler.tick(now: SystemTime.now())
             print(json ? TickFormat.jsonLines(tick, index: i, thresholds: thresholds)
                        : TickFormat.text(tick, index: i, thresholds: thresholds), terminator: "")
             fflush(nil) // one tick at a time, also through a pipe

@@ -104,7 +104,7 @@ case "probe":
     var times: [Double] = []
     for tick in 1...ticks {
         let start = monotonic()
-        let result = await sampler.tick(now: SystemWallClock.now())
+        let result = await sampler.tick(now: SystemTime.now())
         let took = monotonic() - start
         times.append(took)
         let shown = result.samples["health"].map { $0.number.map { "unhealthy ratio \($0)" } ?? "no data: \($0.reason ?? "")" } ?? "-"

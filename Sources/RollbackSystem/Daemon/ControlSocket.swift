@@ -91,7 +91,7 @@ public enum ControlHandler {
             switch command {
             case "status":
                 let snap = await daemon.snapshot()
-                let now = Daemon.wallNow()
+                let now = SystemTime.now()
                 return success(snap.status, [
                     ("report", StatusReport.json(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)),
                     ("text", .string(StatusReport.text(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now))),

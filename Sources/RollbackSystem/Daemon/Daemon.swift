@@ -110,28 +110,17 @@ public actor Daemon {
         }
     }
 
-    static func wallNow() -> Timestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-    }
-
-    static func monotonicMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
 
     // MARK: the loop
 
     /// Runs until SIGTERM/SIGINT (or `stop()`); SIGHUP reloads.
     public func run(signals: AsyncStream<Int32>?) async {
-        await emit(Event(kind: .configLoaded, at: Self.wallNow(),
+        await emit(Event(kind: .configLoaded, at: SystemTime.now(),
                          message: "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
                          severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
         // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
         if let order = engine.state.activeRollback {
-            await emit(Event(kind: .rollbackPhase, at: Self.wallNow(),
+            await emit(Event(kind: .rollbackPhase, at: SystemTime.now(),
                              message: "Resuming rollback \(order.from) -> \(order.to) (incident \(order.incident)) after a restart.",
                              severity: .high, incident: order.incident, fromVersion: order.from, toVersion: order.to,
                              extra: ["phase": "resume"]))
@@ -147,9 +136,9 @@ public actor Daemon {
         }
         await tickOnce()
         systemd.ready(status: statusLine())
-        var next = Self.monotonicMs() + engine.config.interval.milliseconds
+        var next = SystemTime.monotonicMs() + engine.config.interval.milliseconds
         while !stopRequested {
-            let wait = next - Self.monotonicMs()
+            let wait = next - SystemTime.monotonicMs()
             if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
             if stopRequested { break }
             if let n = options.hangAfterTicks, ticks >= n {
@@ -158,17 +147,17 @@ public actor Daemon {
                 while !stopRequested { try? await Task.sleep(for: .seconds(1)) }
                 break
             }
-            let started = Self.monotonicMs()
+            let started = SystemTime.monotonicMs()
             await checkConfigChanged()
             await tickOnce()
-            let took = Self.monotonicMs() - started
+            let took = SystemTime.monotonicMs() - started
             let interval = engine.config.interval.milliseconds
             next += interval
-            if Self.monotonicMs() > next {
-                await emit(Event(kind: .tickOverrun, at: Self.wallNow(),
+            if SystemTime.monotonicMs() > next {
+                await emit(Event(kind: .tickOverrun, at: SystemTime.now(),
                                  message: "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
                                  severity: .medium, value: Double(took) / 1000))
-                next = Self.monotonicMs() + interval
+                next = SystemTime.monotonicMs() + interval
             }
         }
         systemd.stopping("stopping")
@@ -187,8 +176,8 @@ public actor Daemon {
     }
 
     private func tickOnce() async {
-        let started = Self.monotonicMs()
-        let now = Self.wallNow()
+        let started = SystemTime.monotonicMs()
+        let now = SystemTime.now()
         let world = self.world
         async let samples = world.sample(now)
         async let version = world.readVersion()
@@ -204,7 +193,7 @@ public actor Daemon {
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         ticks += 1
-        lastTickMs = Self.monotonicMs() - started
+        lastTickMs = SystemTime.monotonicMs() - started
         await saveState()
         systemd.status(statusLine())
         systemd.watchdog()
@@ -222,13 +211,13 @@ public actor Daemon {
     }
 
     private func phaseDone(_ phase: String, ok: Bool, detail: String) async {
-        for e in engine.rollbackPhase(phase, ok: ok, detail: detail, now: Self.wallNow()) { await emit(e) }
+        for e in engine.rollbackPhase(phase, ok: ok, detail: detail, now: SystemTime.now()) { await emit(e) }
         await saveState()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
-        for e in engine.rollbackFinished(result, now: Self.wallNow()) { await emit(e) }
+        for e in engine.rollbackFinished(result, now: SystemTime.now()) { await emit(e) }
         await saveState()
         systemd.status(statusLine())
     }
@@ -265,7 +254,7 @@ public actor Daemon {
     public func reload(reason: String) async {
         systemd.reloading()
         configStamp = FileStamp(path: options.configPath)
-        let now = Self.wallNow()
+        let now = SystemTime.now()
         do {
             let loaded = try Self.loadConfig(options)
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
@@ -291,14 +280,14 @@ public actor Daemon {
         if let o = s.activeRollback { return "rolling back \(o.from) -> \(o.to) (incident \(o.incident))" }
         if let v = s.verification { return "verifying \(v.to) after rolling back from \(v.from) (incident \(v.incident))" }
         if let h = s.halted { return "halted: \(h.reason); run rollbackd rearm" }
-        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: Self.wallNow()) != .off }.count
+        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: SystemTime.now()) != .off }.count
         let known = s.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
         let firing = s.triggers.filter { $0.value.phase == .firing }.map(\.key).sorted()
         var line = firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
         line += "\(armed) triggers armed"
         if let current = s.ledger.current { line += ", \(current) live" }
         if let known { line += ", \(known) known-good" }
-        if engine.isPaused(at: Self.wallNow()) { line += ", paused" }
+        if engine.isPaused(at: SystemTime.now()) { line += ", paused" }
         line += ", last tick \(lastTickMs) ms"
         return line
     }
@@ -309,7 +298,7 @@ public actor Daemon {
 
     /// Applies an operator command to the engine and reports its events.
     public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput) async throws(EngineRefusal) -> EngineOutput {
-        let out = try body(&engine, Self.wallNow())
+        let out = try body(&engine, SystemTime.now())
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         await saveState()

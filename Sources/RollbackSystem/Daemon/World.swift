@@ -88,7 +88,7 @@ public enum RealWorld {
             },
             executeRollback: { order, phase in
                 await RollbackJob.run(order, config: config.rollback, executor: executor, stateDirectory: stateDirectory,
-                                      now: { Daemon.wallNow() }, phase: phase)
+                                      now: { SystemTime.now() }, phase: phase)
             },
             smoke: { urls in await ProbeSource.failures(of: urls, options: smokeOptions) },
             incidentChanged: { incident in

@@ -161,7 +161,7 @@ public struct ExecutionRunner: Sendable {
     public init(executor: any RollbackExecutor, stateDirectory: String, clock: (any WallClock)? = nil) {
         self.executor = executor
         self.stateDirectory = stateDirectory
-        self.clock = clock ?? ExecutorRealtimeClock()
+        self.clock = clock ?? SystemTime()
     }
 
     public var journalPath: String { Self.journalPath(stateDirectory) }

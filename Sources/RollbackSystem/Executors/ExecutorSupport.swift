@@ -187,14 +187,6 @@ enum TCPProbe {
     }
 }
 
-/// The wall clock of the machine (CLOCK_REALTIME).
-struct ExecutorRealtimeClock: WallClock {
-    func now() -> Timestamp {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Timestamp(millisecondsSinceEpoch: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
-    }
-}
 
 extension JSONValue {
     /// Parses bytes as JSON, naming the file on error.

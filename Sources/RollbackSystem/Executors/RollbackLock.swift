@@ -65,7 +65,7 @@ public final class RollbackLock: Sendable {
             if code == EWOULDBLOCK { throw .busy(Busy(path: path, heldBy: text)) }
             throw .system(SystemError("flock", path: path, code: code))
         }
-        let when = (now ?? ExecutorRealtimeClock().now()).iso8601
+        let when = (now ?? SystemTime().now()).iso8601
         let line = Array("pid \(getpid())\n\(holder)\nsince \(when)\n".utf8)
         _ = ftruncate(fd, 0)
         _ = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }

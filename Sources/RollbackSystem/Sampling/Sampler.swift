@@ -72,12 +72,12 @@ public final class Sampler: Sendable {
 
     /// Samples every metric and reads the version, all at once.
     public func tick(now: Timestamp) async -> SamplerTick {
-        let started = SystemWallClock.monotonicMs()
+        let started = SystemTime.monotonicMs()
         async let version = versionReader.read()
         let report = await collect(now: now)
         let v = await version
         return SamplerTick(at: now, samples: report.samples, notes: report.notes, version: v.version,
-                           versionReason: v.reason, seconds: Double(SystemWallClock.monotonicMs() - started) / 1000)
+                           versionReason: v.reason, seconds: Double(SystemTime.monotonicMs() - started) / 1000)
     }
 
     private func collect(now: Timestamp) async -> SourceReport {

@@ -63,11 +63,6 @@ public enum ProcessRunner {
         return try outcome.get()
     }
 
-    private static func monotonicMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
 
     static func runBlocking(_ argv: [String], environment: [String: String], stdin input: [UInt8],
                             timeout: Interval,
@@ -118,7 +113,7 @@ public enum ProcessRunner {
         let envStrings = env.map { "\($0.key)=\($0.value)" }
 
         var pid: pid_t = 0
-        let started = monotonicMs()
+        let started = SystemTime.monotonicMs()
         var rc: Int32 = 0
         // ETXTBSY: a script just written is still open for writing in a child another thread is spawning
         // (the moment between its fork and exec). It passes within milliseconds; retry a few times.
@@ -149,7 +144,7 @@ public enum ProcessRunner {
         var timedOut = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while outFD >= 0 || errFD >= 0 {
-            let remaining = deadline - monotonicMs()
+            let remaining = deadline - SystemTime.monotonicMs()
             if remaining <= 0 { timedOut = true; break }
             var fds: [pollfd] = []
             if outFD >= 0 { fds.append(pollfd(fd: outFD, events: Int16(POLLIN), revents: 0)) }
@@ -199,7 +194,7 @@ public enum ProcessRunner {
                 let w = waitpid(pid, &status, WNOHANG)
                 if w == pid { break }
                 if w < 0 && errno != EINTR { break }
-                if monotonicMs() >= deadline {
+                if SystemTime.monotonicMs() >= deadline {
                     timedOut = true
                     kill(-pid, SIGKILL)
                     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -219,7 +214,7 @@ public enum ProcessRunner {
             termination = .signalled(status & 0x7f)
         }
         return .success(ProcessResult(termination: termination, stdout: out, stderr: err, truncated: truncated,
-                                      seconds: Double(monotonicMs() - started) / 1000))
+                                      seconds: Double(SystemTime.monotonicMs() - started) / 1000))
     }
 
     private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
