@@ -89,9 +89,9 @@ import Glibc
         var log: String { String(decoding: (try? FileIO.readAll(path: "\(dir)/daemon.log")) ?? [], as: UTF8.self) }
 
         func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
-            let deadline = Daemon.monotonicMs() + Int64(seconds * 1000)
+            let deadline = SystemTime.monotonicMs() + Int64(seconds * 1000)
             while !condition() {
-                if Daemon.monotonicMs() > deadline { throw FixtureError("timed out after \(seconds)s waiting for \(what); daemon log:\n\(log)") }
+                if SystemTime.monotonicMs() > deadline { throw FixtureError("timed out after \(seconds)s waiting for \(what); daemon log:\n\(log)") }
                 usleep(100_000)
             }
         }

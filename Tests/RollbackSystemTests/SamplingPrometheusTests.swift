@@ -53,7 +53,7 @@ final class PrometheusServer: Sendable {
         let source = PrometheusSource(name: "wait", config: c)
         var last: SampleValue?
         for _ in 0..<(seconds * 5) {
-            last = await source.sample(now: SystemWallClock.now())["wait"]
+            last = await source.sample(now: SystemTime.now())["wait"]
             if last == .value(expected) { return }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -71,7 +71,7 @@ final class PrometheusServer: Sendable {
     }
 
     func ask(_ s: PrometheusSource) async -> SampleValue? {
-        await s.sample(now: SystemWallClock.now())["q"]
+        await s.sample(now: SystemTime.now())["q"]
     }
 
     @Test func realQueriesAndTheirFailures() async throws {
