@@ -81,3 +81,31 @@ struct MarkKnownGood: ParsableCommand {
     @OptionGroup var socket: SocketOption
     func run() throws { try control([("command", .string("mark-known-good")), ("version", .string(version))], socket: socket.socket) }
 }
+
+/// `rollbackd rollback [--to VERSION] [--dry-run]`: a manual rollback through the running daemon, with the same
+/// target gate, executor gates, phases, verification, journald and webhook events as an automatic one.
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Roll back now through the running daemon (or print the plan with --dry-run)."
+    )
+    @Option(help: "The release to roll back to (default: the most recent known-good one).") var to: String?
+    @Flag(name: .customLong("dry-run"), help: "Print the plan and precheck it; change nothing (needs --to).") var dryRun = false
+    @Option(help: "The thresholds file (for --dry-run).") var config: String = ConfigFile.defaultPath
+    @OptionGroup var socket: SocketOption
+
+    func run() async throws {
+        if dryRun {
+            guard let to else {
+                Terminal.writeError("rollbackd: --dry-run needs --to VERSION")
+                throw ExitCode(2)
+            }
+            var plan = try Plan.parse(["--config", config, "--to", to])
+            try await plan.run()
+            return
+        }
+        var members: [(key: String, value: JSONValue)] = [("command", .string("rollback"))]
+        if let to { members.append(("to", .string(to))) }
+        try control(members, socket: socket.socket)
+    }
+}

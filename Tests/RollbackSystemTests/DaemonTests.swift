@@ -113,7 +113,7 @@ import Glibc
         }
     }
 
-    @Test func aBadReleaseIsRolledBackVerifiedAndReported() throws {
+    @Test func aBadReleaseIsRolledBackVerifiedAndReported() async throws {
         let s = try Scene()
         try s.startService()
         _ = try s.startDaemon()
@@ -135,6 +135,11 @@ import Glibc
         let status = try s.control([("command", .string("status"))])
         #expect(status["report"]?["current"] == .string("v1"))
         #expect(status["report"]?["knownGood"] == .string("v1"))
+        // A manual rollback back to the release rolled back from is refused, through the CLI.
+        let refused = try await ProcessRunner.run([RepoPaths.binary, "rollback", "--to", "v2", "--socket", "\(s.dir)/control.sock"],
+                                                  timeout: .seconds(20))
+        #expect(refused.termination == .exited(1))
+        #expect(refused.stderrText.contains("v2 was rolled back from"), "\(refused.stderrText)")
     }
 
     @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() throws {
