@@ -119,8 +119,8 @@ import Glibc
         _ = try s.startDaemon()
         try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
-        try s.waitFor(30, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
-        try s.waitFor(30, "verification") { s.log.contains("verification_passed") }
+        try s.waitFor(60, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
+        try s.waitFor(60, "verification") { s.log.contains("verification_passed") }
         // Exactly one rollback; the incident report is on disk; the state remembers v2 as rolled back from.
         #expect(s.log.components(separatedBy: "rollback_started").count - 1 == 1)
         try s.waitFor(10, "the closed incident saved") {
@@ -146,7 +146,7 @@ import Glibc
         let s = try Scene()
         try s.startService()
         let daemon = try s.startDaemon()
-        try s.waitFor(30, "the first tick") { s.log.contains("release_deployed") }
+        try s.waitFor(60, "the first tick") { s.log.contains("release_deployed") }
         // An invalid file on disk: rejected, the daemon keeps running the old table.
         try FileIO.writeAtomically(path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
         try s.waitFor(15, "config_rejected") { s.log.contains("config_rejected") }

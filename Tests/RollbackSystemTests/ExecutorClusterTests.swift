@@ -56,7 +56,7 @@ enum StandIn {
         defer { dir.remove() }
         let (kubectl, statePath) = StandIn.make("kubectl", dir: dir, state: Self.state)
         let exec = KubernetesExecutor(KubernetesStrategy(deployment: "web", namespace: "prod", context: "staging", kubectl: kubectl,
-                                                         statusTimeout: .minutes(2)), phaseTimeout: .seconds(10))
+                                                         statusTimeout: .minutes(2)), phaseTimeout: .seconds(60))
         #expect(try await exec.currentVersion() == "3")
         #expect(try await exec.availableVersions() == ["3", "2", "1"])
         try await exec.precheck(target: "2")
@@ -91,14 +91,14 @@ enum StandIn {
         let dir = ScratchDir("kube")
         defer { dir.remove() }
         let (kubectl, statePath) = StandIn.make("kubectl", dir: dir, state: Self.state)
-        let missing = KubernetesExecutor(KubernetesStrategy(deployment: "api", namespace: "prod", kubectl: kubectl), phaseTimeout: .seconds(10))
+        let missing = KubernetesExecutor(KubernetesStrategy(deployment: "api", namespace: "prod", kubectl: kubectl), phaseTimeout: .seconds(60))
         await #expect { try await missing.precheck(target: "2") } throws: { e in
             "\(e)" == "kubernetes: \(kubectl) rollout history deployment/api -n prod: exit status 1: Error from server (NotFound): deployments.apps \"api\" not found"
         }
         // The rollout does not become ready: the status phase fails with kubectl's own words.
         let failing = String(Self.state.dropLast()) + #", "statusFails": true}"#
         try FileIO.writeAtomically(path: statePath, bytes: Array(failing.utf8))
-        let exec = KubernetesExecutor(KubernetesStrategy(deployment: "web", namespace: "prod", kubectl: kubectl), phaseTimeout: .seconds(10))
+        let exec = KubernetesExecutor(KubernetesStrategy(deployment: "web", namespace: "prod", kubectl: kubectl), phaseTimeout: .seconds(60))
         let outcome = try await runPlan(exec, from: "3", to: "1", state: dir.sub("state"))
         #expect(outcome.status == .failed(phase: "status",
                                           message: "kubernetes: \(kubectl) rollout status deployment/web -n prod --timeout=5m: exit status 1: error: deployment \"web\" exceeded its progress deadline"))
@@ -124,7 +124,7 @@ enum StandIn {
         let dir = ScratchDir("docker")
         defer { dir.remove() }
         let (docker, statePath) = StandIn.make("docker", dir: dir, state: Self.state)
-        let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", docker: docker), phaseTimeout: .seconds(10))
+        let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", docker: docker), phaseTimeout: .seconds(60))
         #expect(try await exec.currentVersion() == "1.4.2")
         #expect(try await exec.availableVersions() == ["1.4.1"])
         try await exec.precheck(target: "1.4.1")
@@ -149,11 +149,11 @@ enum StandIn {
         let dir = ScratchDir("docker")
         defer { dir.remove() }
         let (docker, statePath) = StandIn.make("docker", dir: dir, state: Self.state)
-        let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", image: "reg.example:5000/web", docker: docker), phaseTimeout: .seconds(10))
+        let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", image: "reg.example:5000/web", docker: docker), phaseTimeout: .seconds(60))
         #expect(try await runPlan(exec, from: "1.4.2", to: "1.3.9", state: dir.sub("state")).status == .finished)
         #expect(try StandIn.calls(statePath).contains(["service", "update", "--detach=false", "--image", "reg.example:5000/web:1.3.9", "web"]))
         #expect(try await exec.currentVersion() == "1.3.9")
-        let missing = DockerSwarmExecutor(DockerSwarmStrategy(service: "api", docker: docker), phaseTimeout: .seconds(10))
+        let missing = DockerSwarmExecutor(DockerSwarmStrategy(service: "api", docker: docker), phaseTimeout: .seconds(60))
         await #expect { try await missing.currentVersion() } throws: { e in
             "\(e)" == "docker-swarm: \(docker) service inspect --format '\(DockerSwarmExecutor.inspectFormat)' api: exit status 1: Error: no such service: api"
         }
@@ -192,7 +192,7 @@ enum StandIn {
     @Test func surfacesRealSystemctlErrors() async throws {
         let systemctl = try #require(Fixture.program("systemctl"), "systemctl is not installed (make test-deps installs Debian's systemd)")
         let exec = SystemdUnitExecutor(SystemdUnitStrategy(template: "rollbackd-selftest@", activeTimeout: .seconds(2), systemctl: systemctl),
-                                       phaseTimeout: .seconds(10))
+                                       phaseTimeout: .seconds(60))
         await #expect { try await exec.precheck(target: "v1") } throws: { e in
             let s = "\(e)"
             return s.hasPrefix("systemd-unit: ") && s.contains("systemctl show --property=LoadState --value rollbackd-selftest@v1.service")
