@@ -80,6 +80,15 @@ public enum ControlHandler {
         .object([("ok", .bool(true)), ("message", .string(message))] + extra)
     }
 
+    /// Runs a command whose only output is events.
+    static func events(_ daemon: Daemon, _ body: @escaping @Sendable (inout Engine, Timestamp) throws(EngineRefusal) -> [Event]) async throws(EngineRefusal) {
+        _ = try await daemon.command { engine, now throws(EngineRefusal) in
+            var out = EngineOutput()
+            out.events = try body(&engine, now)
+            return out
+        }
+    }
+
     static func respond(to request: JSONValue, from peer: UnixSocket.Peer, daemon: Daemon) async -> JSONValue {
         guard case let .string(command)? = request["command"] else { return failure("missing \"command\"") }
         let who = peer.label
@@ -102,18 +111,10 @@ public enum ControlHandler {
                 return success("approved \(id): rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?")")
             case "deny":
                 guard let id = string("id") else { return failure("deny needs an incident id") }
-                _ = try await daemon.command { engine, now throws(EngineRefusal) in
-                    var out = EngineOutput()
-                    out.events = try engine.deny(id, by: who, now: now)
-                    return out
-                }
+                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.deny(id, by: who, now: now) }
                 return success("denied \(id)")
             case "rearm":
-                _ = try await daemon.command { engine, now throws(EngineRefusal) in
-                    var out = EngineOutput()
-                    out.events = try engine.rearm(by: who, now: now)
-                    return out
-                }
+                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.rearm(by: who, now: now) }
                 return success("automatic rollbacks re-armed")
             case "pause":
                 var duration: Interval?
@@ -121,26 +122,15 @@ public enum ControlHandler {
                     guard let d = Interval(parsing: text), d.milliseconds > 0 else { return failure("\(JSONValue.quote(text)) is not a duration such as \"30m\"") }
                     duration = d
                 }
-                _ = try await daemon.command { engine, now throws(EngineRefusal) in
-                    var out = EngineOutput()
-                    out.events = engine.pause(until: duration.map { now + $0 }, by: who, now: now)
-                    return out
-                }
+                let pauseFor = duration
+                try await events(daemon) { engine, now throws(EngineRefusal) in engine.pause(until: pauseFor.map { now + $0 }, by: who, now: now) }
                 return success(duration.map { "paused for \($0): triggers notify only" } ?? "paused until rollbackd resume: triggers notify only")
             case "resume":
-                _ = try await daemon.command { engine, now throws(EngineRefusal) in
-                    var out = EngineOutput()
-                    out.events = try engine.resume(by: who, now: now)
-                    return out
-                }
+                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.resume(by: who, now: now) }
                 return success("automation resumed")
             case "mark-known-good":
                 guard let version = string("version") else { return failure("mark-known-good needs a version") }
-                _ = try await daemon.command { engine, now throws(EngineRefusal) in
-                    var out = EngineOutput()
-                    out.events = try engine.markKnownGood(version, by: who, now: now)
-                    return out
-                }
+                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.markKnownGood(version, by: who, now: now) }
                 return success("\(version) marked known-good")
             case "rollback":
                 let to = string("to")
