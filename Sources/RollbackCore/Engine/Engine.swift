@@ -38,6 +38,16 @@ public enum RollbackResult: Sendable, Equatable {
     case refused(GateResult)
     /// The database gate: the target lacks migrations the current release has. Needs a human.
     case demotedToApproval(String)
+    /// The daemon stopped (or lost the executor) mid-rollback. The order stays active: the phases are journaled,
+    /// so the next start resumes it without running a completed phase again.
+    case interrupted(String)
+}
+
+/// Where a rollback phase is, as the executor reports it (`ROLLBACKD_PHASE_STATE`).
+public enum PhaseProgress: String, Sendable, Equatable, Codable, CaseIterable {
+    case started, completed, skipped, failed
+    /// Ended without failing: completed now, or skipped because it completed before an interruption.
+    public var succeeded: Bool { self == .completed || self == .skipped }
 }
 
 /// Why a command to the engine was refused.
@@ -572,17 +582,36 @@ public struct Engine: Sendable {
     // MARK: rollback lifecycle
 
     /// Records a phase of the running rollback in the incident timeline.
-    public mutating func rollbackPhase(_ phase: String, ok: Bool, detail: String, now: Timestamp) -> [Event] {
+    public mutating func rollbackPhase(_ phase: String, progress: PhaseProgress, detail: String, now: Timestamp) -> [Event] {
         guard let order = state.activeRollback, let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) else { return [] }
-        appendTimeline(idx, now, .rollbackPhase, "phase \(phase) \(ok ? "done" : "failed"): \(detail)")
-        return [Event(kind: .rollbackPhase, at: now, message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(ok ? "done" : "failed"): \(detail).",
-                      severity: ok ? .low : .critical, incident: order.incident, trigger: order.trigger,
-                      fromVersion: order.from, toVersion: order.to, reason: ok ? nil : detail, extra: ["phase": phase])]
+        let words: String
+        switch progress {
+        case .started: words = "started"
+        case .completed: words = "done"
+        case .skipped: words = "skipped"
+        case .failed: words = "failed"
+        }
+        appendTimeline(idx, now, .rollbackPhase, "phase \(phase) \(words): \(detail)")
+        return [Event(kind: .rollbackPhase, at: now, message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(words): \(detail).",
+                      severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
+                      fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
+                      extra: ["phase": phase, "phase_state": progress.rawValue])]
     }
 
     /// The executor side reports how the ordered rollback ended.
     public mutating func rollbackFinished(_ result: RollbackResult, now: Timestamp) -> [Event] {
         guard let order = state.activeRollback else { return [] }
+        if case let .interrupted(why) = result {
+            // Not finished and not failed: the order stays active and resumes at the next start.
+            if let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) {
+                appendTimeline(idx, now, .rollbackPhase, "rollback interrupted: \(why); it resumes when rollbackd starts again")
+            }
+            return [Event(kind: .rollbackPhase, at: now,
+                          message: "Rollback \(order.from) -> \(order.to) interrupted: \(why); it resumes when rollbackd starts again.",
+                          severity: .high, incident: order.incident, trigger: order.trigger,
+                          fromVersion: order.from, toVersion: order.to, reason: why,
+                          extra: ["phase": "interrupted", "phase_state": PhaseProgress.failed.rawValue])]
+        }
         state.activeRollback = nil
         guard let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) else { return [] }
         var events: [Event] = []
@@ -638,6 +667,8 @@ public struct Engine: Sendable {
                                 severity: .critical, incident: order.incident, trigger: order.trigger,
                                 fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
                                 extra: ["gate": "database"]))
+        case .interrupted:
+            break  // handled above: the order stays active
         }
         return events
     }

@@ -15,7 +15,7 @@ public struct DaemonWorld: Sendable {
     /// Journald and webhooks; must return quickly (webhooks are spooled).
     public var notify: @Sendable (Event) async -> Void
     /// Runs the rollback (gates before execution, then phases); `phase` reports each phase as it ends.
-    public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult
+    public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult
     /// Checks smoke URLs; returns one line per failure.
     public var smoke: @Sendable ([String]) async -> [String]
     /// An incident changed (write its report, refresh webhook summaries).
@@ -27,7 +27,7 @@ public struct DaemonWorld: Sendable {
                 readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
                 deployable: @escaping @Sendable () async -> Set<String>?,
                 notify: @escaping @Sendable (Event) async -> Void,
-                executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult,
+                executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult,
                 smoke: @escaping @Sendable ([String]) async -> [String],
                 incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
                 shutdown: @escaping @Sendable () async -> Void = {}) {
@@ -203,15 +203,18 @@ public actor Daemon {
         let world = self.world
         let daemon = self
         rollbackTask = Task {
-            let result = await world.executeRollback(order) { phase, ok, detail in
-                await daemon.phaseDone(phase, ok: ok, detail: detail)
+            // The order is on disk before anything runs: the privileged executor re-reads it from there, and a
+            // crash from here on resumes it.
+            await daemon.saveState()
+            let result = await world.executeRollback(order) { phase, progress, detail in
+                await daemon.phaseDone(phase, progress: progress, detail: detail)
             }
             await daemon.rollbackDone(result)
         }
     }
 
-    private func phaseDone(_ phase: String, ok: Bool, detail: String) async {
-        for e in engine.rollbackPhase(phase, ok: ok, detail: detail, now: SystemTime.now()) { await emit(e) }
+    private func phaseDone(_ phase: String, progress: PhaseProgress, detail: String) async {
+        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: SystemTime.now()) { await emit(e) }
         await saveState()
     }
 

@@ -3,14 +3,20 @@ import RollbackCore
 /// Carries out one rollback order: lock, resume-or-plan, precheck, database gate, backup hook, then the phases
 /// through the journaled runner. Every stop before the first phase changes nothing and is reported as a gate.
 public enum RollbackJob {
+    /// `held`: a lock the caller already took (the privileged executor waits for it before re-checking the gates);
+    /// otherwise the job takes it without waiting. Either way it is released when the job ends.
     public static func run(_ order: RollbackOrder, config: RollbackConfig, executor: any RollbackExecutor,
-                           stateDirectory: String, now: @Sendable () -> Timestamp,
-                           phase: @escaping @Sendable (String, Bool, String) async -> Void) async -> RollbackResult {
+                           stateDirectory: String, holding held: RollbackLock? = nil, now: @Sendable () -> Timestamp,
+                           phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult {
         let lock: RollbackLock
-        do {
-            lock = try RollbackLock.acquire(stateDirectory: stateDirectory, holder: "rollbackd incident \(order.incident)")
-        } catch {
-            return .refused(GateResult(gate: "lock", passed: false, detail: "\(error)"))
+        if let held {
+            lock = held
+        } else {
+            do {
+                lock = try RollbackLock.acquire(stateDirectory: stateDirectory, holder: "rollbackd incident \(order.incident)")
+            } catch {
+                return .refused(GateResult(gate: "lock", passed: false, detail: "\(error)"))
+            }
         }
         defer { lock.release() }
         let runner = ExecutionRunner(executor: executor, stateDirectory: stateDirectory)
@@ -41,24 +47,20 @@ public enum RollbackJob {
                 do {
                     let r = try await BackupHook.run(backup, at: now(), from: order.from, to: order.to,
                                                      incident: order.incident, timeout: config.phaseTimeout)
-                    await phase("backup", true, "\(r.name) in \(ValueFormat.trim(r.seconds))s")
+                    await phase("backup", .completed, "\(r.name) in \(ValueFormat.trim(r.seconds))s")
                 } catch {
                     return .refused(GateResult(gate: "backup", passed: false, detail: error.description))
                 }
             }
         }
         let outcome = await runner.execute(plan, holding: lock) { report in
-            switch report.state {
-            case .completed, .skipped: await phase(report.phase.name, true, report.text)
-            case .failed: await phase(report.phase.name, false, report.text)
-            case .started: break
-            }
+            await phase(report.phase.name, report.state, report.text)
         }
         switch outcome.status {
         case .finished, .alreadyFinished: return .succeeded
         case let .failed(phase, message): return .failed("phase \(phase): \(message)")
         case let .refused(why): return .refused(GateResult(gate: "lock", passed: false, detail: why))
-        case let .interrupted(phase): return .failed("interrupted during phase \(phase); it resumes on restart")
+        case let .interrupted(phase): return .interrupted("stopped during phase \(phase); the journal resumes it")
         }
     }
 }

@@ -78,12 +78,8 @@ public struct ExecutionJournal: Sendable, Equatable {
 
 /// What happened to one phase, reported as it happens (for `rollback_phase` events and the CLI).
 public struct PhaseReport: Sendable, Equatable {
-    public enum State: String, Sendable, Equatable {
-        case started, completed
-        /// Completed by an earlier run that was interrupted; not run again.
-        case skipped
-        case failed
-    }
+    /// started, completed, skipped (completed by an earlier, interrupted run; not run again), failed.
+    public typealias State = PhaseProgress
     public var phase: RollbackPhase
     /// 1-based position in the plan.
     public var index: Int
