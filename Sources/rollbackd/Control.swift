@@ -100,7 +100,7 @@ struct RollbackCommand: AsyncParsableCommand {
                 Terminal.writeError("rollbackd: --dry-run needs --to VERSION")
                 throw ExitCode(2)
             }
-            var plan = try Plan.parse(["--config", config, "--to", to])
+            let plan = try Plan.parse(["--config", config, "--to", to])
             try await plan.run()
             return
         }

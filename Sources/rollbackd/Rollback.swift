@@ -43,13 +43,13 @@ struct ExecutorOptions: ParsableArguments {
 }
 
 enum StateDirectory {
-    static var `default`: String {
-        if let v = getenv("STATE_DIRECTORY") {
-            // systemd may pass several, colon-separated: the first is ours.
-            let s = String(cString: v).split(separator: ":").first.map(String.init) ?? ""
-            if !s.isEmpty { return s }
-        }
-        return "/var/lib/rollbackd"
+    static var `default`: String { fromEnvironment ?? "/var/lib/rollbackd" }
+
+    /// systemd's `$STATE_DIRECTORY`; it may name several, colon-separated: the first is ours.
+    static var fromEnvironment: String? {
+        guard let v = getenv("STATE_DIRECTORY") else { return nil }
+        let s = String(cString: v).split(separator: ":").first.map(String.init) ?? ""
+        return s.isEmpty ? nil : s
     }
 }
 

@@ -8,7 +8,7 @@ struct Rollbackd: AsyncParsableCommand {
         commandName: "rollbackd",
         abstract: "An automatic, trigger-driven rollback watchdog.",
         subcommands: [Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
-                       MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, NotifyDrill.self, RunPlan.self]
+                       MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, Execute.self, NotifyDrill.self, RunPlan.self]
     )
 
     /// Usage errors exit 2 (not ArgumentParser's 64), so scripts can tell them from an invalid config (1).

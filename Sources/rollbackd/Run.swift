@@ -21,11 +21,27 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("log-target"), help: "Where events go: auto (journald when its socket exists), journal or stderr.")
     var logTarget: String = "auto"
 
+    @Option(name: .customLong("exec-socket"),
+            help: "Send rollbacks to the privileged executor at this socket (rollbackd-exec.socket) instead of running them in this process.")
+    var execSocket: String?
+
+    @Option(help: "The instance name the executor uses to find this watchdog's config and state (rollbackd@NAME).")
+    var instance: String?
+
     func run() async throws {
         guard let target = JournalTarget(rawValue: logTarget) else {
             Terminal.writeError("rollbackd: --log-target must be auto, journal or stderr")
             throw ExitCode(2)
         }
+        if let name = instance, !ExecRequest.validInstance(name) {
+            Terminal.writeError("rollbackd: --instance \"\(name)\" must be a plain name (letters, digits, _ . @ -)")
+            throw ExitCode(2)
+        }
+        if instance != nil && execSocket == nil {
+            Terminal.writeError("rollbackd: --instance only means something with --exec-socket")
+            throw ExitCode(2)
+        }
+        let route: RealWorld.ExecutorRoute = execSocket.map { .socket(path: $0, instance: instance) } ?? .inProcess
         let state = stateDir ?? StateDirectory.default
         var socketPath = socket ?? ControlClient.defaultSocket
         if socket == nil, let rt = getenv("RUNTIME_DIRECTORY"),
@@ -37,7 +53,7 @@ struct Run: AsyncParsableCommand {
         do {
             try FileIO.makeDirectories(state, mode: 0o700)
             daemon = try Daemon(options: DaemonOptions(configPath: config, stateDirectory: state, hangAfterTicks: hang),
-                                makeWorld: { t, dir in try RealWorld.make(t, stateDirectory: dir, journal: target) })
+                                makeWorld: { t, dir in try RealWorld.make(t, stateDirectory: dir, journal: target, route: route) })
         } catch {
             Terminal.writeError("rollbackd: \(error)")
             throw ExitCode(1)

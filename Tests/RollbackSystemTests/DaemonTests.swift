@@ -28,14 +28,15 @@ import Glibc
             try writeConfig(interval: "1s")
         }
 
-        func writeConfig(interval: String, extra: String = "") throws {
+        func writeConfig(interval: String, extra: String = "", reload: String? = nil) throws {
+            let reloadKey = reload.map { #", "reload": \#($0)"# } ?? ""
             let json = """
             {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
              "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
                                         "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
              "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
                            "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
-             "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"}},
+             "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"\(reloadKey)}},
              "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}}
             """
             try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
@@ -77,9 +78,9 @@ import Glibc
             }
         }
 
-        func startDaemon() throws -> pid_t {
+        func startDaemon(_ extra: [String] = []) throws -> pid_t {
             try spawn([RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
-                       "--socket", "\(dir)/control.sock", "--log-target", "stderr"], log: "\(dir)/daemon.log")
+                       "--socket", "\(dir)/control.sock", "--log-target", "stderr"] + extra, log: "\(dir)/daemon.log")
         }
 
         func control(_ members: [(key: String, value: JSONValue)]) throws -> JSONValue {

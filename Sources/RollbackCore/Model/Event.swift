@@ -31,6 +31,11 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
     case configRejected = "config_rejected"
     case tickOverrun = "tick_overrun"
     case deliveryFailed = "delivery_failed"
+    /// The privileged executor accepted or refused a request (`ROLLBACKD_DECISION` execute/refuse, the caller's uid).
+    case executorRequest = "executor_request"
+    /// A rollback phase as the privileged executor ran it: the record of what was really done, written by the
+    /// process that did it (the daemon's `rollback_phase` entries relay the same reports).
+    case executorPhase = "executor_phase"
 }
 
 /// One thing that happened, with a sentence for humans and structured fields for machines.

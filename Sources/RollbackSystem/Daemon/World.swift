@@ -3,6 +3,17 @@ import RollbackCore
 /// Carries out one rollback order: lock, resume-or-plan, precheck, database gate, backup hook, then the phases
 /// through the journaled runner. Every stop before the first phase changes nothing and is reported as a gate.
 public enum RollbackJob {
+    /// A journal of this very order is resumed when it is still running, or when it finished and the target is
+    /// live (the caller crashed before it heard the result). A finished journal whose target is no longer live is
+    /// history: the order is planned and gated anew.
+    static func isResume(_ journal: ExecutionJournal, executor: any RollbackExecutor) async -> Bool {
+        switch journal.status {
+        case .running: return true
+        case .finished: return (try? await executor.currentVersion()) == journal.plan.to
+        case .failed: return false
+        }
+    }
+
     /// `held`: a lock the caller already took (the privileged executor waits for it before re-checking the gates);
     /// otherwise the job takes it without waiting. Either way it is released when the job ends.
     public static func run(_ order: RollbackOrder, config: RollbackConfig, executor: any RollbackExecutor,
@@ -21,13 +32,15 @@ public enum RollbackJob {
         defer { lock.release() }
         let runner = ExecutionRunner(executor: executor, stateDirectory: stateDirectory)
         let plan: RollbackPlan
-        let pending: ExecutionJournal?
-        do { pending = try ExecutionRunner.pending(stateDirectory: stateDirectory) } catch {
+        let journal: ExecutionJournal?
+        do { journal = try ExecutionRunner.journal(stateDirectory: stateDirectory) } catch {
             return .refused(GateResult(gate: "lock", passed: false, detail: error.description))
         }
-        if let p = pending, p.plan.incident == order.incident, p.plan.to == order.to {
-            // Resuming after a crash: the gates passed before the first phase ran; completed phases are skipped.
-            plan = p.plan
+        if let j = journal, j.plan.incident == order.incident, j.plan.to == order.to,
+           await Self.isResume(j, executor: executor) {
+            // Resuming after a crash (ours, or the caller's before it heard the result): the gates passed before
+            // the first phase ran; completed phases are skipped, a finished plan runs nothing.
+            plan = j.plan
         } else {
             plan = executor.plan(from: order.from, to: order.to, incident: order.incident)
             do {
@@ -67,7 +80,15 @@ public enum RollbackJob {
 
 /// Builds the real world for a configuration: libcurl sources, the strategy's executor, journald and webhooks.
 public enum RealWorld {
-    public static func make(_ config: Thresholds, stateDirectory: String, journal: JournalTarget = .automatic) throws -> DaemonWorld {
+    /// Who carries out a rollback: this process (it then needs the strategy's permissions: the demo, tests, a
+    /// host without the executor units), or the privileged executor behind a socket (`rollbackd execute`).
+    public enum ExecutorRoute: Sendable, Equatable {
+        case inProcess
+        case socket(path: String, instance: String?)
+    }
+
+    public static func make(_ config: Thresholds, stateDirectory: String, journal: JournalTarget = .automatic,
+                            route: ExecutorRoute = .inProcess) throws -> DaemonWorld {
         let executor = Executors.make(config.rollback, stateDirectory: stateDirectory)
         let sampler = Sampler(thresholds: config, strategyVersion: { try await executor.currentVersion() })
         let notifier = EventNotifier(config: config.notify, service: config.service,
@@ -89,8 +110,13 @@ public enum RealWorld {
                 await notifier.notify(event)
             },
             executeRollback: { order, phase in
-                await RollbackJob.run(order, config: config.rollback, executor: executor, stateDirectory: stateDirectory,
-                                      now: { SystemTime.now() }, phase: phase)
+                switch route {
+                case .inProcess:
+                    return await RollbackJob.run(order, config: config.rollback, executor: executor, stateDirectory: stateDirectory,
+                                                 now: { SystemTime.now() }, phase: phase)
+                case let .socket(path, instance):
+                    return await ExecClient(socketPath: path, instance: instance).run(order, phase: phase)
+                }
             },
             smoke: { urls in await ProbeSource.failures(of: urls, options: smokeOptions) },
             incidentChanged: { incident in

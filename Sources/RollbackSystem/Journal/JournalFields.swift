@@ -37,6 +37,8 @@ public enum JournalFields {
         case .configRejected: return "b6c4fc82193a4e5fbc9ca9d0b9228ffe"
         case .tickOverrun: return "6dcddaac78a44ffda5597de5d78ef5ec"
         case .deliveryFailed: return "6cce040fcb374215981fcfec8def82bd"
+        case .executorRequest: return "122261e37bc94cb0b7ba4900e2bf5fba"
+        case .executorPhase: return "ec14e2fe793c4f0d90a691f62961b424"
         }
     }
 

@@ -1,0 +1,155 @@
+import Testing
+import RollbackCore
+@testable import RollbackSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The watchdog and the privileged executor as separate processes on the host: `rollbackd run --exec-socket`
+/// and `rollbackd execute` behind systemd's own `systemd-socket-activate --accept --inetd` (the same one-process-per-
+/// connection, connection-on-stdin/stdout contract as rollbackd-exec.socket's Accept=yes). The container test runs
+/// the same under a booted systemd with the real units; these run in seconds and kill things precisely.
+@Suite(.serialized) struct ExecutorSocketTests {
+    typealias Scene = DaemonTests.Scene
+
+    /// Starts the socket activator for `rollbackd execute`; its children's stderr (the executor's entries) goes to
+    /// exec.log.
+    static func startExecutor(_ s: Scene) throws -> pid_t {
+        guard FileIO.exists("/usr/bin/systemd-socket-activate") else {
+            throw FixtureError("/usr/bin/systemd-socket-activate is missing (Debian package systemd): make test-deps installs it")
+        }
+        let pid = try s.spawn(["/usr/bin/systemd-socket-activate", "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
+                               RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
+                               "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr"],
+                              log: "\(s.dir)/exec.log")
+        try s.waitFor(10, "the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
+        return pid
+    }
+
+    static func execLog(_ s: Scene) -> String {
+        String(decoding: (try? FileIO.readAll(path: "\(s.dir)/exec.log")) ?? [], as: UTF8.self)
+    }
+
+    static func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
+
+    /// The executors the activator is running now (its children).
+    static func children(of parent: pid_t) -> [pid_t] {
+        guard let d = opendir("/proc") else { return [] }
+        defer { closedir(d) }
+        var out: [pid_t] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard let pid = pid_t(name),
+                  let stat = try? FileIO.readAll(path: "/proc/\(pid)/stat", limit: 4096) else { continue }
+            // pid (comm) state ppid …: the comm may hold spaces, so split after the last ')'.
+            let text = String(decoding: stat, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            if fields.count > 1, pid_t(fields[1]) == parent { out.append(pid) }
+        }
+        return out
+    }
+
+    /// Sends one request line as the test process (root) and returns the last reply.
+    static func ask(_ socket: String, _ request: ExecRequest) throws -> ExecReply {
+        let fd = try UnixSocket.connect(path: socket)
+        defer { close(fd) }
+        #expect(UnixSocket.writeAll(fd, ExecWire.line(request)))
+        let reader = LineReader(fd: fd)
+        var last: ExecReply?
+        while case let .line(bytes) = reader.next(timeoutMs: 20_000) {
+            last = ExecWire.decode(ExecReply.self, bytes)
+            if last?.result != nil { break }
+        }
+        guard let last else { throw FixtureError("no reply from the executor at \(socket)") }
+        return last
+    }
+
+    /// Brings v2 live once v1 is known-good and waits until the executor has started `phase`.
+    static func goBadAndWaitForPhase(_ s: Scene, _ phase: String) throws {
+        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        s.deploy("v2")
+        try s.waitFor(60, "the executor starting phase \(phase)") { execLog(s).contains("phase \(phase) started") }
+    }
+
+    static func expectEachPhaseCompletedOnce(_ s: Scene) {
+        let log = execLog(s)
+        #expect(count("phase swap completed", in: log) == 1, "\(log)")
+        #expect(count("phase reload completed", in: log) == 1, "\(log)")
+        #expect(count("executor_phase", in: log) > 0)
+        let journal = (try? ExecutionRunner.journal(stateDirectory: "\(s.dir)/exec")) ?? nil
+        #expect(journal?.status == .finished)
+    }
+
+    @Test func killingTheExecutorMidPhaseResumesWithoutRepeatingAPhase() throws {
+        let s = try Scene()
+        // A slow reload phase, so the kill lands inside it.
+        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
+        try s.startService()
+        let activator = try Self.startExecutor(s)
+        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try Self.goBadAndWaitForPhase(s, "reload")
+        let executors = Self.children(of: activator)
+        try #require(executors.count == 1, "executors running: \(executors)")
+        kill(executors[0], SIGKILL)
+        // The daemon hears the connection drop, asks again; the new executor resumes after the swap.
+        try s.waitFor(60, "verification after the resumed rollback") { s.log.contains("verification_passed") }
+        #expect(s.current().hasSuffix("/releases/v1"))
+        #expect(Self.count("phase swap skipped", in: Self.execLog(s)) >= 1)
+        Self.expectEachPhaseCompletedOnce(s)
+        #expect(Self.count("rollback_started", in: s.log) == 1)
+        #expect(!s.log.contains("rollback_failed"), "\(s.log)")
+    }
+
+    @Test func killingTheDaemonMidPhaseLetsTheExecutorFinishAndTheRestartFindsItDone() throws {
+        let s = try Scene()
+        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
+        try s.startService()
+        _ = try Self.startExecutor(s)
+        let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try Self.goBadAndWaitForPhase(s, "reload")
+        kill(daemon, SIGKILL)
+        var st: Int32 = 0
+        waitpid(daemon, &st, 0)
+        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try s.waitFor(60, "verification after the restart") { s.log.contains("verification_passed") }
+        #expect(s.log.contains("Resuming rollback v2 -> v1"))
+        #expect(s.current().hasSuffix("/releases/v1"))
+        Self.expectEachPhaseCompletedOnce(s)
+        let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
+        #expect(state.activeRollback == nil)
+        #expect(state.incidents.first?.outcome == .rolledBack)
+    }
+
+    @Test func theExecutorRefusesWhatTheWatchdogDidNotDecideAndCallersOutsideTheGroup() async throws {
+        let s = try Scene()
+        try s.startService()
+        _ = try Self.startExecutor(s)
+        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        // Root asking for a rollback nobody decided: refused by the order gate, nothing changes.
+        let reply = try Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "made-up", to: "v1", instance: nil))
+        #expect(reply.result == "refused" && reply.gate == "order", "\(reply)")
+        // A path-like instance name never reaches the file system.
+        let sneaky = try Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "x", to: "v1", instance: "../etc"))
+        #expect(sneaky.result == "refused" && sneaky.gate == "request", "\(sneaky)")
+        // uid nobody, in no group: refused by the executor's own peer check (here the socket file lets anyone
+        // connect; under systemd its mode 0660 root:rollbackd refuses first).
+        chmod(s.dir, 0o755)
+        chmod("\(s.dir)/exec.sock", 0o666)
+        let probe = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        s.sendall(b'{"incident": "x", "to": "v1"}\\n')
+        print(s.makefile().readline().strip())
+        """
+        let r = try await ProcessRunner.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(20))
+        #expect(r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
+                "\(r.stdoutText) \(r.stderrText)")
+        #expect(s.current().hasSuffix("/releases/v1"))
+        #expect(Self.execLog(s).contains("uid 65534"))
+        #expect(!FileIO.exists("\(s.dir)/exec/rollback-journal.json"))
+    }
+}
