@@ -461,8 +461,9 @@ scenario_config() {
   "version": { "type": "strategy" },
   "metrics": {
     "error_rate": { "type": "scrape", "path": "/metrics", "measure": "errorRatio",
-                    "counter": "http_requests_total", "errorLabels": { "code": "5.." }, "window": "5s" },
-    "unhealthy_ratio": { "type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s" }
+                    "counter": "http_requests_total", "errorLabels": { "code": "5.." }, "window": "3s" },
+    "unhealthy_ratio": { "type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s",
+                         "window": "2s" }
   },
   "triggers": [
     { "name": "critical-error-rate", "metric": "error_rate", "condition": { "above": 0.10 },
@@ -478,7 +479,7 @@ scenario_config() {
   },
   "safety": {
     "cooldown": "5s", "budget": { "max": 20, "window": "1h" }, "deployWindow": "10m", "soak": "3s",
-    "verifyFor": "3s", "baselineWindow": "10s", "blindAfter": 3
+    "verifyFor": "6s", "baselineWindow": "10s", "blindAfter": 3
   },
   "notify": { "journal": { "enabled": true, "identifier": "rollbackd" }, "maxAge": "1h", "webhooks": [] }
 }
@@ -546,10 +547,13 @@ unit_prop() { in_container "$1" systemctl show -P "$3" "$2"; }
 now_in() { in_container "$1" date +%s; }
 
 # Journal entries (JSON lines) since @SINCE matching FIELD=VALUE...; a journalctl match on several fields is AND.
+# Every journalctl here runs with -q: without it an empty result prints "-- No entries --", which `grep -q .`
+# and `wc -l` would take for an entry. And under pipefail a pipeline ends in `grep >/dev/null`, never `grep -q`:
+# grep -q exits at the first match and the writer's SIGPIPE would fail the pipeline.
 events_since() {
     local name=$1 since=$2
     shift 2
-    in_container "$name" journalctl --no-pager -o json --since="@$since" "$@"
+    in_container "$name" journalctl -q --no-pager -o json --since="@$since" "$@"
 }
 
 # Waits until the daemon is active with an "ok:" STATUS line.
@@ -596,7 +600,7 @@ scenario_status() {
     wait_ok "$name"
     local text
     text=$(unit_prop "$name" rollbackd.service StatusText)
-    in_container "$name" systemctl status --no-pager rollbackd.service | grep -q 'Status: "ok:' ||
+    in_container "$name" systemctl status --no-pager rollbackd.service | grep 'Status: "ok:' >/dev/null ||
         die "$name: systemctl status does not show the STATUS line"
     in_container "$name" /usr/local/bin/rollbackd status --json | python3 -c 'import json, sys; json.load(sys.stdin)' ||
         die "$name: rollbackd status --json did not answer with JSON"
@@ -644,9 +648,9 @@ go_live_v2() {
 
 scenario_rollback() {
     local name=$1
-    events_since "$name" 0 ROLLBACKD_EVENT=release_known_good | grep -q '"v1"' ||
+    events_since "$name" 0 ROLLBACKD_EVENT=release_known_good | grep '"v1"' >/dev/null ||
         wait_for "$name" 30 "v1 is known-good" sh -c \
-            'journalctl --no-pager -o json ROLLBACKD_EVENT=release_known_good | grep -q "\"v1\""'
+            'journalctl -q --no-pager -o json ROLLBACKD_EVENT=release_known_good | grep -q "\"v1\""'
     local since
     since=$(go_live_v2 "$name")
     # The "rolling back" STATUS line lasts as long as the rollback: look for it, report whether it was seen.
@@ -658,7 +662,7 @@ scenario_rollback() {
     done
     wait_for "$name" 60 "current points at v1 again" sh -c '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
     wait_for "$name" 30 "the rollback finished" sh -c \
-        "journalctl --no-pager --since=@$since ROLLBACKD_EVENT=rollback_finished | grep -q ."
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=rollback_finished | grep -q ."
     local decision field
     decision=$(events_since "$name" "$since" ROLLBACKD_EVENT=decision | tail -n 1)
     [ -n "$decision" ] || die "$name: no decision entry in the journal"
@@ -668,11 +672,12 @@ scenario_rollback() {
     done
     grep -q '"ROLLBACKD_FROM_VERSION":"v2"' <<<"$decision" || die "$name: the decision is not from v2: $decision"
     grep -q '"ROLLBACKD_TO_VERSION":"v1"' <<<"$decision" || die "$name: the decision is not to v1: $decision"
-    in_container "$name" journalctl --no-pager -u rollbackd.service | grep -q 'ROLLBACKD\|rollback' ||
+    in_container "$name" journalctl -q --no-pager -u rollbackd.service | grep 'ROLLBACKD\|rollback' >/dev/null ||
         die "$name: journalctl -u rollbackd shows nothing about the rollback"
     # The privileged step ran in a rollbackd-exec@ unit, as root.
-    in_container "$name" journalctl --no-pager -o json --since="@$since" -u 'rollbackd-exec@*' | grep -q '"_UID":"0"' ||
-        die "$name: no journal entry from a rollbackd-exec@ unit running as root since the switch to v2"
+    in_container "$name" journalctl -q --no-pager -o json --since="@$since" ROLLBACKD_EVENT=executor_phase |
+        grep '"_SYSTEMD_UNIT":"rollbackd-exec@' | grep '"_UID":"0"' >/dev/null ||
+        die "$name: no executor_phase entry from a rollbackd-exec@ unit running as root since the switch to v2"
     echo "scenario-rollback: v2 -> v1 through the executor unit; the decision has its ROLLBACKD_* fields;" \
         "STATUS 'rolling back' $seen"
 }
@@ -685,13 +690,13 @@ scenario_reload() {
     scenario_config 2s | put_config "$name"
     in_container "$name" systemctl reload rollbackd.service || die "$name: systemctl reload (valid config) failed"
     wait_for "$name" 10 "config_loaded after the valid reload" sh -c \
-        "journalctl --no-pager --since=@$since ROLLBACKD_EVENT=config_loaded | grep -q ."
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=config_loaded | grep -q ."
     [ "$(unit_prop "$name" rollbackd.service ActiveState)" = active ] || die "$name: not active after a valid reload"
     # An invalid file: the last good config keeps running and config_rejected names the error.
     scenario_config 2s | sed 's/"automation": "full"/"automation": "fulll"/' | put_config "$name"
     in_container "$name" systemctl reload rollbackd.service || true
     wait_for "$name" 10 "config_rejected naming the error" sh -c \
-        "journalctl --no-pager --since=@$since ROLLBACKD_EVENT=config_rejected | grep -q fulll"
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=config_rejected | grep -q fulll"
     [ "$(unit_prop "$name" rollbackd.service ActiveState)" = active ] || die "$name: not active after an invalid reload"
     wait_ok "$name" 5
     scenario_config | put_config "$name"
@@ -710,7 +715,7 @@ scenario_watchdog() {
     restarts=$(unit_prop "$name" rollbackd.service NRestarts)
     wait_for "$name" 40 "the watchdog restarted the hung daemon" sh -c \
         "[ \$(systemctl show -P NRestarts rollbackd.service) -gt $restarts ]"
-    in_container "$name" journalctl --no-pager --since="@$since" -u rollbackd.service | grep -q "Watchdog timeout" ||
+    in_container "$name" journalctl -q --no-pager --since="@$since" -u rollbackd.service | grep "Watchdog timeout" >/dev/null ||
         die "$name: no 'Watchdog timeout' from systemd in the journal"
     in_container "$name" sh -c 'rm -rf /run/systemd/system/rollbackd.service.d && systemctl daemon-reload &&
         systemctl restart rollbackd.service'
@@ -734,7 +739,7 @@ scenario_kill9() {
     since=$(go_live_v2 "$name")
     # The executor's own entries: it is the process that changes the system, and it journals each phase itself.
     wait_for "$name" 60 "phase $phase started" sh -c \
-        "journalctl --no-pager --since=@$since ROLLBACKD_EVENT=executor_phase ROLLBACKD_PHASE=$phase ROLLBACKD_PHASE_STATE=started | grep -q ."
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=executor_phase ROLLBACKD_PHASE=$phase ROLLBACKD_PHASE_STATE=started | grep -q ."
     if [ "$who" = daemon ]; then
         in_container "$name" systemctl kill --signal=SIGKILL rollbackd.service
     else
@@ -744,7 +749,7 @@ scenario_kill9() {
     wait_for "$name" 60 "current points at v1 after the crash" sh -c \
         '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
     wait_for "$name" 60 "the incident closed after the crash" sh -c \
-        "journalctl --no-pager --since=@$since ROLLBACKD_EVENT=incident_closed | grep -q ."
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=incident_closed | grep -q ."
     # Every phase completed exactly once, as the executor that ran it recorded it (a resumed run reports the
     # phases it finds done as skipped).
     local p n
@@ -753,8 +758,13 @@ scenario_kill9() {
             ROLLBACKD_PHASE_STATE=completed | wc -l)
         [ "$n" = 1 ] || die "$name: phase $p completed $n times after kill -9 of the $who during $phase"
     done
+    # The same outcome as without the crash: verified, not failed, automation still armed.
+    [ -n "$(events_since "$name" "$since" ROLLBACKD_EVENT=verification_passed)" ] ||
+        die "$name: no verification_passed after kill -9 of the $who during $phase"
+    [ -z "$(events_since "$name" "$since" ROLLBACKD_EVENT=rollback_failed)" ] ||
+        die "$name: rollback_failed after kill -9 of the $who during $phase"
     wait_ok "$name" 60
-    echo "scenario-kill9: kill -9 of the $who during $phase; back on v1, the swap completed once"
+    echo "scenario-kill9: kill -9 of the $who during $phase; back on v1 and verified, each phase completed once"
 }
 
 scenario_stop() {

@@ -130,3 +130,26 @@ import Testing
         #expect(ObjectReader.closest(to: "zzzz", in: ["timeout"]) == nil)
     }
 }
+
+extension ConfigLoadTests {
+    /// The verification window against the metric's own window: an error ratio over 30 s still shows the bad
+    /// release's errors for up to 30 s after the swap, so a 20 s verification may fail a rollback that worked.
+    @Test(arguments: [
+        (#""verifyFor": "20s""#, true),   // 30s window + 3 clears × 5s = 45s > 20s
+        (#""verifyFor": "45s""#, false),  // exactly enough
+        (#""verifyFor": "2m""#, false),
+    ])
+    func warnsWhenTheMetricWindowOutlastsVerification(verify: String, warns: Bool) throws {
+        let text = Self.base
+            .replacing(#""errorLabels": {"code": "5.."}}"#, with: #""errorLabels": {"code": "5.."}, "window": "30s"}"#)
+            .replacing(#""automation": "full"}"#, with: #""automation": "full", "clears": 3}"#)
+            .replacing(#""rollback": {"#, with: #""safety": {\#(verify)}, "rollback": {"#)
+        let loaded = try Thresholds.load(text: text, file: "t.json")
+        let lines = loaded.warningLines.filter { $0.contains("window 30s plus errors's 3 clears") }
+        #expect(lines.count == (warns ? 1 : 0), "\(loaded.warningLines)")
+        if warns {
+            #expect(lines.first?.hasPrefix("t.json: safety.verifyFor: 20s is shorter than metric error_rate's window 30s") == true,
+                    "\(lines)")
+        }
+    }
+}

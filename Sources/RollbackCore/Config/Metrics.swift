@@ -70,6 +70,16 @@ public enum MetricSourceConfig: Sendable, Equatable {
     case prometheus(PrometheusConfig)
     case command(CommandConfig)
 
+    /// How long a sample stays in this metric's value: a windowed rate or ratio still shows a release's errors for
+    /// up to this long after it stopped serving. Nil where rollbackd cannot know (a PromQL range, a command).
+    public var lookback: Interval? {
+        switch self {
+        case let .probe(p): return p.window
+        case let .scrape(s): return s.window
+        case .prometheus, .command: return nil
+        }
+    }
+
     public var typeName: String {
         switch self {
         case .probe: return "probe"

@@ -309,6 +309,9 @@ extension Thresholds {
                 let verifyInterval = safety.verifyInterval ?? interval
                 if verifyInterval * t.clears > safety.verifyFor {
                     sink.warn("safety.verifyFor", "\(safety.verifyFor) is shorter than \(t.name)'s \(t.clears) clears × \(verifyInterval): verification can never pass")
+                } else if let lookback = metrics.first(where: { $0.name == t.metric })?.source.lookback,
+                          lookback + verifyInterval * t.clears > safety.verifyFor {
+                    sink.warn("safety.verifyFor", "\(safety.verifyFor) is shorter than metric \(t.metric)'s window \(lookback) plus \(t.name)'s \(t.clears) clears × \(verifyInterval): right after a rollback the window still holds the bad release's samples, so verification may fail although the service recovered")
                 }
             }
         }
