@@ -89,11 +89,13 @@ import Glibc
 
         var log: String { String(decoding: (try? FileIO.readAll(path: "\(dir)/daemon.log")) ?? [], as: UTF8.self) }
 
-        func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) throws {
+        /// Polls without blocking a thread: the tests share the cooperative pool (two threads on two cores) with
+        /// every other suite and with their own traffic task.
+        func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) async throws {
             let deadline = SystemTime.monotonicMs() + Int64(seconds * 1000)
             while !condition() {
                 if SystemTime.monotonicMs() > deadline { throw FixtureError("timed out after \(seconds)s waiting for \(what); daemon log:\n\(log)") }
-                usleep(100_000)
+                try await Task.sleep(for: .milliseconds(100))
             }
         }
 
@@ -118,13 +120,13 @@ import Glibc
         let s = try Scene()
         try s.startService()
         _ = try s.startDaemon()
-        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
-        try s.waitFor(60, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
-        try s.waitFor(60, "verification") { s.log.contains("verification_passed") }
+        try await s.waitFor(60, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
+        try await s.waitFor(60, "verification") { s.log.contains("verification_passed") }
         // Exactly one rollback; the incident report is on disk; the state remembers v2 as rolled back from.
         #expect(s.log.components(separatedBy: "rollback_started").count - 1 == 1)
-        try s.waitFor(10, "the closed incident saved") {
+        try await s.waitFor(10, "the closed incident saved") {
             (try? StateStore(directory: "\(s.dir)/state").load())??.incidents.first?.outcome == .rolledBack
         }
         let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
@@ -143,30 +145,30 @@ import Glibc
         #expect(refused.stderrText.contains("v2 was rolled back from"), "\(refused.stderrText)")
     }
 
-    @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() throws {
+    @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() async throws {
         let s = try Scene()
         try s.startService()
         let daemon = try s.startDaemon()
-        try s.waitFor(60, "the first tick") { s.log.contains("release_deployed") }
+        try await s.waitFor(60, "the first tick") { s.log.contains("release_deployed") }
         // An invalid file on disk: rejected, the daemon keeps running the old table.
         try FileIO.writeAtomically(path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
-        try s.waitFor(15, "config_rejected") { s.log.contains("config_rejected") }
+        try await s.waitFor(15, "config_rejected") { s.log.contains("config_rejected") }
         #expect(s.log.contains("interval: \"1x\" is not a duration"))
         // SIGHUP with a valid one: loaded.
         try s.writeConfig(interval: "1s")
         kill(daemon, SIGHUP)
-        try s.waitFor(15, "config reloaded") { s.log.contains("Configuration reloaded") }
+        try await s.waitFor(15, "config reloaded") { s.log.contains("Configuration reloaded") }
         // The pause command is an event naming the caller.
         let paused = try s.control([("command", .string("pause")), ("for", .string("1s"))])
         #expect(paused["ok"] == .bool(true))
-        try s.waitFor(10, "pause event") { s.log.contains("uid \(getuid()) paused automation") }
+        try await s.waitFor(10, "pause event") { s.log.contains("uid \(getuid()) paused automation") }
         // kill -9, restart: the state (known-good v1) survives and nothing is rolled back.
-        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
         kill(daemon, SIGKILL)
         var st: Int32 = 0
         waitpid(daemon, &st, 0)
         _ = try s.startDaemon()
-        try s.waitFor(15, "restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
+        try await s.waitFor(15, "restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
         let status = try s.control([("command", .string("status"))])
         #expect(status["report"]?["knownGood"] == .string("v1"))
         #expect(!s.log.contains("rollback_started"))

@@ -14,7 +14,7 @@ import Glibc
 
     /// Starts the socket activator for `rollbackd execute`; its children's stderr (the executor's entries) goes to
     /// exec.log.
-    static func startExecutor(_ s: Scene) throws -> pid_t {
+    static func startExecutor(_ s: Scene) async throws -> pid_t {
         guard FileIO.exists("/usr/bin/systemd-socket-activate") else {
             throw FixtureError("/usr/bin/systemd-socket-activate is missing (Debian package systemd): make test-deps installs it")
         }
@@ -22,7 +22,7 @@ import Glibc
                                RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
                                "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr"],
                               log: "\(s.dir)/exec.log")
-        try s.waitFor(10, "the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
+        try await s.waitFor(10, "the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
         return pid
     }
 
@@ -50,8 +50,14 @@ import Glibc
         return out
     }
 
-    /// Sends one request line as the test process (root) and returns the last reply.
-    static func ask(_ socket: String, _ request: ExecRequest) throws -> ExecReply {
+    /// Sends one request line as the test process (root) and returns the last reply (on a thread of its own: it
+    /// blocks in poll).
+    static func ask(_ socket: String, _ request: ExecRequest) async throws -> ExecReply {
+        let r = await BlockingThread.run { Result { try askBlocking(socket, request) } }
+        return try r.get()
+    }
+
+    static func askBlocking(_ socket: String, _ request: ExecRequest) throws -> ExecReply {
         let fd = try UnixSocket.connect(path: socket)
         defer { close(fd) }
         #expect(UnixSocket.writeAll(fd, ExecWire.line(request)))
@@ -66,10 +72,10 @@ import Glibc
     }
 
     /// Brings v2 live once v1 is known-good and waits until the executor has started `phase`.
-    static func goBadAndWaitForPhase(_ s: Scene, _ phase: String) throws {
-        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+    static func goBadAndWaitForPhase(_ s: Scene, _ phase: String) async throws {
+        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
-        try s.waitFor(60, "the executor starting phase \(phase)") { execLog(s).contains("phase \(phase) started") }
+        try await s.waitFor(60, "the executor starting phase \(phase)") { execLog(s).contains("phase \(phase) started") }
     }
 
     static func expectEachPhaseCompletedOnce(_ s: Scene) {
@@ -81,19 +87,19 @@ import Glibc
         #expect(journal?.status == .finished)
     }
 
-    @Test func killingTheExecutorMidPhaseResumesWithoutRepeatingAPhase() throws {
+    @Test func killingTheExecutorMidPhaseResumesWithoutRepeatingAPhase() async throws {
         let s = try Scene()
         // A slow reload phase, so the kill lands inside it.
         try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
         try s.startService()
-        let activator = try Self.startExecutor(s)
+        let activator = try await Self.startExecutor(s)
         _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try Self.goBadAndWaitForPhase(s, "reload")
+        try await Self.goBadAndWaitForPhase(s, "reload")
         let executors = Self.children(of: activator)
         try #require(executors.count == 1, "executors running: \(executors)")
         kill(executors[0], SIGKILL)
         // The daemon hears the connection drop, asks again; the new executor resumes after the swap.
-        try s.waitFor(60, "verification after the resumed rollback") { s.log.contains("verification_passed") }
+        try await s.waitFor(60, "verification after the resumed rollback") { s.log.contains("verification_passed") }
         #expect(s.current().hasSuffix("/releases/v1"))
         #expect(Self.count("phase swap skipped", in: Self.execLog(s)) >= 1)
         Self.expectEachPhaseCompletedOnce(s)
@@ -101,18 +107,18 @@ import Glibc
         #expect(!s.log.contains("rollback_failed"), "\(s.log)")
     }
 
-    @Test func killingTheDaemonMidPhaseLetsTheExecutorFinishAndTheRestartFindsItDone() throws {
+    @Test func killingTheDaemonMidPhaseLetsTheExecutorFinishAndTheRestartFindsItDone() async throws {
         let s = try Scene()
         try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
         try s.startService()
-        _ = try Self.startExecutor(s)
+        _ = try await Self.startExecutor(s)
         let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try Self.goBadAndWaitForPhase(s, "reload")
+        try await Self.goBadAndWaitForPhase(s, "reload")
         kill(daemon, SIGKILL)
         var st: Int32 = 0
         waitpid(daemon, &st, 0)
         _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try s.waitFor(60, "verification after the restart") { s.log.contains("verification_passed") }
+        try await s.waitFor(60, "verification after the restart") { s.log.contains("verification_passed") }
         #expect(s.log.contains("Resuming rollback v2 -> v1"))
         #expect(s.current().hasSuffix("/releases/v1"))
         Self.expectEachPhaseCompletedOnce(s)
@@ -124,14 +130,14 @@ import Glibc
     @Test func theExecutorRefusesWhatTheWatchdogDidNotDecideAndCallersOutsideTheGroup() async throws {
         let s = try Scene()
         try s.startService()
-        _ = try Self.startExecutor(s)
+        _ = try await Self.startExecutor(s)
         _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
         // Root asking for a rollback nobody decided: refused by the order gate, nothing changes.
-        let reply = try Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "made-up", to: "v1", instance: nil))
+        let reply = try await Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "made-up", to: "v1", instance: nil))
         #expect(reply.result == "refused" && reply.gate == "order", "\(reply)")
         // A path-like instance name never reaches the file system.
-        let sneaky = try Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "x", to: "v1", instance: "../etc"))
+        let sneaky = try await Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "x", to: "v1", instance: "../etc"))
         #expect(sneaky.result == "refused" && sneaky.gate == "request", "\(sneaky)")
         // uid nobody, in no group: refused by the executor's own peer check (here the socket file lets anyone
         // connect; under systemd its mode 0660 root:rollbackd refuses first).

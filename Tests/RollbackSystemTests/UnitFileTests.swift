@@ -99,7 +99,7 @@ import RollbackCore
             settings only in rollbackd@.service: \(instance.filter { !main.contains($0) })
             """)
         let template = try Self.read(RepoPaths.root + "/systemd/rollbackd@.service")
-        #expect(template.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/%i.json --state-dir /var/lib/rollbackd/%i"))
+        #expect(template.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/%i.json --state-dir /var/lib/rollbackd/%i --exec-socket /run/rollbackd-exec.sock --instance %i"))
         #expect(template.contains("StateDirectory=rollbackd/%i"))
     }
 
@@ -108,7 +108,7 @@ import RollbackCore
         let text = try Self.read(RepoPaths.root + "/systemd/rollbackd.service")
         let lines = Set(text.split(separator: "\n").map(String.init))
         for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=30s",
-                         "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json",
+                         "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json --exec-socket /run/rollbackd-exec.sock",
                          "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=rollbackd",
                          "Group=rollbackd", "StateDirectory=rollbackd", "RuntimeDirectory=rollbackd",
                          "RuntimeDirectoryMode=0750", "ConfigurationDirectory=rollbackd", "UMask=0077",
