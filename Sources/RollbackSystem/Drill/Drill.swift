@@ -160,10 +160,11 @@ public enum Drill {
                 return "\(t.name) \(st.phase.rawValue) (\(value))"
             }
             say("  verify \(v.version ?? "?"): " + states.joined(separator: ", "))
+            // Like the daemon: the verdict comes with the first sample at or after the deadline.
+            if SystemTime.monotonicMs() >= deadline { break }
             let sleep = every.milliseconds - (SystemTime.monotonicMs() - tickStart)
-            if SystemTime.monotonicMs() + max(sleep, 0) > deadline { break }
             if sleep > 0 { try? await Task.sleep(for: .milliseconds(sleep)) }
-        } while SystemTime.monotonicMs() < deadline
+        } while true
         var problems: [String] = []
         if lastVersion != target { problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)") }
         for t in config.triggers where t.automation.capped(by: config.automation) == .full && !t.dryRun {

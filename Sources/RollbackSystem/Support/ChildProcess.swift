@@ -53,3 +53,19 @@ public final class ChildProcess: Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 }
+
+extension ChildProcess {
+    /// Waits up to `timeout` for the child to exit and reaps it; nil when it is still running.
+    public func waitExit(timeout: Interval) -> ProcessResult.Termination? {
+        let deadline = SystemTime.monotonicMs() + timeout.milliseconds
+        var status: Int32 = 0
+        while true {
+            let w = waitpid(pid, &status, WNOHANG)
+            if w == pid { break }
+            if w < 0 && errno != EINTR { return nil }
+            if SystemTime.monotonicMs() > deadline { return nil }
+            usleep(20_000)
+        }
+        return status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
+    }
+}
