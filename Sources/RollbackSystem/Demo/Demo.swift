@@ -60,6 +60,7 @@ public enum Demo {
         public var journalIdentifier: String?
         public var workDirectory = ""
         public var instances = 0
+        /// The release live when the story ended (before clean-up removed the release tree).
         public var live: String?
         public var timeline: [(offset: Double, kind: String, text: String)] = []
 
@@ -116,7 +117,6 @@ public enum Demo {
             console.line("rollbackd demo: \(error)")
         }
         await scene.tearDown()
-        summary.live = nil
         summary.wallSeconds = Double(SystemTime.monotonicMs() - started) / 1000
         console.line("cleaned up: instances and daemon stopped, \(scene.dir)/releases removed; kept \(scene.dir)/state, events.jsonl, thresholds.json and logs/")
         return summary
@@ -131,18 +131,18 @@ public enum Demo {
           "interval": "1s",
           "instances": [\(instances)],
           "metrics": {
-            "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
+            "errors": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
                            "errorLabels": {"code": "5.."}, "window": "3s", "description": "share of 5xx API responses"},
-            "p95_latency": {"type": "scrape", "path": "/metrics", "measure": "quantile", "quantile": 0.95,
+            "p95": {"type": "scrape", "path": "/metrics", "measure": "quantile", "quantile": 0.95,
                             "histogram": "http_request_duration_seconds", "window": "3s"},
-            "unhealthy_ratio": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s"}
+            "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s"}
           },
           "triggers": [
-            {"name": "critical-error-rate", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3, "clears": 2,
+            {"name": "critical-error-rate", "metric": "errors", "condition": {"above": 0.1}, "breaches": 3, "clears": 2,
              "severity": "critical", "respondWithin": "2m", "automation": "full"},
-            {"name": "latency-degradation", "metric": "p95_latency", "condition": {"aboveBaseline": 2.0}, "breaches": 3,
+            {"name": "latency-degradation", "metric": "p95", "condition": {"aboveBaseline": 2.0}, "breaches": 3,
              "clears": 2, "severity": "high", "respondWithin": "5m", "automation": "semi"},
-            {"name": "health-check-failure", "metric": "unhealthy_ratio", "condition": {"above": 0.3}, "breaches": 2,
+            {"name": "health-check-failure", "metric": "unhealthy", "condition": {"above": 0.3}, "breaches": 2,
              "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}
           ],
           "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"},

@@ -262,35 +262,46 @@ extension Demo {
         return String(repeating: " ", count: max(0, 7 - s.count)) + s
     }
 
-    /// `+14.2s v2 live | error_rate 31.5% | p95_latency 9.4ms | unhealthy_ratio 0% | critical-error-rate firing, … | rolling back v2 -> v1`
+    /// `+7.4s v2 watching | errors 18.3% | p95 9.6ms | unhealthy 0% | critical-error-rate pending 1/3, 2 ok`:
+    /// what is happening first, so a narrow terminal cuts the least useful end.
     static func statusLine(_ config: Thresholds, _ state: EngineState, _ samples: [String: SampleValue], now: Timestamp, start: Timestamp) -> String {
-        var parts = [fixedOffset(now, from: start) + " " + (state.ledger.current.map { "\($0) live" } ?? "live release unknown")]
+        var head = fixedOffset(now, from: start) + " "
+        if let o = state.activeRollback {
+            head += "\(o.from) -> \(o.to) rolling back"
+        } else if let v = state.verification {
+            head += "\(v.to) verifying (\(fixed1(max(0, (v.deadline - now).seconds)))s left)"
+        } else if let h = state.halted {
+            head += "halted: \(h.reason)"
+        } else {
+            head += (state.ledger.current ?? "?") + " watching"
+        }
+        var parts = [head]
         for m in config.metrics {
             let text: String
             switch samples[m.name] {
-            case let .value(v)?: text = ValueFormat.format(v, unit: m.unit)
+            case let .value(v)?:
+                switch m.unit {
+                case .ratio: text = fixed1(v * 100) + "%"
+                case .seconds: text = fixed1(v * 1000) + "ms"
+                default: text = ValueFormat.format(v, unit: m.unit)
+                }
             case .noData?: text = "no data"
-            case nil: text = "—"
+            case nil: text = "-"
             }
             parts.append("\(m.name) \(text)")
         }
-        parts.append(config.triggers.map { t in
+        var ok = 0
+        var notOk: [String] = []
+        for t in config.triggers {
             let s = state.triggers[t.name] ?? TriggerState()
             switch s.phase {
-            case .pending: return "\(t.name) pending \(s.count)/\(t.breaches)"
-            case .recovering: return "\(t.name) recovering \(s.count)/\(t.clears)"
-            default: return "\(t.name) \(s.phase.rawValue)"
+            case .ok: ok += 1
+            case .pending: notOk.append("\(t.name) pending \(s.count)/\(t.breaches)")
+            case .recovering: notOk.append("\(t.name) recovering \(s.count)/\(t.clears)")
+            default: notOk.append("\(t.name) \(s.phase.rawValue)")
             }
-        }.joined(separator: ", "))
-        if let o = state.activeRollback {
-            parts.append("rolling back \(o.from) -> \(o.to)")
-        } else if let v = state.verification {
-            parts.append("verifying \(v.to) (\(fixed1(max(0, (v.deadline - now).seconds)))s left)")
-        } else if let h = state.halted {
-            parts.append("halted: \(h.reason)")
-        } else {
-            parts.append("watching")
         }
+        parts.append(notOk.isEmpty ? "all \(ok) triggers ok" : (notOk + (ok > 0 ? ["\(ok) ok"] : [])).joined(separator: ", "))
         return parts.joined(separator: " | ")
     }
 }
