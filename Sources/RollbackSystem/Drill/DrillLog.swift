@@ -1,5 +1,8 @@
 import FoundationEssentials
 import RollbackCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The record of rollback drills: `<state dir>/drills.json` (`{"drills": [...]}`, newest last, at most 100),
 /// written temp + fsync + rename.
@@ -20,7 +23,11 @@ public struct DrillLog: Sendable {
 
     /// The recorded drills (empty when there is no file yet). An unreadable file is an error naming it.
     public func load() throws(StateStoreError) -> [DrillRecord] {
-        guard FileIO.exists(path) else { return [] }
+        guard FileIO.exists(path) else {
+            // Not there, or not ours to see (a 0700 state directory read by an operator): only the first is "none".
+            if errno == EACCES { throw StateStoreError(path: path, reason: String(cString: strerror(EACCES))) }
+            return []
+        }
         let bytes: [UInt8]
         do { bytes = try FileIO.readAll(path: path, limit: 4 << 20) } catch { throw StateStoreError(path: path, reason: error.description) }
         do {
