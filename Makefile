@@ -50,9 +50,10 @@ test: test-deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
 
-## demo: for now, validate the shipped table and print it.
+## demo: a bad release detected, rolled back to the known-good one and verified, on loopback (no root needed;
+## about 30 s; `swift build` also builds rollbackd-demo-service). DEMO_FLAGS=--json for a summary.
 demo: build
-	.build/debug/rollbackd check thresholds.json
+	.build/debug/rollbackd demo $(DEMO_FLAGS)
 
 clean:
 	rm -rf .build

@@ -101,10 +101,16 @@ public enum ControlHandler {
             case "status":
                 let snap = await daemon.snapshot()
                 let now = SystemTime.now()
-                return success(snap.status, [
-                    ("report", StatusReport.json(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)),
-                    ("text", .string(StatusReport.text(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now))),
-                ])
+                var report = StatusReport.json(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+                var text = StatusReport.text(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+                // "Rollback procedure tested": warn when the last successful drill is older than 30 days (or none).
+                let drill = DrillLog(stateDirectory: daemon.options.stateDirectory).warning(now: now)
+                if case var .object(members) = report {
+                    members.append(("drillWarning", drill.map { .string($0) } ?? .null))
+                    report = .object(members)
+                }
+                if let drill { text += "warning: \(drill)\n" }
+                return success(snap.status, [("report", report), ("text", .string(text))])
             case "approve":
                 guard let id = string("id") else { return failure("approve needs an incident id") }
                 let out = try await daemon.command { engine, now throws(EngineRefusal) in try engine.approve(id, by: who, now: now) }

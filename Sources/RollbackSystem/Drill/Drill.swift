@@ -1,0 +1,177 @@
+import RollbackCore
+
+/// A drill that could not start (nothing was changed) or could not be recorded.
+public struct DrillError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// `rollbackd drill`: rehearses the configured rollback on a staging target. Holding the rollback lock throughout,
+/// it rolls back from the live release to a target (precheck, database gate reported, backup hook, phases through
+/// the journaled runner), verifies the way the daemon does (the configured metrics sampled every
+/// `verifyInterval` for `verifyFor` through the engine's own trigger state machine; every `full` trigger must be
+/// clear at the end, and every smoke URL must answer), then rolls forward to the original release, also when the
+/// verification failed. The result goes to `<state dir>/drills.json`.
+public enum Drill {
+    public struct Options: Sendable {
+        public var stateDirectory: String
+        /// The release to roll back to (default: the most recent known-good one in the state directory's ledger).
+        public var to: String?
+        /// Overrides `safety.verifyFor`.
+        public var verifyFor: Interval?
+
+        public init(stateDirectory: String, to: String? = nil, verifyFor: Interval? = nil) {
+            self.stateDirectory = stateDirectory
+            self.to = to
+            self.verifyFor = verifyFor
+        }
+    }
+
+    /// Runs one drill; `say` hears one line per step. Throws only when the drill could not start (nothing was
+    /// changed) or its record could not be written; every other ending is a record with an outcome.
+    public static func run(_ config: Thresholds, options: Options, say: @escaping @Sendable (String) -> Void) async throws(DrillError) -> DrillRecord {
+        let dir = options.stateDirectory
+        let started = SystemTime.now()
+        let id = "drill-\(started.compactUTC)"
+        // A drill must never interfere with a real rollback in the same state directory.
+        let saved: EngineState?
+        do { saved = try StateStore(directory: dir).load() } catch { throw DrillError(error.description) }
+        if let a = saved?.activeRollback {
+            throw DrillError("a rollback is active in \(dir) (\(a.from) -> \(a.to), incident \(a.incident)); no drill while it runs")
+        }
+        if let v = saved?.verification {
+            throw DrillError("a rollback is being verified in \(dir) (\(v.from) -> \(v.to), incident \(v.incident)); no drill while it runs")
+        }
+        do {
+            if let p = try ExecutionRunner.pending(stateDirectory: dir) {
+                throw DrillError("an interrupted rollback \(p.plan.from) -> \(p.plan.to) (incident \(p.plan.incident)) is pending in \(dir); resume or resolve it before drilling")
+            }
+        } catch let e as DrillError { throw e } catch { throw DrillError("\(error)") }
+        let lock: RollbackLock
+        do { lock = try RollbackLock.acquire(stateDirectory: dir, holder: "rollbackd drill \(id)") } catch { throw DrillError(error.description) }
+        defer { lock.release() }
+
+        let executor = Executors.make(config.rollback, stateDirectory: dir)
+        let from: String
+        do { from = try await executor.currentVersion() } catch { throw DrillError("cannot tell the live release: \(error)") }
+        let to: String
+        if let t = options.to {
+            to = t
+        } else if let known = saved?.ledger.target(excluding: from, deployable: nil)?.version {
+            to = known
+        } else {
+            throw DrillError("no known-good release other than \(from) in \(dir)/state.json: pass --to VERSION")
+        }
+        guard to != from else { throw DrillError("\(to) is already live: pass --to another release") }
+        do { try await executor.precheck(target: to) } catch { throw DrillError("precheck of \(to) failed: \(error)") }
+        do { try await executor.precheck(target: from) } catch {
+            throw DrillError("\(from) could not be rolled forward to after the drill: \(error)")
+        }
+        say("drill \(id): rolling back \(from) -> \(to) with the \(executor.strategyName) strategy, then forward again")
+        do {
+            if let check = try ReleaseMigrations.check(config.rollback, from: from, to: to) {
+                say("database: \(check.gate(compatible: config.rollback.migrationsCompatible).detail)")
+            }
+        } catch {
+            throw DrillError("database gate: \(error)")
+        }
+
+        let runner = ExecutionRunner(executor: executor, stateDirectory: dir)
+        func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String) throws(DrillError) -> DrillRecord {
+            let r = DrillRecord(id: id, startedAt: started, finishedAt: SystemTime.now(), from: from, to: to,
+                                strategy: executor.strategyName, outcome: outcome, recoverySeconds: recovery,
+                                rollbackSeconds: rollback, rolledForward: forward, detail: detail)
+            do { try DrillLog(stateDirectory: dir).append(r) } catch { throw DrillError("the drill ran but cannot be recorded: \(error)") }
+            return r
+        }
+        func rollForward() async -> (ok: Bool, detail: String) {
+            let live = try? await executor.currentVersion()
+            if live == from { return (true, "\(from) is live") }
+            let plan = executor.plan(from: live ?? to, to: from, incident: id + "-forward")
+            let outcome = await runner.execute(plan, holding: lock) { r in say("  forward \(r.text)") }
+            let now = try? await executor.currentVersion()
+            if outcome.succeeded && now == from { return (true, "rolled forward to \(from)") }
+            return (false, "rolling forward to \(from) failed: \(outcome.summary); live: \(now ?? "unknown")")
+        }
+
+        // 1. Roll back (the backup hook first, as a real rollback would).
+        let t0 = SystemTime.monotonicMs()
+        if let backup = config.rollback.backup {
+            do {
+                let r = try await BackupHook.run(backup, at: SystemTime.now(), from: from, to: to, incident: id,
+                                                 timeout: config.rollback.phaseTimeout)
+                say("  backup \(r.name) in \(ValueFormat.trim(r.seconds))s")
+            } catch {
+                return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: true, "backup hook: \(error); nothing was changed")
+            }
+        }
+        let plan = executor.plan(from: from, to: to, incident: id)
+        let back = await runner.execute(plan, holding: lock) { r in say("  \(r.text)") }
+        let rollbackSeconds = Double(SystemTime.monotonicMs() - t0) / 1000
+        guard back.succeeded else {
+            let forward = await rollForward()
+            say("rollback failed: \(back.summary); \(forward.detail)")
+            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: forward.ok,
+                              "\(back.summary); \(forward.detail)")
+        }
+
+        // 2. Verify as the daemon would.
+        let verdict = await verify(config, executor: executor, target: to, verifyFor: options.verifyFor ?? config.safety.verifyFor, say: say)
+        let recovery = Double(SystemTime.monotonicMs() - t0) / 1000
+
+        // 3. Roll forward, whatever the verification said.
+        if verdict != nil { say("verification failed: \(verdict ?? ""); rolling forward to \(from) anyway") }
+        let forward = await rollForward()
+        say(forward.detail)
+        guard forward.ok else {
+            return try record(.rollForwardFailed, recovery: verdict == nil ? recovery : nil, rollback: rollbackSeconds,
+                              forward: false, (verdict.map { "verification failed: \($0); " } ?? "verified; ") + forward.detail)
+        }
+        if let verdict {
+            return try record(.verificationFailed, recovery: nil, rollback: rollbackSeconds, forward: true, verdict)
+        }
+        return try record(.verified, recovery: recovery, rollback: rollbackSeconds, forward: true,
+                          "verified \(to) for \(options.verifyFor ?? config.safety.verifyFor); rolled forward to \(from)")
+    }
+
+    /// Samples for `verifyFor`; nil when every `full` trigger is clear at the end, the target is live and every
+    /// smoke URL answered; otherwise why not.
+    static func verify(_ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
+                       say: @Sendable (String) -> Void) async -> String? {
+        let sampler = Sampler(thresholds: config, strategyVersion: { try await executor.currentVersion() })
+        var engine = Engine(config: config, state: EngineState())
+        let every = config.safety.verifyInterval ?? config.interval
+        let deadline = SystemTime.monotonicMs() + verifyFor.milliseconds
+        var smoke: [String] = []
+        var lastVersion: String?
+        repeat {
+            let tickStart = SystemTime.monotonicMs()
+            let now = SystemTime.now()
+            async let samples = sampler.sample(now: now)
+            async let version = sampler.readVersion()
+            let failures = await ProbeSource.failures(of: config.rollback.smokeURLs)
+            let (s, v) = await (samples, version)
+            smoke += failures
+            lastVersion = v.version
+            _ = engine.tick(Observation(at: now, samples: s, version: v.version, versionReason: v.reason, smokeFailures: failures))
+            let states = config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map { t in
+                let st = engine.state.triggers[t.name] ?? TriggerState()
+                let value = st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) } ?? "no data"
+                return "\(t.name) \(st.phase.rawValue) (\(value))"
+            }
+            say("  verify \(v.version ?? "?"): " + states.joined(separator: ", "))
+            // Like the daemon: the verdict comes with the first sample at or after the deadline.
+            if SystemTime.monotonicMs() >= deadline { break }
+            let sleep = every.milliseconds - (SystemTime.monotonicMs() - tickStart)
+            if sleep > 0 { try? await Task.sleep(for: .milliseconds(sleep)) }
+        } while true
+        var problems: [String] = []
+        if lastVersion != target { problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)") }
+        for t in config.triggers where t.automation.capped(by: config.automation) == .full && !t.dryRun {
+            let phase = engine.state.triggers[t.name]?.phase ?? .ok
+            if phase != .ok { problems.append("\(t.name) is \(phase.rawValue)") }
+        }
+        problems += smoke.map { "smoke check: \($0)" }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+}
