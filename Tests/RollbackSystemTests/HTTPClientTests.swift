@@ -164,7 +164,9 @@ import Testing
         ])
         #expect((try? results[0].get().status) == 200)
         #expect(results[1].failureDescription == "connection refused to \(refused)")
-        #expect(results[2].failureDescription == "timeout after 300ms for \(s.base)/hang")
+        // A loaded machine may not even finish the loopback connect within 300 ms; either way it is the timeout.
+        #expect(["timeout after 300ms for \(s.base)/hang", "connect timeout after 300ms to \(s.base)/hang"]
+            .contains(results[2].failureDescription ?? ""), "\(results[2].failureDescription ?? "")")
         #expect((try? results[3].get().status) == 500)
         #expect(results[4].failureDescription?.hasPrefix("invalid URL not a url") == true)
     }

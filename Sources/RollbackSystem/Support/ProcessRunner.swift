@@ -64,6 +64,20 @@ public enum ProcessRunner {
     }
 
 
+    /// Every child rollbackd starts: its own process group (so a stop reaches its children too), no blocked
+    /// signals, and the default action for the signals the daemon handles itself.
+    static func childDefaults(_ attr: inout posix_spawnattr_t) {
+        posix_spawnattr_setpgroup(&attr, 0)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attr, &mask)
+        var dfl = sigset_t()
+        sigemptyset(&dfl)
+        for s in [SIGPIPE, SIGTERM, SIGHUP, SIGINT] { sigaddset(&dfl, s) }
+        posix_spawnattr_setsigdefault(&attr, &dfl)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    }
+
     static func runBlocking(_ argv: [String], environment: [String: String], stdin input: [UInt8],
                             timeout: Interval,
                             maxOutputBytes: Int) -> Result<ProcessResult, ProcessStartError> {
@@ -89,18 +103,7 @@ public enum ProcessRunner {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setpgroup(&attr, 0)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attr, &mask)
-        var dfl = sigset_t()
-        sigemptyset(&dfl)
-        sigaddset(&dfl, SIGPIPE)
-        sigaddset(&dfl, SIGTERM)
-        sigaddset(&dfl, SIGHUP)
-        sigaddset(&dfl, SIGINT)
-        posix_spawnattr_setsigdefault(&attr, &dfl)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        Self.childDefaults(&attr)
 
         var env: [String: String] = [:]
         var e = environ
