@@ -122,9 +122,11 @@ import Glibc
         #expect(s.log.contains("Resuming rollback v2 -> v1"))
         #expect(s.current().hasSuffix("/releases/v1"))
         Self.expectEachPhaseCompletedOnce(s)
+        try await s.waitFor(10, "the closed incident saved") {
+            (try? StateStore(directory: "\(s.dir)/state").load())??.incidents.first?.outcome == .rolledBack
+        }
         let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
         #expect(state.activeRollback == nil)
-        #expect(state.incidents.first?.outcome == .rolledBack)
     }
 
     @Test func theExecutorRefusesWhatTheWatchdogDidNotDecideAndCallersOutsideTheGroup() async throws {
