@@ -140,13 +140,16 @@ def main():
     ap.add_argument("--warmup", type=float, default=35)
     ap.add_argument("--measure", type=float, default=90)
     ap.add_argument("--starts", type=int, default=5)
-    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-build", action="store_true", help="use the existing .build/release/rollbackd")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="build without --static-swift-stdlib (default: the binary `make release` ships)")
     args = ap.parse_args()
     binary = os.path.join(ROOT, ".build", "release", "rollbackd")
     if not args.no_build:
-        print("building (swift build -c release --product rollbackd)", flush=True)
-        if subprocess.run(["swift", "build", "-c", "release", "--product", "rollbackd"], cwd=ROOT).returncode != 0:
-            sys.exit("swift build -c release --product rollbackd failed")
+        build = ["swift", "build", "-c", "release", "--product", "rollbackd"] + ([] if args.dynamic else ["--static-swift-stdlib"])
+        print(f"building ({' '.join(build)})", flush=True)
+        if subprocess.run(build, cwd=ROOT).returncode != 0:
+            sys.exit(f"{' '.join(build)} failed")
     if not os.access(binary, os.X_OK):
         sys.exit(f"{binary} is missing: swift build -c release")
     base = tempfile.mkdtemp(prefix="rollbackd-overhead-")
@@ -195,11 +198,13 @@ def main():
             if p.poll() is not None:
                 sys.exit(f"rollbackd exited; see {base}/daemon-{n}-run.log")
             notify.clear()
-            rss = []
+            rss, anon, filebacked = [], [], []
             cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
             while time.monotonic() - t0 < args.measure:
                 time.sleep(1)
                 rss.append(status_kib(p.pid, "VmRSS"))
+                anon.append(status_kib(p.pid, "RssAnon"))
+                filebacked.append(status_kib(p.pid, "RssFile"))
             cpu1, t1 = cpu_seconds(p.pid), time.monotonic()
             hwm = status_kib(p.pid, "VmHWM")
             msgs = notify.snapshot()
@@ -211,6 +216,7 @@ def main():
             cpu = cpu1 - cpu0
             row = {"targets": n, "startup_median": statistics.median(startups), "startup_max": max(startups),
                    "rss_median_mib": statistics.median(rss) / 1024, "rss_max_mib": max(rss) / 1024,
+                   "anon_median_mib": statistics.median(anon) / 1024, "file_median_mib": statistics.median(filebacked) / 1024,
                    "hwm_mib": hwm / 1024, "ticks": ticks, "cpu_s": cpu,
                    "cpu_per_tick_ms": cpu / ticks * 1000 if ticks else float("nan"),
                    "core_percent": cpu / (t1 - t0) * 100,
@@ -227,10 +233,10 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
     print(f"\nrollbackd run, interval 1s, {args.warmup:.0f} s warm-up, {args.measure:.0f} s measured; "
           f"start-up: {args.starts + 1} starts each\n")
-    print("| targets | RSS steady (median) | RSS max | VmHWM | ticks | CPU per tick | % of one core | tick wall median / max | start-up to READY median (max) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| targets | RSS steady (median) | of which anonymous / file-backed | RSS max | VmHWM | ticks | CPU per tick | % of one core | tick wall median / max | start-up to READY median (max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['targets']:,} | {r['rss_median_mib']:.1f} MiB | {r['rss_max_mib']:.1f} MiB | {r['hwm_mib']:.1f} MiB | "
+        print(f"| {r['targets']:,} | {r['rss_median_mib']:.1f} MiB | {r['anon_median_mib']:.1f} / {r['file_median_mib']:.1f} MiB | {r['rss_max_mib']:.1f} MiB | {r['hwm_mib']:.1f} MiB | "
               f"{r['ticks']} | {r['cpu_per_tick_ms']:.2f} ms | {r['core_percent']:.2f} % | "
               f"{r['tick_ms_median']:.0f} / {r['tick_ms_max']:.0f} ms | "
               f"{r['startup_median'] * 1000:.0f} ms ({r['startup_max'] * 1000:.0f} ms) |")
