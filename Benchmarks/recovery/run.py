@@ -476,17 +476,23 @@ def run_setting(name, args, bins, base, load_dirs):
 def table(name, results):
     s = SETTINGS[name]
     desc = {"rollbackd": f"interval {s['rb_interval']}s, breaches {s['rb_breaches']}, window {s['rb_window']}s",
-            "prometheus+alertmanager": f"scrape/eval {s['prom_scrape']}, rate[{s['prom_range']}], for {s['prom_for']}, "
+            "prometheus+alertmanager": f"scrape/eval {s['prom_scrape']}, `rate[{s['prom_range']}]`, `for: {s['prom_for']}`, "
                                        f"group_wait {s['am_group_wait']}"}
-    lines = [f"\n### {name}\n", "| tool | settings | drills | recovery median | recovery worst | swap back median | all drills: recovery (s) |",
+    lines = [f"\n### {name}\n",
+             "| tool | settings | drills | recovery median | recovery worst | swap back median (worst) | failed requests per drill, median |",
              "|---|---|---|---|---|---|---|"]
+    drills = []
     for tool, rows in results.items():
+        if not rows:
+            continue
         med, worst = summary(rows)
         swaps = [r["swap"] for r in rows if r["swap"] is not None]
-        lines.append(f"| {tool} | {desc[tool]} | {len(rows)} | {fmt(med)} s | {fmt(worst)} s | "
-                     f"{fmt(statistics.median(swaps) if swaps else None)} s | "
-                     f"{', '.join(fmt(r['recovery']) for r in rows)} |")
-    return "\n".join(lines)
+        lines.append(f"| {tool} | {desc[tool]} | {len(rows)} | **{fmt(med)} s** | {fmt(worst)} s | "
+                     f"{fmt(statistics.median(swaps) if swaps else None)} s ({fmt(max(swaps) if swaps else None)} s) | "
+                     f"{statistics.median([r['failures'] for r in rows]):.0f} |")
+        drills.append(f"- {tool}, recovery (s): {', '.join(fmt(r['recovery']) for r in rows)}; "
+                      f"swap back (s): {', '.join(fmt(r['swap']) for r in rows)}")
+    return "\n".join(lines) + "\n\nAll drills, in order (— = no rollback within the timeout):\n\n" + "\n".join(drills)
 
 
 def main():
