@@ -2,6 +2,21 @@ import Testing
 @testable import RollbackCore
 
 @Suite struct ExpositionParserTests {
+    /// The intern table is sized by the input (16 slots for a small exposition): with many more long names and
+    /// values than slots, colliding strings are told apart by their bytes and every sample keeps its own.
+    @Test func aSmallInternTableNeverMixesUpStrings() throws {
+        let values = (0..<200).map { "/api/v1/resource-\($0)/items" }
+        for count in [3, 20, 200] {
+            let text = values.prefix(count).enumerated().map { i, v in
+                "a_metric_name_longer_than_15_bytes{handler=\"\(v)\"} \(i)\n"
+            }.joined()
+            let e = try ExpositionParser.parse(Array(text.utf8))
+            #expect(e.samples.map(\.name) == Array(repeating: "a_metric_name_longer_than_15_bytes", count: count))
+            #expect(e.samples.map { $0.labels.first?.value ?? "" } == Array(values.prefix(count)))
+            #expect(e.samples.map(\.value) == (0..<count).map(Double.init))
+        }
+    }
+
     static let typical = """
         # HELP http_requests_total Requests served.
         # TYPE http_requests_total counter

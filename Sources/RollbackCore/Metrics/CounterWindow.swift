@@ -50,18 +50,32 @@ public struct TargetIncrease: Sendable, Equatable {
 public struct CounterWindow: Sendable, Equatable {
     public let window: Interval
     public private(set) var snapshots: [String: [CounterSnapshot]] = [:]
+    /// The `now` of the last full `prune`: every target is recorded at the same time in a tick, and pruning every
+    /// target again for each of them made a tick O(targets²) (a third of a core at 1,000 targets).
+    private var prunedAt: Timestamp?
 
     public init(window: Interval) {
         self.window = window
     }
 
+    public static func == (a: CounterWindow, b: CounterWindow) -> Bool {
+        a.window == b.window && a.snapshots == b.snapshots
+    }
+
     public mutating func record(target: String, _ snapshot: CounterSnapshot) {
-        var list = snapshots[target] ?? []
+        // Taken out of the dictionary, so appending does not copy the list.
+        var list = snapshots.removeValue(forKey: target) ?? []
         // Keep time order even if a clock step makes a snapshot older than the last one: drop the stale ones.
         list.removeAll { $0.at >= snapshot.at }
         list.append(snapshot)
-        snapshots[target] = list
-        prune(now: snapshot.at)
+        snapshots[target] = Self.pruned(list, start: snapshot.at - window)
+        // The other targets only change when the time does (prune is idempotent for one `now`).
+        if prunedAt != snapshot.at { prune(now: snapshot.at) }
+    }
+
+    private static func pruned(_ list: [CounterSnapshot], start: Timestamp) -> [CounterSnapshot] {
+        guard let baseline = list.lastIndex(where: { $0.at <= start }), baseline > 0 else { return list }
+        return Array(list[baseline...])
     }
 
     /// Drops snapshots no longer needed at `now`.
@@ -72,7 +86,11 @@ public struct CounterWindow: Sendable, Equatable {
             snapshots[target] = Array(list[baseline...])
         }
         // A target not seen for two windows is gone (removed from the fleet).
-        snapshots = snapshots.filter { $0.value.last.map { $0.at > now - window - window } ?? false }
+        let oldest = now - window - window
+        if snapshots.values.contains(where: { ($0.last?.at).map { $0 <= oldest } ?? true }) {
+            snapshots = snapshots.filter { ($0.value.last?.at).map { $0 > oldest } ?? false }
+        }
+        prunedAt = now
     }
 
     public mutating func forget(target: String) {
@@ -87,33 +105,59 @@ public struct CounterWindow: Sendable, Equatable {
         let from = list.lastIndex(where: { $0.at <= start }) ?? 0
         let used = list[from...].filter { $0.at <= now }
         guard used.count >= 2, let first = used.first, let last = used.last else { return nil }
-        var lastSeen = first.values
-        var inc: [SeriesKey: Double] = [:]
+        // Per series: the last value seen, the increase so far (nil until a finite one), and whether it is in the
+        // first snapshot. One table, so each series of each snapshot costs one hash lookup (this runs for every
+        // target on every tick).
+        var acc: [SeriesKey: SeriesAccumulator] = [:]
+        acc.reserveCapacity(first.values.count)
+        for (key, v) in first.values { acc[key] = SeriesAccumulator(last: v, increase: nil, inFirst: true) }
         var resets = 0
         for snap in used.dropFirst() {
             for (key, v) in snap.values {
-                let d: Double
-                if let prev = lastSeen[key] {
-                    if v >= prev {
-                        d = v - prev
-                    } else {
-                        d = v
-                        resets += 1
-                    }
-                } else {
-                    d = v
-                }
-                if d.isFinite { inc[key, default: 0] += d }
-                lastSeen[key] = v
+                acc[key, default: SeriesAccumulator(last: nil, increase: nil, inFirst: false)].add(v, resets: &resets)
             }
-            // Series absent from this snapshot are left out of `inc`; their last value stays for a comeback.
+            // Series absent from this snapshot get no increase; their last value stays for a comeback.
         }
-        // Series present only in the first snapshot contribute 0 rather than being absent.
-        for key in first.values.keys where inc[key] == nil { inc[key] = 0 }
+        var inc: [SeriesKey: Double] = [:]
+        inc.reserveCapacity(acc.count)
+        for (key, a) in acc {
+            // Series present only in the first snapshot contribute 0 rather than being absent.
+            if let d = a.increase { inc[key] = d } else if a.inFirst { inc[key] = 0 }
+        }
         return TargetIncrease(perSeries: inc, seconds: (last.at - first.at).seconds, resets: resets)
     }
 
     public var targets: [String] { Array(snapshots.keys) }
+}
+
+/// One series while `CounterWindow.increase` walks the snapshots.
+private struct SeriesAccumulator {
+    var last: Double?
+    var increase: Double?
+    let inFirst: Bool
+
+    init(last: Double?, increase: Double?, inFirst: Bool) {
+        self.last = last
+        self.increase = increase
+        self.inFirst = inFirst
+    }
+
+    /// A value lower than the last one is a reset (the new value counts); a series not seen before counts from 0.
+    mutating func add(_ v: Double, resets: inout Int) {
+        let d: Double
+        if let prev = last {
+            if v >= prev {
+                d = v - prev
+            } else {
+                d = v
+                resets += 1
+            }
+        } else {
+            d = v
+        }
+        if d.isFinite { increase = (increase ?? 0) + d }
+        last = v
+    }
 }
 
 /// Reductions over the increases of every target.

