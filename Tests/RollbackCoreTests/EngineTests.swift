@@ -381,6 +381,23 @@ import Testing
         #expect(h.count(.releaseKnownGood) == 1)
     }
 
+    /// A soak shorter than detection (2 s against 5 breaches at 1 s) must not make a breaching release a target.
+    @Test func aPendingTriggerDefersKnownGood() throws {
+        var spec = TableSpec()
+        spec.triggers = [TableSpec.trigger(breaches: 5, clears: 2)]
+        spec.safety = #"{"cooldown": "10m", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "2s", "verifyFor": "10s", "baselineWindow": "1m", "blindAfter": 3}"#
+        var h = try Harness(spec)
+        h.tick(errors: 0.3, count: 4)
+        #expect(h.state.triggers["errors"]?.phase == .pending)
+        #expect(h.state.ledger.release("v1")?.isKnownGood == false, "known-good while a trigger was pending")
+        h.tick(errors: 0.3, count: 1)
+        #expect(h.state.triggers["errors"]?.phase == .firing)
+        #expect(h.count(.releaseKnownGood) == 0)
+        // Once it is healthy again and soaks, it does become known-good.
+        h.tick(errors: 0.0, count: 8)
+        #expect(h.state.ledger.release("v1")?.isKnownGood == true)
+    }
+
     @Test func ratioTriggersUseThePreviousReleasesMedianAndHoldWithout() throws {
         var spec = TableSpec()
         spec.triggers = [TableSpec.trigger(name: "slow", metric: "latency", condition: #"{"aboveBaseline": 2.0}"#, automation: "full")]

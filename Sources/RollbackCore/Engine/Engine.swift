@@ -363,7 +363,8 @@ public struct Engine: Sendable {
         return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
     }
 
-    /// Known-good: live for `soak` with no tripped trigger and no blind metric.
+    /// Known-good: live for `soak` with no tripped trigger and no blind metric, granted only while no trigger is
+    /// pending.
     private mutating func updateSoak(now: Timestamp, out: inout EngineOutput) {
         guard let current = state.ledger.current, let release = state.ledger.release(current) else { return }
         let tripped = config.triggers.contains { t in
@@ -378,7 +379,12 @@ public struct Engine: Sendable {
             state.ledger.update(current) { $0.cleanSince = now }
             return
         }
-        if release.knownGoodAt == nil, now - since >= config.safety.soak {
+        // Never at a moment a trigger is pending: a bad release whose detection takes longer than the soak would
+        // otherwise become a rollback target a tick before it trips.
+        let pending = config.triggers.contains { t in
+            t.automation.capped(by: config.automation) != .off && state.triggers[t.name]?.phase == .pending
+        }
+        if release.knownGoodAt == nil, !pending, now - since >= config.safety.soak {
             state.ledger.update(current) { $0.knownGoodAt = now }
             out.events.append(Event(kind: .releaseKnownGood, at: now,
                 message: "Release \(current) is known-good: live \(now - since) with no tripped trigger (soak \(config.safety.soak)).",
