@@ -110,9 +110,19 @@ import Glibc
             _ = rename("\(dir)/current.new", "\(dir)/current")
         }
 
+        /// kill -9 and reap one of ours. Reaped pids leave `pids`: with pid_max 32768 a reaped pid is soon another
+        /// process (a container's systemd-nspawn, say), and must never be signalled again.
+        func killAndReap(_ pid: pid_t) {
+            guard let i = pids.firstIndex(of: pid) else { return }
+            pids.remove(at: i)
+            kill(pid, SIGKILL)
+            var st: Int32 = 0
+            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        }
+
         deinit {
             traffic?.cancel()
-            for p in pids { kill(p, SIGKILL); var st: Int32 = 0; waitpid(p, &st, 0) }
+            for p in pids { killAndReap(p) }
         }
     }
 
@@ -164,9 +174,7 @@ import Glibc
         try await s.waitFor(10, "pause event") { s.log.contains("uid \(getuid()) paused automation") }
         // kill -9, restart: the state (known-good v1) survives and nothing is rolled back.
         try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
-        kill(daemon, SIGKILL)
-        var st: Int32 = 0
-        waitpid(daemon, &st, 0)
+        s.killAndReap(daemon)
         _ = try s.startDaemon()
         try await s.waitFor(15, "restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
         let status = try s.control([("command", .string("status"))])

@@ -114,9 +114,7 @@ import Glibc
         _ = try await Self.startExecutor(s)
         let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
-        kill(daemon, SIGKILL)
-        var st: Int32 = 0
-        waitpid(daemon, &st, 0)
+        s.killAndReap(daemon)
         _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await s.waitFor(60, "verification after the restart") { s.log.contains("verification_passed") }
         #expect(s.log.contains("Resuming rollback v2 -> v1"))

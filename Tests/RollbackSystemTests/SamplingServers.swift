@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 @testable import RollbackCore
 @testable import RollbackSystem
 
@@ -14,6 +15,9 @@ final class ServerProcess: Sendable {
     let pid: pid_t
     let port: Int
     let argv: [String]
+    /// Set once the child is reaped: its pid may then belong to any new process (pid_max is 32768 here), so it is
+    /// never signalled again.
+    private let reaped = Atomic<Bool>(false)
 
     private init(pid: pid_t, port: Int, argv: [String]) {
         self.pid = pid
@@ -42,7 +46,7 @@ final class ServerProcess: Sendable {
     }
 
     func stop() {
-        guard kill(pid, 0) == 0 else { return }
+        guard !reaped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<100 {
