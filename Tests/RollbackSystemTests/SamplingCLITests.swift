@@ -28,16 +28,10 @@ import Testing
         try await post("\(app.base)/version?v=v7")
         let dir = try TempDir()
         let path = try config(dir, instance: app.base)
-        // Traffic at 10 % errors all along, so some lands between the two ticks (one second apart) however slowly
-        // the process starts on a loaded machine.
-        let traffic = Task {
-            while !Task.isCancelled {
-                try? await post("\(app.base)/simulate?ok=18&errors=2")
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        // Traffic at 10 % errors all along, made inside the app, so some lands between the two ticks (one second
+        // apart) however busy this test process is.
+        try await post("\(app.base)/background?ok=18&errors=2&every=0.1")
         let r = try await ProcessRunner.run([RepoPaths.binary, "sample", "--config", path, "--count", "2", "--json"], timeout: .seconds(20))
-        traffic.cancel()
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         let lines = try r.stdoutText.split(separator: "\n").map { try JSONParser.parse(String($0)) }
         #expect(lines.count == 6)

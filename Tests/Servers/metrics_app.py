@@ -6,6 +6,8 @@ and Gauge, so /metrics is the real library's exposition:
 
   POST /simulate?ok=N&errors=M&latency=S   records N requests with code 200 and M with code 500, each observed at
                                            S seconds in http_request_duration_seconds (handler="/api")
+  POST /background?ok=N&errors=M&every=S   from now on records N ok and M error requests every S seconds, in this
+                                           process (traffic that no busy test runner can starve)
   POST /restart                            a new registry: every counter starts again from zero (a process restart)
   POST /health?status=S&body=TEXT          what GET /healthz answers from now on (default 200, {"status":"ok"})
   POST /version?v=TEXT                     what GET /version answers
@@ -86,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
                     metrics["requests"].labels("500", "get").inc(errors)
                 for _ in range(ok + errors):
                     metrics["latency"].labels("/api").observe(latency)
+            elif url.path == "/background":
+                ok, errors, every = int(q.get("ok", "0")), int(q.get("errors", "0")), float(q.get("every", "0.1"))
+                threading.Thread(target=background, args=(ok, errors, every), daemon=True).start()
             elif url.path == "/restart":
                 metrics = new_registry()
             elif url.path == "/health":
@@ -99,6 +104,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(404, "not found")
                 return
         self.reply(200, "ok")
+
+
+def background(ok, errors, every):
+    while True:
+        with lock:
+            if ok:
+                metrics["requests"].labels("200", "get").inc(ok)
+            if errors:
+                metrics["requests"].labels("500", "get").inc(errors)
+        time.sleep(every)
 
 
 def watch_parent(parent):
