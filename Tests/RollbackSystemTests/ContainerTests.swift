@@ -49,23 +49,28 @@ import RollbackCore
         return try await inside(name, ["setpriv", "--reuid=" + user, "--regid=" + group, groups, "python3", "-c", probe])
     }
 
-    @Test(.timeLimit(.minutes(15)))
-    func installedUnitsInARealSystemd() async throws {
+    /// Boots a container from the prepared root, runs `body` with its name, and always stops it. The binary must
+    /// be built; a fresh machine debootstraps once (about 1.5 min), later runs reuse the cached root.
+    static func withContainer(_ prefix: String, _ body: (String) async throws -> Void) async throws {
         guard access(RepoPaths.binary, X_OK) == 0 else {
             Issue.record("no rollbackd binary at \(RepoPaths.binary): run `swift build` first")
             return
         }
-        // A fresh machine debootstraps once (about 1.5 min); later runs reuse the cached root.
-        try await Self.sh(["prepare"], timeout: .minutes(12))
-        let name = "rbd-smoke-\(getpid())"
-        try await Self.sh(["boot", name], timeout: .seconds(120))
+        try await sh(["prepare"], timeout: .minutes(12))
+        let name = "\(prefix)-\(getpid())"
+        try await sh(["boot", name], timeout: .seconds(120))
         do {
-            try await checks(name)
+            try await body(name)
         } catch {
-            _ = try? await Self.sh(["stop", name])
+            _ = try? await sh(["stop", name])
             throw error
         }
-        try await Self.sh(["stop", name])
+        try await sh(["stop", name])
+    }
+
+    @Test(.timeLimit(.minutes(15)))
+    func installedUnitsInARealSystemd() async throws {
+        try await Self.withContainer("rbd-smoke") { try await checks($0) }
     }
 
     func checks(_ name: String) async throws {
@@ -124,14 +129,7 @@ extension ContainerTests {
     /// and says what it checked; they run in order on one container (they build on each other's state).
     @Test(.timeLimit(.minutes(20)))
     func daemonScenariosInARealSystemd() async throws {
-        guard access(RepoPaths.binary, X_OK) == 0 else {
-            Issue.record("no rollbackd binary at \(RepoPaths.binary): run `swift build` first")
-            return
-        }
-        try await Self.sh(["prepare"], timeout: .minutes(12))
-        let name = "rbd-scen-\(getpid())"
-        try await Self.sh(["boot", name], timeout: .seconds(120))
-        do {
+        try await Self.withContainer("rbd-scen") { name in
             try await Self.sh(["install", name])
             var scenarios: [[String]] = [["ready"], ["status"], ["nonroot"], ["exec-refused"], ["rollback"], ["reload"], ["watchdog"]]
             for phase in ["swap", "reload"] {
@@ -143,11 +141,7 @@ extension ContainerTests {
                 let said = try await Self.sh(args, timeout: .minutes(3))
                 #expect(said.hasPrefix("scenario-\(scenario[0]):"), "container.sh \(args.joined(separator: " ")) said: \(said)")
             }
-        } catch {
-            _ = try? await Self.sh(["stop", name])
-            throw error
         }
-        try await Self.sh(["stop", name])
     }
 
     /// The config the daemon scenarios in container.sh run with (and the invalid variant scenario-reload writes)
