@@ -120,6 +120,23 @@ import Testing
         #expect(h.state.halted == nil)
     }
 
+    /// No data through verification (the service got no traffic after the rollback): recovery could not be shown,
+    /// so verification fails and halts, and the reason says the metric was dark, not merely "firing".
+    @Test func aDarkMetricDuringVerificationFailsItAndSaysWhy() throws {
+        var h = try Harness()
+        h.knownGoodThenDeploy()
+        h.tick(errors: 0.3, count: 3)
+        h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
+        h.version = "v1"
+        h.tick(errors: nil, count: 7)
+        let failed = try #require(h.events.first { $0.kind == .verificationFailed })
+        #expect(failed.reason?.contains("errors is firing and could not show recovery: error_rate has had no data") == true,
+                "\(failed.reason ?? "")")
+        #expect(failed.reason?.contains("connection refused") == true)
+        #expect(h.state.halted != nil)
+        #expect(h.orders.count == 1, "no-data never causes a rollback")
+    }
+
     @Test func smokeFailureFailsVerification() throws {
         var h = try Harness()
         h.knownGoodThenDeploy()

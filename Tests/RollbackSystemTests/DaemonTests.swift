@@ -12,7 +12,6 @@ import Glibc
         let dir: String
         let port: Int
         var pids: [pid_t] = []
-        var traffic: Task<Void, Never>?
 
         init() throws {
             var template = Array("/tmp/rollbackd-daemon-XXXXXX".utf8CString)
@@ -68,14 +67,10 @@ import Glibc
             let bin = FileIO.directory(of: RepoPaths.binary) + "/rollbackd-demo-service"
             guard FileIO.exists(bin) else { throw FixtureError("\(bin) is missing: swift build builds it") }
             _ = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
-            let url = "http://127.0.0.1:\(port)"
-            traffic = Task.detached {
-                let client = HTTPClient(maxConnections: 8)
-                while !Task.isCancelled {
-                    _ = await client.sendAll((0..<4).map { _ in HTTPRequest.get(url + "/api/x", options: HTTPOptions()) })
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-            }
+            // Traffic from a process of its own: a task here could be starved by a busy test runner, and a watchdog
+            // that sees no traffic cannot verify a recovery.
+            _ = try spawn(["/usr/bin/python3", RepoPaths.root + "/Tests/Servers/traffic.py", "http://127.0.0.1:\(port)/api/x",
+                           "--burst", "4", "--every", "0.02"], log: "\(dir)/traffic.log")
         }
 
         func startDaemon(_ extra: [String] = []) throws -> pid_t {
@@ -90,7 +85,7 @@ import Glibc
         var log: String { String(decoding: (try? FileIO.readAll(path: "\(dir)/daemon.log")) ?? [], as: UTF8.self) }
 
         /// Polls without blocking a thread: the tests share the cooperative pool (two threads on two cores) with
-        /// every other suite and with their own traffic task.
+        /// every other suite.
         func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) async throws {
             let deadline = SystemTime.monotonicMs() + Int64(seconds * 1000)
             while !condition() {
@@ -121,7 +116,6 @@ import Glibc
         }
 
         deinit {
-            traffic?.cancel()
             for p in pids { killAndReap(p) }
         }
     }

@@ -101,7 +101,7 @@ import Glibc
         let dir: String
         let port: Int
         let service: ChildProcess
-        let traffic: Task<Void, Never>
+        let traffic: ChildProcess
         var daemon: ChildProcess?
 
         init() throws {
@@ -122,14 +122,10 @@ import Glibc
             try FileIO.writeAtomically(path: dir + "/thresholds.json", bytes: Array(json.utf8), mode: 0o600)
             service = try ChildProcess([DemoDrillTests.serviceBinary, "--port", String(port), "--release-dir", dir + "/current"],
                                        log: dir + "/service.log")
-            let url = "http://127.0.0.1:\(port)/api/x"
-            traffic = Task.detached {
-                let client = HTTPClient(maxConnections: 4)
-                while !Task.isCancelled {
-                    _ = await client.sendAll((0..<3).map { _ in HTTPRequest.get(url, options: HTTPOptions()) })
-                    try? await Task.sleep(for: .milliseconds(30))
-                }
-            }
+            // Traffic from a process of its own, which a busy test runner cannot starve.
+            traffic = try ChildProcess(["/usr/bin/python3", RepoPaths.root + "/Tests/Servers/traffic.py",
+                                        "http://127.0.0.1:\(port)/api/x", "--burst", "3", "--every", "0.03"],
+                                       log: dir + "/traffic.log")
         }
 
         var state: String { dir + "/state" }
@@ -163,7 +159,7 @@ import Glibc
         }
 
         deinit {
-            traffic.cancel()
+            traffic.stop()
             service.stop()
         }
     }

@@ -97,13 +97,14 @@ struct SpoolFaultTests {
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
         let config = try writeThresholds(dir: dir, webhooks: [
-            webhookJSON(name: "ops", url: receiver.base + "/slow/25", secretFile: dir + "/secret"),
+            webhookJSON(name: "ops", url: receiver.base + "/slow/60", secretFile: dir + "/secret"),
         ], identifier: uniqueIdentifier("rbkill"))
         let total = 150
         let drill = ["notify-drill", "--config", config, "--state-dir", dir + "/state", "--journal", "journal",
                      "--batch-size", "1", "--initial-backoff", "20ms", "--max-backoff", "200ms"]
 
-        // First run: produce and deliver slowly; SIGKILL once some are delivered.
+        // First run: produce and deliver slowly (150 × 60 ms: about 9 s, so a busy test runner still kills it
+        // mid-delivery); SIGKILL once some are delivered.
         var pid: pid_t = 0
         let argv = [RepoPaths.binary] + drill + ["--count", String(total), "--wait", "60s"]
         let cArgv = argv.map { strdup($0) } + [nil]

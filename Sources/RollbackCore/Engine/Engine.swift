@@ -685,7 +685,12 @@ public struct Engine: Sendable {
         let notClear = config.triggers.filter { t in
             t.automation.capped(by: config.automation) == .full && !t.dryRun && (state.triggers[t.name]?.phase ?? .ok) != .ok
         }
-        var problems = notClear.map { "\($0.name) is \(state.triggers[$0.name]?.phase.rawValue ?? "?")" }
+        // A trigger whose metric has no data could not show its recovery: say so, rather than only "firing".
+        var problems = notClear.map { t -> String in
+            let phase = "\(t.name) is \(state.triggers[t.name]?.phase.rawValue ?? "?")"
+            guard let b = state.blind[t.metric], b.consecutiveNoData > 0 else { return phase }
+            return "\(phase) and could not show recovery: \(t.metric) has had no data for \(b.consecutiveNoData) ticks (\(b.lastReason ?? "no reason given"))"
+        }
         problems += v.smokeFailures.map { "smoke check: \($0)" }
         guard let idx = state.incidents.firstIndex(where: { $0.id == v.incident }) else { return }
         if problems.isEmpty {
