@@ -126,8 +126,7 @@ import Testing
         var h = try Harness()
         h.knownGoodThenDeploy()
         h.tick(errors: 0.3, count: 3)
-        h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
-        h.version = "v1"
+        h.finishRollback(.succeeded, healthyTicks: 0)
         h.tick(errors: nil, count: 7)
         let failed = try #require(h.events.first { $0.kind == .verificationFailed })
         #expect(failed.reason?.contains("errors is firing and could not show recovery: error_rate has had no data") == true,

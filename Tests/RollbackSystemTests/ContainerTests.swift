@@ -149,7 +149,7 @@ extension ContainerTests {
     @Test func scenarioConfigIsValid() async throws {
         let dir = "/tmp/rollbackd-scenario-config-\(getpid())"
         try FileIO.makeDirectories(dir, mode: 0o700)
-        defer { _ = ProcessRunner.runBlocking(["/bin/rm", "-rf", dir], environment: [:], stdin: [], timeout: .seconds(10), maxOutputBytes: 1024) }
+        defer { FileIO.removeTree(dir) }
         for (i, args) in [["scenario-config"],
                           ["scenario-config", "1s", #"["/bin/sh", "-c", "sleep 4; exec /usr/bin/systemctl restart example-api.service"]"#]]
             .enumerated() {

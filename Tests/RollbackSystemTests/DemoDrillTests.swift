@@ -106,7 +106,7 @@ import Glibc
 
         init() throws {
             dir = try DemoDrillTests.tempDir("drill")
-            port = try Demo.freePort()
+            port = try Loopback.freePort()
             try Demo.writeRelease(dir, "v1", errorRate: 0, latencyMs: 2)
             try Demo.writeRelease(dir, "v2", errorRate: 0, latencyMs: 2)
             try Demo.pointLink(dir + "/current", at: dir + "/releases/v2")

@@ -17,10 +17,7 @@ final class ScratchDir: @unchecked Sendable {
         chmod(path, 0o755)
     }
 
-    func remove() {
-        _ = ProcessRunner.runBlocking(["/bin/rm", "-rf", path], environment: [:], stdin: [], timeout: .seconds(30),
-                                      maxOutputBytes: 1024)
-    }
+    func remove() { FileIO.removeTree(path) }
 
     func sub(_ name: String) -> String { path + "/" + name }
 

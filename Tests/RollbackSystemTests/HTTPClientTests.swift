@@ -279,18 +279,4 @@ final class TempDir: Sendable {
     deinit { removeTree(path) }
 }
 
-func removeTree(_ path: String) {
-    if let d = opendir(path) {
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-            }
-            if name == "." || name == ".." { continue }
-            let child = path + "/" + name
-            var st = stat()
-            if lstat(child, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
-        }
-        closedir(d)
-    }
-    rmdir(path)
-}
+func removeTree(_ path: String) { FileIO.removeTree(path) }

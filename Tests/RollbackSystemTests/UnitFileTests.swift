@@ -27,10 +27,7 @@ import RollbackCore
         return String(cString: p)
     }
 
-    static func removeTree(_ path: String) {
-        _ = ProcessRunner.runBlocking(["/bin/rm", "-rf", path], environment: [:], stdin: [], timeout: .seconds(30),
-                                      maxOutputBytes: 4096)
-    }
+    static func removeTree(_ path: String) { FileIO.removeTree(path) }
 
     /// `systemd-analyze verify` checks that ExecStart= names an executable, so the copies it checks point at the
     /// binary this build made. Everything else is the file as shipped. Verify prints warnings (an unknown key, a

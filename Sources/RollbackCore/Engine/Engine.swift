@@ -679,19 +679,25 @@ public struct Engine: Sendable {
         return events
     }
 
-    private mutating func finishVerification(now: Timestamp, out: inout EngineOutput) {
-        guard let v = state.verification else { return }
-        state.verification = nil
+    /// Why the triggers do not show a recovery now (empty: they do): every `full` trigger must be clear and every
+    /// smoke check must have answered. The daemon's verification and `rollbackd drill` judge with this.
+    public func verificationProblems(smokeFailures: [String]) -> [String] {
         let notClear = config.triggers.filter { t in
             t.automation.capped(by: config.automation) == .full && !t.dryRun && (state.triggers[t.name]?.phase ?? .ok) != .ok
         }
         // A trigger whose metric has no data could not show its recovery: say so, rather than only "firing".
-        var problems = notClear.map { t -> String in
+        let problems = notClear.map { t -> String in
             let phase = "\(t.name) is \(state.triggers[t.name]?.phase.rawValue ?? "?")"
             guard let b = state.blind[t.metric], b.consecutiveNoData > 0 else { return phase }
             return "\(phase) and could not show recovery: \(t.metric) has had no data for \(b.consecutiveNoData) ticks (\(b.lastReason ?? "no reason given"))"
         }
-        problems += v.smokeFailures.map { "smoke check: \($0)" }
+        return problems + smokeFailures.map { "smoke check: \($0)" }
+    }
+
+    private mutating func finishVerification(now: Timestamp, out: inout EngineOutput) {
+        guard let v = state.verification else { return }
+        state.verification = nil
+        let problems = verificationProblems(smokeFailures: v.smokeFailures)
         guard let idx = state.incidents.firstIndex(where: { $0.id == v.incident }) else { return }
         if problems.isEmpty {
             state.incidents[idx].verifiedAt = now

@@ -155,25 +155,6 @@ public enum Demo {
         """
     }
 
-    /// A free TCP port on 127.0.0.1 (bound to port 0 and released).
-    static func freePort() throws(Failure) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bind(fd, sa, len) == 0 && getsockname(fd, sa, &len) == 0
-            }
-        }
-        guard ok else { throw Failure("cannot find a free port on 127.0.0.1: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     static func writeRelease(_ dir: String, _ version: String, errorRate: Double, latencyMs: Double) throws(SystemError) {
         try FileIO.makeDirectories("\(dir)/releases/\(version)", mode: 0o755)
         let json = JSONValue.object([("version", .string(version)), ("errorRate", .number(errorRate)),
@@ -183,30 +164,7 @@ public enum Demo {
 
     /// `ln -sfn` done atomically: a new link renamed over the old one (what a deploy tool does).
     static func pointLink(_ link: String, at target: String) throws(SystemError) {
-        let tmp = "\(link).deploy.\(getpid())"
-        unlink(tmp)
-        guard symlink(target, tmp) == 0 else { throw SystemError("symlink", path: tmp) }
-        guard rename(tmp, link) == 0 else { throw SystemError("rename", path: link) }
-    }
-
-    /// Removes a directory tree (no symlinks followed).
-    static func removeTree(_ path: String) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            if let d = opendir(path) {
-                var names: [String] = []
-                while let e = readdir(d) {
-                    let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    if name != "." && name != ".." { names.append(name) }
-                }
-                closedir(d)
-                for n in names { removeTree(path + "/" + n) }
-            }
-            rmdir(path)
-        } else {
-            unlink(path)
-        }
+        try FileIO.replaceSymlink(link, target: target, temp: "\(link).deploy.\(getpid())")
     }
 }
 

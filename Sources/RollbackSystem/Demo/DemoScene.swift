@@ -41,7 +41,7 @@ extension Demo {
             configPath = dir + "/thresholds.json"
             stateDirectory = dir + "/state"
             var ports: [Int] = []
-            for _ in 0..<max(options.instances, 1) { ports.append(try Demo.freePort()) }
+            for _ in 0..<max(options.instances, 1) { ports.append(try Loopback.freePort()) }
             self.ports = ports
             try FileIO.makeDirectories(dir + "/logs", mode: 0o755)
             try Demo.writeRelease(dir, "v1", errorRate: 0, latencyMs: 5)
@@ -242,7 +242,7 @@ extension Demo {
             for child in instances { child.stop() }
             instances = []
             unlink(dir + "/current")
-            Demo.removeTree(dir + "/releases")
+            FileIO.removeTree(dir + "/releases")
         }
     }
 

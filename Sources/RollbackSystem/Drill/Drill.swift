@@ -167,11 +167,7 @@ public enum Drill {
         } while true
         var problems: [String] = []
         if lastVersion != target { problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)") }
-        for t in config.triggers where t.automation.capped(by: config.automation) == .full && !t.dryRun {
-            let phase = engine.state.triggers[t.name]?.phase ?? .ok
-            if phase != .ok { problems.append("\(t.name) is \(phase.rawValue)") }
-        }
-        problems += smoke.map { "smoke check: \($0)" }
+        problems += engine.verificationProblems(smokeFailures: smoke)
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }
 }

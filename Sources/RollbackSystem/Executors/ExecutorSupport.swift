@@ -100,14 +100,6 @@ enum Paths {
         return names.sorted()
     }
 
-    static func fsyncDirectory(of path: String) {
-        let dfd = open(FileIO.directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
-    }
-
     /// A version string usable as one path component (no `/`, not `.` or `..`, no NUL, not empty).
     static func isSafeComponent(_ s: String) -> Bool {
         !s.isEmpty && s != "." && s != ".." && !s.contains("/") && !s.contains("\0")

@@ -87,14 +87,10 @@ public struct SymlinkExecutor: RollbackExecutor {
         guard Paths.isDirectory(config.releasePath(version)) else {
             throw fail("\(config.releasePath(version)) is not a directory (no release \(version))")
         }
-        let tmp = config.currentLink + ".rollbackd-new"
-        if unlink(tmp) != 0 && errno != ENOENT { throw fail(SystemError("unlink", path: tmp).description) }
-        guard symlink(text, tmp) == 0 else { throw fail(SystemError("symlink", path: tmp).description) }
-        guard rename(tmp, config.currentLink) == 0 else {
-            let e = SystemError("rename", path: config.currentLink)
-            unlink(tmp)
-            throw fail("\(e.description) (the old link is unchanged)")
+        do {
+            try FileIO.replaceSymlink(config.currentLink, target: text, temp: config.currentLink + ".rollbackd-new")
+        } catch {
+            throw fail(error.operation == "rename" ? "\(error.description) (the old link is unchanged)" : error.description)
         }
-        Paths.fsyncDirectory(of: config.currentLink)
     }
 }

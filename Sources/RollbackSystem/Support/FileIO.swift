@@ -70,11 +70,7 @@ public enum FileIO {
             unlink(tmp)
             throw e
         }
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
+        syncDirectory(of: path)
     }
 
     public static func directory(of path: String) -> String {
@@ -93,6 +89,49 @@ public enum FileIO {
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Points the symbolic link `link` at `target` atomically: a new link at `temp` (a leftover one is replaced)
+    /// renamed over `link`, so a reader resolving `link` sees the old target or the new, never nothing; then the
+    /// directory is synced. On failure the old link is unchanged and `temp` is gone.
+    public static func replaceSymlink(_ link: String, target: String, temp: String) throws(SystemError) {
+        if unlink(temp) != 0 && errno != ENOENT { throw SystemError("unlink", path: temp) }
+        guard symlink(target, temp) == 0 else { throw SystemError("symlink", path: temp) }
+        guard rename(temp, link) == 0 else {
+            let e = SystemError("rename", path: link)
+            unlink(temp)
+            throw e
+        }
+        syncDirectory(of: link)
+    }
+
+    /// fsync of the directory holding `path`, so a rename or a new entry in it survives a crash.
+    public static func syncDirectory(of path: String) {
+        let dfd = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
+    }
+
+    /// Removes a directory tree, or a single file; symbolic links are removed, never followed.
+    public static func removeTree(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            unlink(path)
+            return
+        }
+        if let d = opendir(path) {
+            var names: [String] = []
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(d)
+            for n in names { removeTree(path + "/" + n) }
+        }
+        rmdir(path)
+    }
 }
 
 /// Writing to the terminal without Foundation.
