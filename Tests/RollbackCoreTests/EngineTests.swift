@@ -136,6 +136,41 @@ import Testing
         #expect(h.orders.count == 1, "no-data never causes a rollback")
     }
 
+    /// A loaded host: the first tick after the rollback takes 4 s, so at the 5 s deadline the triggers have had two
+    /// samples, the first still holding the bad release's. The verdict waits for the five samples verifyFor
+    /// promises, and the recovery is seen.
+    @Test func overrunTicksDoNotCutVerificationShort() throws {
+        var h = try Harness()
+        h.knownGoodThenDeploy()
+        h.tick(errors: 0.3, count: 3)
+        h.finishRollback(.succeeded, healthyTicks: 0)
+        h.now = h.now + .seconds(4)
+        h.tick(errors: 0.3)          // 4 s late, still the bad window
+        h.tick(errors: 0.0)          // the deadline: recovering, 1 of 2 oks
+        #expect(h.count(.verificationFailed) == 0, "judged on 2 of the 5 promised samples")
+        #expect(h.state.verification != nil)
+        h.tick(errors: 0.0, count: 3)
+        #expect(h.count(.verificationPassed) == 1)
+        #expect(h.count(.verificationFailed) == 0)
+        #expect(h.state.halted == nil)
+    }
+
+    /// A sampler that stays slow still gets a verdict: at twice verifyFor, with what it has.
+    @Test func aStalledSamplerGetsItsVerdictAtTwiceVerifyFor() throws {
+        var h = try Harness()
+        h.knownGoodThenDeploy()
+        h.tick(errors: 0.3, count: 3)
+        h.finishRollback(.succeeded, healthyTicks: 0)
+        let finished = h.now
+        h.now = h.now + .seconds(6)
+        h.tick(errors: 0.0)
+        #expect(h.state.verification != nil)
+        h.now = h.now + .seconds(4)
+        h.tick(errors: 0.0)
+        #expect(h.state.verification == nil, "no verdict by \(h.now - finished) after the rollback")
+        #expect(h.count(.verificationFailed) + h.count(.verificationPassed) == 1)
+    }
+
     @Test func smokeFailureFailsVerification() throws {
         var h = try Harness()
         h.knownGoodThenDeploy()

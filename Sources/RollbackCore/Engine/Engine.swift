@@ -107,9 +107,11 @@ public struct Engine: Sendable {
             evaluate(t, obs: obs, out: &out)
         }
         updateSoak(now: now, out: &out)
-        if let v = state.verification {
-            state.verification?.smokeFailures.append(contentsOf: obs.smokeFailures)
-            if now >= v.deadline { finishVerification(now: now, out: &out) }
+        if var v = state.verification {
+            v.smokeFailures.append(contentsOf: obs.smokeFailures)
+            v.ticks = (v.ticks ?? 0) + 1
+            state.verification = v
+            if verificationIsDue(v, now: now) { finishVerification(now: now, out: &out) }
         }
         if state.activeRollback == nil && state.verification == nil {
             decide(now: now, deployable: deployable, out: &out)
@@ -633,7 +635,7 @@ public struct Engine: Sendable {
             state.incidents[idx].rollbackFinishedAt = now
             let deadline = now + config.safety.verifyFor
             state.verification = VerificationState(incident: order.incident, from: order.from, to: order.to,
-                                                   startedAt: now, deadline: deadline, smokeFailures: [])
+                                                   startedAt: now, deadline: deadline, smokeFailures: [], ticks: 0)
             appendTimeline(idx, now, .rollbackFinished, "rollback finished; \(order.to) is live; verifying until \(deadline)")
             events.append(Event(kind: .rollbackFinished, at: now,
                                 message: "Rolled back \(order.from) -> \(order.to); verifying recovery for \(config.safety.verifyFor).",
@@ -677,6 +679,17 @@ public struct Engine: Sendable {
             break  // handled above: the order stays active
         }
         return events
+    }
+
+    /// The verdict comes at `verifyFor`, once the triggers have had the samples `verifyFor` promises (one per
+    /// verify interval): ticks that overran on a loaded host must not fail a recovery that had no time to show.
+    /// A sampler that stays that slow gets its verdict at twice `verifyFor` all the same.
+    func verificationIsDue(_ v: VerificationState, now: Timestamp) -> Bool {
+        guard now >= v.deadline else { return false }
+        guard let ticks = v.ticks else { return true }
+        let every = max(config.safety.verifyInterval ?? config.interval, .ms(1))
+        let promised = Int(config.safety.verifyFor.milliseconds / every.milliseconds)
+        return ticks >= promised || now >= v.deadline + config.safety.verifyFor
     }
 
     /// Why the triggers do not show a recovery now (empty: they do): every `full` trigger must be clear and every

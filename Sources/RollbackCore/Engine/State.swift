@@ -88,6 +88,8 @@ public struct VerificationState: Sendable, Equatable, Codable {
     public var startedAt: Timestamp
     public var deadline: Timestamp
     public var smokeFailures: [String]
+    /// Ticks observed since the rollback finished (nil in state saved before it was counted: treated as enough).
+    public var ticks: Int?
 }
 
 public struct HaltState: Sendable, Equatable, Codable {

@@ -8,7 +8,7 @@
   fixture.py record --log FILE
       Starts a detached HTTP server that appends every request (any method) to FILE as a JSON line
       {"method", "path", "headers", "body"} and answers: /status/NNN -> NNN with body "status NNN";
-      /slow -> 200 after 5 s; anything else -> 200 {"ok": true}. Prints {"port": N, "pid": P}.
+      /slow -> 200 after 30 s; anything else -> 200 {"ok": true}. Prints {"port": N, "pid": P}.
 
   fixture.py client --url URL --stop-file F --out O
       Starts a detached client that GETs URL in a tight loop, a new connection per request, until F exists, then
@@ -122,7 +122,7 @@ def record(args):
                 status = int(self.path.split("/")[2])
                 out = f"status {status}".encode()
             elif self.path == "/slow":
-                time.sleep(5)
+                time.sleep(30)
             self.send_response(status)
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
