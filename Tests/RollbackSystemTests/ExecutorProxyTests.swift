@@ -154,11 +154,11 @@ struct HAProxyInstance {
         #expect(result.transitions.last?.1 == "v1")
         // nginx reloads asynchronously; soon after the executor returned only blue answers (generous bound: the
         // test machine is shared).
-        if let last = result.transitions.last { #expect(last.0 < done + 2, "blue took over \(last.0 - done)s after the executor returned") }
+        if let last = result.transitions.last { #expect(last.0 < done + 5, "blue took over \(last.0 - done)s after the executor returned") }
         // While old workers finish, old and new workers both answer for a moment; that overlap stays short.
         let firstBlue = result.transitions.first { $0.1 == "v1" }?.0 ?? 0
         let overlap = (result.transitions.last?.0 ?? 0) - firstBlue
-        #expect(overlap < 2, "green and blue alternated for \(overlap)s")
+        #expect(overlap < 5, "green and blue alternated for \(overlap)s")
         #expect(try exec.activeColour() == "blue")
         #expect(try await exec.currentVersion() == "v1")
         print("nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s")
@@ -194,15 +194,21 @@ struct HAProxyInstance {
         try await Task.sleep(for: .milliseconds(100))
         let atDrain = try await Fixture.count(canary)
         let stableAtDrain = try await Fixture.count(stable)
-        try await Task.sleep(for: .milliseconds(700))
+        // Until the stable server has taken 10 more requests (a busy runner may send slowly), or 10 s have passed.
+        let waitStarted = Fixture.now()
+        var stableLater = try await Fixture.count(stable)
+        while stableLater <= stableAtDrain + 10 && Fixture.now() - waitStarted < 10 {
+            try await Task.sleep(for: .milliseconds(100))
+            stableLater = try await Fixture.count(stable)
+        }
+        let waited = Fixture.now() - waitStarted
         let later = try await Fixture.count(canary)
-        let stableLater = try await Fixture.count(stable)
         let result = try await Fixture.stop(client)
         #expect(atDrain > 0, "the canary served nothing before the drain")
         #expect(later == atDrain, "the canary got \(later - atDrain) new requests after the drain")
         #expect(stableLater > stableAtDrain + 10, "the stable server stopped getting requests")
         #expect(result.failed == 0, "\(result.errors)")
-        print("haproxy canary: canary served \(atDrain) before the drain and \(later - atDrain) after; stable +\(stableLater - stableAtDrain) in 0.7s; \(result.failed) failed")
+        print("haproxy canary: canary served \(atDrain) before the drain and \(later - atDrain) after; stable +\(stableLater - stableAtDrain) in \(ValueFormat.trim(waited))s; \(result.failed) failed")
 
         // Draining again is harmless (idempotent), and a precheck now refuses to drain the last server.
         #expect(try await runPlan(exec, from: "canary", to: "stable", incident: "inc-2", state: dir.sub("state")).status == .finished)

@@ -33,7 +33,7 @@ import Testing
         #expect(resp.text == "status 200")
         #expect(resp.header("content-length") == "10")
         #expect(resp.timing.total > 0)
-        #expect(resp.timing.total < 2)
+        #expect(resp.timing.total < 10, "timing is in seconds, not milliseconds")
         #expect(resp.isSuccess)
     }
 
@@ -179,7 +179,7 @@ import Testing
         task.cancel()
         let r = await task.value
         #expect(r.failureDescription == "request to \(s.base)/hang was cancelled")
-        #expect(monotonicMs() - started < 3000)
+        #expect(monotonicMs() - started < 15_000, "ended by the cancel, not by the 30 s timeout")
     }
 
     @Test func tlsIsVerifiedAndTheCAFileIsHonoured() async throws {
