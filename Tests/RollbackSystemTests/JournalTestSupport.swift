@@ -14,25 +14,26 @@ struct TestFailure: Error, CustomStringConvertible {
 /// process exits. A journald that cannot be started fails the test with the harness's reason.
 actor Journald {
     static let shared = Journald()
-    private var state: Result<String, TestFailure>?
+    /// One start for every caller: an actor lets a second caller in while the first awaits the harness, and two
+    /// harnesses at once would start two journalds fighting over the one socket.
+    private var start: Task<Result<String, TestFailure>, Never>?
 
     func ensure() async throws -> String {
-        if let state { return try state.get() }
+        let task = start ?? Task { await Self.runHarness() }
+        start = task
+        return try await task.value.get()
+    }
+
+    private static func runHarness() async -> Result<String, TestFailure> {
         let argv = ["python3", RepoPaths.root + "/Tests/Servers/journald_harness.py", "--watch-pid", String(getpid())]
-        let result: Result<String, TestFailure>
         do {
             let r = try await ProcessRunner.run(argv, timeout: .seconds(30))
             let out = httpTrim(r.stdoutText)
-            if r.succeeded && (out.hasPrefix("started") || out == "existing") {
-                result = .success(out)
-            } else {
-                result = .failure(TestFailure("systemd-journald could not be started: \(out) \(r.stderrText) (\(r.summary(timeout: .seconds(30))))"))
-            }
+            if r.succeeded && (out.hasPrefix("started") || out == "existing") { return .success(out) }
+            return .failure(TestFailure("systemd-journald could not be started: \(out) \(r.stderrText) (\(r.summary(timeout: .seconds(30))))"))
         } catch {
-            result = .failure(TestFailure("systemd-journald could not be started: \(error)"))
+            return .failure(TestFailure("systemd-journald could not be started: \(error)"))
         }
-        state = result
-        return try result.get()
     }
 
     static func ensure() async throws { _ = try await shared.ensure() }

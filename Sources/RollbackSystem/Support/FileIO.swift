@@ -42,7 +42,6 @@ public enum FileIO {
     /// Writes a file that matters: temp file in the same directory, fsync, rename over the target, fsync the
     /// directory. Readers see the old content or the new, never a mix.
     public static func writeAtomically(path: String, bytes: [UInt8], mode: mode_t = 0o600) throws(SystemError) {
-        let dir = directory(of: path)
         let tmp = "\(path).tmp.\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw SystemError("create", path: tmp) }
