@@ -12,7 +12,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libcurl headers, linked from Debian's libcurl4-openssl-dev.
@@ -26,7 +25,6 @@ let package = Package(
         .target(name: "RollbackSystem", dependencies: [
             "RollbackCore", "CCurl", "CCurlShim", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "rollbackd", dependencies: [
             "RollbackCore", "RollbackSystem",

@@ -1,4 +1,3 @@
-import Crypto
 import RollbackCore
 
 /// A webhook secret that cannot be used, naming the file (never its content).
@@ -51,8 +50,7 @@ public enum WebhookSigning {
         message.append(contentsOf: String(timestamp).utf8)
         message.append(UInt8(ascii: "."))
         message.append(contentsOf: body)
-        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret.key))
-        return "v1," + Base64.encode(Array(mac))
+        return "v1," + Base64.encode(hmacSHA256(key: secret.key, message: message))
     }
 
     /// The three Standard Webhooks headers plus the content type.
