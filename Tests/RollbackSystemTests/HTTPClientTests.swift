@@ -202,6 +202,9 @@ import Testing
     @Test func userinfoIsRedactedFromMessages() async throws {
         #expect(HTTPError.redact("http://user:pw@host:80/p?q=a@b") == "http://***@host:80/p?q=a@b")
         #expect(HTTPError.redact("http://host/p@x") == "http://host/p@x")
+        #expect(HTTPError.redact("https://a@b:p@host#f@g") == "https://***@host#f@g")
+        #expect(HTTPError.redact("http://ü:ß@hôst/ä@") == "http://***@hôst/ä@")
+        #expect(HTTPError.redact("user:pw@host") == "user:pw@host")
         let port = closedPort()
         let e = try #require(expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
         #expect(e.description == "connection refused to http://***@127.0.0.1:\(port)/")

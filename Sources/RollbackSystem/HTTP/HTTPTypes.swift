@@ -167,12 +167,23 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Removes `user:password@` from a URL so it can be printed.
     public static func redact(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://") else { return url }
-        let rest = url[schemeEnd.upperBound...]
-        let isDelimiter: (Character) -> Bool = { c in c == "/" || c == "?" || c == "#" }
-        let authorityEnd = rest.firstIndex(where: isDelimiter) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
-        return String(url[..<schemeEnd.upperBound]) + "***@" + String(rest[rest.index(after: at)...])
+        // On the UTF-8 bytes: every delimiter is ASCII, and this runs for every request.
+        let u = Array(url.utf8)
+        guard let schemeEnd = Self.find(Array("://".utf8), in: u) else { return url }
+        let authorityStart = schemeEnd + 3
+        var authorityEnd = authorityStart
+        while authorityEnd < u.count, u[authorityEnd] != UInt8(ascii: "/"), u[authorityEnd] != UInt8(ascii: "?"),
+              u[authorityEnd] != UInt8(ascii: "#") {
+            authorityEnd += 1
+        }
+        guard let at = u[authorityStart..<authorityEnd].lastIndex(of: UInt8(ascii: "@")) else { return url }
+        return String(decoding: u[..<authorityStart], as: UTF8.self) + "***@" + String(decoding: u[(at + 1)...], as: UTF8.self)
+    }
+
+    private static func find(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= needle.count else { return nil }
+        for i in 0...(bytes.count - needle.count) where bytes[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        return nil
     }
 }
 
