@@ -112,6 +112,21 @@ def status_kib(pid, key):
     return 0
 
 
+def rss_by_mapping(pid):
+    """Resident KiB per mapped file (and anonymous memory), from /proc/PID/smaps, largest first."""
+    out, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if not head:
+                continue
+            if not head[0].endswith(":") or "-" in head[0]:
+                name = os.path.basename(head[5]) if len(head) > 5 and head[5].startswith("/") else "[anonymous]"
+            elif head[0] == "Rss:":
+                out[name] = out.get(name, 0) + int(head[1])
+    return sorted(out.items(), key=lambda kv: -kv[1])
+
+
 def config(instances, releases, link):
     return {
         "service": "overhead", "interval": "1s", "automation": "full", "instances": instances,
@@ -207,6 +222,7 @@ def main():
                 filebacked.append(status_kib(p.pid, "RssFile"))
             cpu1, t1 = cpu_seconds(p.pid), time.monotonic()
             hwm = status_kib(p.pid, "VmHWM")
+            mappings = rss_by_mapping(p.pid)
             msgs = notify.snapshot()
             ticks = sum(1 for _, m in msgs if "WATCHDOG=1" in m.split("\n"))
             tick_ms = [int(m.split("last tick ")[1].split(" ms")[0]) for _, m in msgs if "last tick " in m]
@@ -222,7 +238,7 @@ def main():
                    "core_percent": cpu / (t1 - t0) * 100,
                    "tick_ms_median": statistics.median(tick_ms) if tick_ms else float("nan"),
                    "tick_ms_max": max(tick_ms) if tick_ms else float("nan"), "overruns": overruns,
-                   "startups": startups}
+                   "startups": startups, "rss_by_mapping_kib": mappings[:8]}
             rows.append(row)
             print(f"{n} targets: {json.dumps(row)}", flush=True)
     except KeyboardInterrupt:
