@@ -245,8 +245,9 @@ struct WebhookSystemTests {
         try #require(got.count == 2)
         #expect(got[0].id == got[1].id, "a retry keeps its webhook-id")
         let gap = got[1].receivedAt - got[0].receivedAt
-        // The backoff alone would retry after 10–20 ms; Retry-After: 2 makes it wait two seconds.
-        #expect(gap >= 1.95 && gap < 6, "retried after \(gap)s")
+        // The backoff alone would retry after 10–20 ms; Retry-After: 2 makes it wait two seconds. The upper bound
+        // only rules out reading it as minutes: on a loaded runner the retry has come 7 s after the first attempt.
+        #expect(gap >= 1.95 && gap < 15, "retried after \(gap)s")
         #expect(got.allSatisfy { $0.verified })
     }
 
