@@ -20,7 +20,7 @@ TEST_PIPS += standardwebhooks
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
 
-.PHONY: all deps test-deps build release test demo clean
+.PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: install install-files uninstall
 
 all: build
@@ -49,6 +49,11 @@ release: deps
 test: test-deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
+
+## test-release: every test against the static release binary `make install` ships, instead of the debug build.
+test-release: release test-deps
+	swift build --build-tests $(SWIFT_FLAGS)
+	ROLLBACKD_TEST_BINARY=.build/release/rollbackd swift test --skip-build $(SWIFT_FLAGS)
 
 ## demo: a bad release detected, rolled back to the known-good one and verified, on loopback (no root needed;
 ## about 30 s; `swift build` also builds rollbackd-demo-service). DEMO_FLAGS=--json for a summary.

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Paths in the repository, found from this file's location.
 enum RepoPaths {
     static var root: String {
@@ -5,6 +9,12 @@ enum RepoPaths {
         parts.removeLast(3) // Tests/RollbackSystemTests/RepoPaths.swift
         return parts.joined(separator: "/")
     }
-    /// The debug build of the rollbackd binary (`swift build` puts it there).
-    static var binary: String { root + "/.build/debug/rollbackd" }
+    /// The rollbackd binary the tests run: the debug build (`swift build` puts it there), or the one named by
+    /// `ROLLBACKD_TEST_BINARY` (e.g. the static release build `make release` ships, `.build/release/rollbackd`).
+    static var binary: String {
+        if let named = getenv("ROLLBACKD_TEST_BINARY").map({ String(cString: $0) }), !named.isEmpty {
+            return named.hasPrefix("/") ? named : root + "/" + named
+        }
+        return root + "/.build/debug/rollbackd"
+    }
 }
