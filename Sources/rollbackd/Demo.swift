@@ -102,14 +102,7 @@ struct DrillCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let t: Thresholds
-        switch ConfigFile.load(path: config) {
-        case let .failure(error):
-            Terminal.writeError(error.description)
-            throw ExitCode(1)
-        case let .success(loaded):
-            t = loaded.thresholds
-        }
+        let t = try loadConfigOrExit(config).thresholds
         let options = Drill.Options(stateDirectory: stateDir ?? StateDirectory.default, to: to,
                                     verifyFor: verifyFor.flatMap { Interval(parsing: $0) })
         let toStderr = json

@@ -44,13 +44,7 @@ struct NotifyDrill: AsyncParsableCommand {
     var journal: String = "auto"
 
     func run() async throws {
-        let loaded: LoadedThresholds
-        switch ConfigFile.load(path: config) {
-        case let .failure(e):
-            Terminal.writeError(e.description)
-            throw ExitCode(1)
-        case let .success(l): loaded = l
-        }
+        let loaded = try loadConfigOrExit(config)
         guard let target = JournalTarget(rawValue: journal) else { throw ValidationError("--journal: auto, journal or stderr") }
         var policy = DeliveryPolicy()
         if let s = initialBackoff {

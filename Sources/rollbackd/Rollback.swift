@@ -19,15 +19,7 @@ struct ExecutorOptions: ParsableArguments {
     @Option(name: .long, help: "Incident id recorded in the plan (default: manual-<UTC time>).")
     var incident: String?
 
-    func load() throws -> Thresholds {
-        switch ConfigFile.load(path: config) {
-        case let .failure(error):
-            Terminal.writeError(error.description)
-            throw ExitCode(1)
-        case let .success(loaded):
-            return loaded.thresholds
-        }
-    }
+    func load() throws -> Thresholds { try loadConfigOrExit(config).thresholds }
 
     func fromVersion(_ executor: any RollbackExecutor) async throws -> String {
         if let from { return from }

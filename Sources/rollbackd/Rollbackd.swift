@@ -48,19 +48,26 @@ struct Check: ParsableCommand {
     var stateDir: String?
 
     func run() throws {
-        switch ConfigFile.load(path: file) {
-        case let .failure(error):
-            Terminal.writeError(error.description)
-            throw ExitCode(1)
-        case let .success(loaded):
-            for w in loaded.warningLines { Terminal.writeError("warning: \(w)") }
-            // The drill log belongs to an installation, not to a file: consulted for the installed config or
-            // when a state directory is named, so checking an arbitrary file stays quiet.
-            if let dir = stateDir ?? (file == ConfigFile.defaultPath ? StateDirectory.default : nil),
-               let w = DrillLog(stateDirectory: dir).warning(now: SystemTime.now()) {
-                Terminal.writeError("warning: \(w)")
-            }
-            print(json ? TriggerTable.json(loaded.thresholds) : TriggerTable.text(loaded.thresholds), terminator: "")
+        let loaded = try loadConfigOrExit(file, printWarnings: true)
+        // The drill log belongs to an installation, not to a file: consulted for the installed config or
+        // when a state directory is named, so checking an arbitrary file stays quiet.
+        if let dir = stateDir ?? (file == ConfigFile.defaultPath ? StateDirectory.default : nil),
+           let w = DrillLog(stateDirectory: dir).warning(now: SystemTime.now()) {
+            Terminal.writeError("warning: \(w)")
         }
+        print(json ? TriggerTable.json(loaded.thresholds) : TriggerTable.text(loaded.thresholds), terminator: "")
+    }
+}
+
+/// The configuration at `path`, or its errors on stderr and exit status 1: what every command that reads one does.
+/// With `printWarnings`, the file's warnings go to stderr too.
+func loadConfigOrExit(_ path: String, printWarnings: Bool = false) throws -> LoadedThresholds {
+    switch ConfigFile.load(path: path) {
+    case let .failure(error):
+        Terminal.writeError(error.description)
+        throw ExitCode(1)
+    case let .success(loaded):
+        if printWarnings { for w in loaded.warningLines { Terminal.writeError("warning: \(w)") } }
+        return loaded
     }
 }

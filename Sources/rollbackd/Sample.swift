@@ -26,15 +26,7 @@ struct Sample: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let thresholds: Thresholds
-        switch ConfigFile.load(path: config) {
-        case let .failure(error):
-            Terminal.writeError(error.description)
-            throw ExitCode(1)
-        case let .success(loaded):
-            for w in loaded.warningLines { Terminal.writeError("warning: \(w)") }
-            thresholds = loaded.thresholds
-        }
+        let thresholds = try loadConfigOrExit(config, printWarnings: true).thresholds
         let sampler = Sampler(thresholds: thresholds)
         var last: SamplerTick?
         for i in 1...count {
