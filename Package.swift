@@ -26,8 +26,16 @@ let package = Package(
             "RollbackCore", "CCurl", "CCurlShim", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The long-running parts: the watchdog loop, control socket, privileged executor, the one rollback
+        // procedure, drills and incident reports. Built on the adapters; holds no adapter of its own.
+        .target(name: "RollbackService", dependencies: [
+            "RollbackCore", "RollbackSystem", "CSystemd",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // `rollbackd demo`: a bad release detected, rolled back and verified on loopback.
+        .target(name: "RollbackDemo", dependencies: ["RollbackCore", "RollbackSystem", "RollbackService"]),
         .executableTarget(name: "rollbackd", dependencies: [
-            "RollbackCore", "RollbackSystem",
+            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The service guarded in the demo and the end-to-end tests.
@@ -39,7 +47,7 @@ let package = Package(
             "RollbackCore",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "RollbackSystemTests", dependencies: ["RollbackCore", "RollbackSystem"]),
+        .testTarget(name: "RollbackSystemTests", dependencies: ["RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo"]),
     ],
     swiftLanguageModes: [.v6]
 )

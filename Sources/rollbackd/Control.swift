@@ -1,6 +1,7 @@
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 /// Options shared by the commands that talk to the running daemon.
 struct SocketOption: ParsableArguments {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
+import RollbackDemo
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 /// `rollbackd execute`: the privileged executor, one connection on stdin/stdout (rollbackd-exec@.service).
 /// Exit statuses: 0 the rollback succeeded, 1 refused or failed, 2 a bad request or not started on a socket.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 /// `rollbackd history`: the audit trail read back from journald, as a timeline per incident.
 /// Exit statuses: 0 (also when nothing matched), 1 when the journal cannot be read, 2 usage.

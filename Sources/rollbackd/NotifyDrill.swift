@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 /// `rollbackd notify-drill` (hidden, test-only until the daemon exists): runs the real notifier of a
 /// thresholds.json — journald plus every configured webhook through the durable spool — produces N drill events

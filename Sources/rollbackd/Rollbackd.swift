@@ -1,6 +1,7 @@
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 @main
 struct Rollbackd: AsyncParsableCommand {

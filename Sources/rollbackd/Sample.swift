@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import RollbackCore
 import RollbackSystem
+import RollbackService
 
 /// Exit statuses: 0 every metric had a value in the last tick, 1 invalid configuration, 2 usage,
 /// 3 some metric had no data in the last tick.

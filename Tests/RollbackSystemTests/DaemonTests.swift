@@ -1,6 +1,7 @@
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+@testable import RollbackService
 #if canImport(Glibc)
 import Glibc
 #endif

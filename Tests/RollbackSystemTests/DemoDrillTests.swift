@@ -1,6 +1,8 @@
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+@testable import RollbackService
+@testable import RollbackDemo
 #if canImport(Glibc)
 import Glibc
 #endif

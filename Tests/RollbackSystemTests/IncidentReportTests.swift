@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import RollbackCore
 @testable import RollbackSystem
+@testable import RollbackService
 import Testing
 
 @Suite("incident reports")

@@ -1,4 +1,5 @@
 import RollbackCore
+import RollbackSystem
 
 /// A report that cannot be written, naming the incident or file at fault.
 public struct IncidentReportError: Error, Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import RollbackCore
+import RollbackSystem
 
 /// The engine's memory on disk: `<state dir>/state.json`, written temp + fsync + rename so a crash leaves the
 /// old state or the new, never a torn file.

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import RollbackCore
+import RollbackSystem
 #if canImport(Glibc)
 import Glibc
 #endif

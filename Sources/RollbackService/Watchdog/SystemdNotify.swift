@@ -3,6 +3,7 @@ import CSystemd
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
 
 /// sd_notify(3) for Type=notify services: READY, STATUS, WATCHDOG, RELOADING, STOPPING. Without NOTIFY_SOCKET
 /// (a terminal) every call is a no-op.

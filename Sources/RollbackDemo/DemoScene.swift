@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
+import RollbackService
 
 extension Demo {
     /// One run of the demo: the work directory, the processes and the daemon, and their clean-up.

@@ -1,4 +1,5 @@
 import RollbackCore
+import RollbackSystem
 
 /// A drill that could not start (nothing was changed) or could not be recorded.
 public struct DrillError: Error, Sendable, CustomStringConvertible {

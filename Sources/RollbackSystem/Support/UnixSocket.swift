@@ -6,6 +6,7 @@ import Glibc
 public enum UnixSocket {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The credentials of the process at the other end (SO_PEERCRED), plus its supplementary groups.

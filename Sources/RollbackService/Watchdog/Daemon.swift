@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
 
 /// What the daemon needs from the world, built from a configuration (sources, executor, notifiers). Swapped on a
 /// successful reload.

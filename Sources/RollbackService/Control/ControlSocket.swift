@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
 
 /// The daemon's control socket: one JSON request line in, one JSON response line out. Only root, the daemon's
 /// own user and members of its group may connect (socket mode 0660, and SO_PEERCRED checked again per request).
@@ -81,7 +82,7 @@ public enum ControlHandler {
     }
 
     /// Runs a command whose only output is events.
-    static func events(_ daemon: Daemon, _ body: @escaping @Sendable (inout Engine, Timestamp) throws(EngineRefusal) -> [Event]) async throws(EngineRefusal) {
+    public static func events(_ daemon: Daemon, _ body: @escaping @Sendable (inout Engine, Timestamp) throws(EngineRefusal) -> [Event]) async throws(EngineRefusal) {
         _ = try await daemon.command { engine, now throws(EngineRefusal) in
             var out = EngineOutput()
             out.events = try body(&engine, now)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FoundationEssentials
 import RollbackCore
+import RollbackSystem
 import Synchronization
 
 /// The wire between the unprivileged daemon and `rollbackd execute` on the executor socket: one request line

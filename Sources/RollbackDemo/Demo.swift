@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
+import RollbackService
 
 /// `rollbackd demo`: the whole story on loopback, without root, systemd or configuration. Releases `v1` (good) and
 /// `v2` (bad: `badErrorRate` of the API requests fail) are laid out for the `symlink` strategy in a work

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RollbackCore
+import RollbackSystem
 
 /// `rollbackd execute`: the privileged half of a rollback, one connection per process (rollbackd-exec.socket,
 /// `Accept=yes`, the connection on stdin and stdout). It takes one request — an incident id, a target release and

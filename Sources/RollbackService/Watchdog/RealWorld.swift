@@ -1,4 +1,5 @@
 import RollbackCore
+import RollbackSystem
 
 /// Carries out one rollback order: lock, resume-or-plan, precheck, database gate, backup hook, then the phases
 /// through the journaled runner. Every stop before the first phase changes nothing and is reported as a gate.
