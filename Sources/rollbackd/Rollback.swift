@@ -56,35 +56,27 @@ struct Plan: AsyncParsableCommand {
     @OptionGroup var options: ExecutorOptions
 
     func run() async throws {
-        let t = try options.load()
-        let executor = Executors.make(t.rollback, stateDirectory: StateDirectory.default)
-        let from = try await options.fromVersion(executor)
-        let plan = executor.plan(from: from, to: options.to, incident: options.incidentID)
-        print(ExecutionRunner(executor: executor, stateDirectory: StateDirectory.default).dryRun(plan))
-        var ok = true
-        do {
-            try await executor.precheck(target: options.to)
-            print("precheck: passed")
-        } catch {
-            print("precheck: FAILED: \(error)")
-            ok = false
-        }
-        do {
-            if let check = try ReleaseMigrations.check(t.rollback, from: from, to: options.to) {
-                print("database: \(check.gate(compatible: t.rollback.migrationsCompatible).detail)")
-            }
-        } catch {
-            print("database: FAILED: \(error)")
+        let procedure = RollbackProcedure(try options.load().rollback, stateDirectory: StateDirectory.default)
+        let from = try await options.fromVersion(procedure.executor)
+        print(procedure.dryRun(from: from, to: options.to, incident: options.incidentID))
+        let precheck = await procedure.precheck(to: options.to)
+        print(precheck.passed ? "precheck: passed" : "precheck: FAILED: \(precheck.detail)")
+        var ok = precheck.passed
+        switch procedure.databaseGate(from: from, to: options.to) {
+        case .notConfigured: break
+        case let .checked(gate): print("database: \(gate.detail)")
+        case let .unreadable(why):
+            print("database: FAILED: \(why)")
             ok = false
         }
         if !ok { throw ExitCode(1) }
     }
 }
 
-/// `rollbackd run-plan --to VERSION`: the executor path without the decision engine — lock, precheck, database
-/// check (reported), backup hook, then the plan phase by phase with the durable journal. A rollback interrupted
-/// by a crash is resumed when run again with the same target. Hidden: `rollbackd rollback` is the command for
-/// people; this one exists for tests and for finishing an interrupted plan by hand.
+/// `rollbackd run-plan --to VERSION`: the rollback procedure without the decision engine — lock, precheck,
+/// database check (reported), backup hook, then the plan phase by phase with the durable journal. A rollback
+/// interrupted by a crash is resumed when run again with the same target. Hidden: `rollbackd rollback` is the
+/// command for people; this one exists for tests and for finishing an interrupted plan by hand.
 struct RunPlan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run-plan",
@@ -101,69 +93,62 @@ struct RunPlan: AsyncParsableCommand {
     var dryRun = false
 
     func run() async throws {
-        let t = try options.load()
         let state = stateDir ?? StateDirectory.default
-        let executor = Executors.make(t.rollback, stateDirectory: state)
-        let runner = ExecutionRunner(executor: executor, stateDirectory: state)
-
+        let procedure = RollbackProcedure(try options.load().rollback, stateDirectory: state)
         if dryRun {
-            let from = try await options.fromVersion(executor)
-            print(runner.dryRun(executor.plan(from: from, to: options.to, incident: options.incidentID)))
+            let from = try await options.fromVersion(procedure.executor)
+            print(procedure.dryRun(from: from, to: options.to, incident: options.incidentID))
             return
         }
-
-        let lock: RollbackLock
-        do {
-            lock = try RollbackLock.acquire(stateDirectory: state, holder: "rollbackd run-plan --to \(options.to)")
-        } catch {
-            Terminal.writeError(error.description)
-            throw ExitCode(1)
-        }
-        defer { lock.release() }
-
-        let plan: RollbackPlan
+        // An interrupted run of this target (and of --from/--incident where given) is resumed, whatever incident
+        // it was started under.
         let pending: ExecutionJournal?
         do { pending = try ExecutionRunner.pending(stateDirectory: state) } catch {
             Terminal.writeError(error.description)
             throw ExitCode(1)
         }
+        let order: RollbackOrder
         if let p = pending, p.plan.to == options.to, options.from == nil || options.from == p.plan.from,
            options.incident == nil || options.incident == p.plan.incident {
-            print("resuming the interrupted rollback \(p.plan.from) -> \(p.plan.to) (incident \(p.plan.incident)) after \(p.completed.isEmpty ? "no completed phase" : "phase " + (p.completed.last ?? ""))")
-            plan = p.plan
+            order = RollbackOrder(incident: p.plan.incident, from: p.plan.from, to: p.plan.to, automatic: false,
+                                  orderedAt: SystemTime.now())
         } else {
-            let from = try await options.fromVersion(executor)
-            plan = executor.plan(from: from, to: options.to, incident: options.incidentID)
-            do {
-                try await executor.precheck(target: options.to)
-            } catch {
-                Terminal.writeError("precheck failed: \(error)")
-                throw ExitCode(1)
-            }
-            do {
-                if let check = try ReleaseMigrations.check(t.rollback, from: from, to: options.to) {
-                    print("database: \(check.gate(compatible: t.rollback.migrationsCompatible).detail)")
-                }
-            } catch {
-                Terminal.writeError("database check failed: \(error)")
-                throw ExitCode(1)
-            }
-            if let backup = t.rollback.backup {
-                do {
-                    let r = try await BackupHook.run(backup, at: SystemTime.now(), from: from, to: options.to,
-                                                     incident: plan.incident, timeout: t.rollback.phaseTimeout)
-                    print("backup \(r.name): done in \(ValueFormat.trim(r.seconds))s")
-                } catch {
-                    Terminal.writeError(error.description)
-                    throw ExitCode(1)
-                }
-            }
-            print(plan.text)
+            order = RollbackOrder(incident: options.incidentID, from: try await options.fromVersion(procedure.executor),
+                                  to: options.to, automatic: false, orderedAt: SystemTime.now())
         }
-        let outcome = await runner.execute(plan, holding: lock) { report in
-            print(report.text)
+        let result = await procedure.run(order, holder: "rollbackd run-plan --to \(options.to)", reporter: PrintingReporter())
+        switch result {
+        case .succeeded: return
+        case .failed, .interrupted, .demotedToApproval: throw ExitCode(1)
+        case let .refused(gate):
+            switch gate.gate {
+            case "precheck": Terminal.writeError("precheck failed: \(gate.detail)")
+            case "database": Terminal.writeError("database check failed: \(gate.detail)")
+            default: Terminal.writeError(gate.detail)
+            }
+            throw ExitCode(1)
         }
-        print(outcome.summary)
-        if !outcome.succeeded { throw ExitCode(1) }
     }
+}
+
+/// The rollback procedure's progress on standard output, for `rollbackd run-plan`.
+struct PrintingReporter: RollbackReporter {
+    func resuming(_ journal: ExecutionJournal) async {
+        let after = journal.completed.last.map { "phase " + $0 } ?? "no completed phase"
+        print("resuming the interrupted rollback \(journal.plan.from) -> \(journal.plan.to) (incident \(journal.plan.incident)) after \(after)")
+    }
+
+    func checked(_ gate: GateResult) async {
+        if gate.gate == "database" { print("database: \(gate.detail)") }
+    }
+
+    func backedUp(_ backup: BackupHook.Result) async {
+        print("backup \(backup.name): done in \(ValueFormat.trim(backup.seconds))s")
+    }
+
+    func starting(_ plan: RollbackPlan) async { print(plan.text) }
+
+    func phase(_ report: PhaseReport) async { print(report.text) }
+
+    func ended(_ outcome: ExecutionOutcome) async { print(outcome.summary) }
 }

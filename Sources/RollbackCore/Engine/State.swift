@@ -70,6 +70,17 @@ public struct RollbackOrder: Sendable, Equatable, Codable {
     /// Who asked or approved, for manual and approved rollbacks (e.g. `uid 0`).
     public var requestedBy: String?
     public var orderedAt: Timestamp
+
+    public init(incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,
+                requestedBy: String? = nil, orderedAt: Timestamp) {
+        self.incident = incident
+        self.from = from
+        self.to = to
+        self.trigger = trigger
+        self.automatic = automatic
+        self.requestedBy = requestedBy
+        self.orderedAt = orderedAt
+    }
 }
 
 public struct PendingApproval: Sendable, Equatable, Codable {

@@ -64,20 +64,11 @@ public enum Drill {
             throw DrillError("no known-good release other than \(from) in \(dir)/state.json: pass --to VERSION")
         }
         guard to != from else { throw DrillError("\(to) is already live: pass --to another release") }
-        do { try await executor.precheck(target: to) } catch { throw DrillError("precheck of \(to) failed: \(error)") }
         do { try await executor.precheck(target: from) } catch {
             throw DrillError("\(from) could not be rolled forward to after the drill: \(error)")
         }
         say("drill \(id): rolling back \(from) -> \(to) with the \(executor.strategyName) strategy, then forward again")
-        do {
-            if let check = try ReleaseMigrations.check(config.rollback, from: from, to: to) {
-                say("database: \(check.gate(compatible: config.rollback.migrationsCompatible).detail)")
-            }
-        } catch {
-            throw DrillError("database gate: \(error)")
-        }
-
-        let runner = ExecutionRunner(executor: executor, stateDirectory: dir)
+        let procedure = RollbackProcedure(config: config.rollback, executor: executor, stateDirectory: dir)
         func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String) throws(DrillError) -> DrillRecord {
             let r = DrillRecord(id: id, startedAt: started, finishedAt: SystemTime.now(), from: from, to: to,
                                 strategy: executor.strategyName, outcome: outcome, recoverySeconds: recovery,
@@ -88,32 +79,32 @@ public enum Drill {
         func rollForward() async -> (ok: Bool, detail: String) {
             let live = try? await executor.currentVersion()
             if live == from { return (true, "\(from) is live") }
-            let plan = executor.plan(from: live ?? to, to: from, incident: id + "-forward")
-            let outcome = await runner.execute(plan, holding: lock) { r in say("  forward \(r.text)") }
+            let order = RollbackOrder(incident: id + "-forward", from: live ?? to, to: from, automatic: false,
+                                      orderedAt: SystemTime.now())
+            let result = await procedure.run(order, holding: lock, preflight: false, reporter: DrillReporter(say: say, prefix: "  forward "))
             let now = try? await executor.currentVersion()
-            if outcome.succeeded && now == from { return (true, "rolled forward to \(from)") }
-            return (false, "rolling forward to \(from) failed: \(outcome.summary); live: \(now ?? "unknown")")
+            if result == .succeeded && now == from { return (true, "rolled forward to \(from)") }
+            return (false, "rolling forward to \(from) failed: \(DrillReporter.summary(result, order)); live: \(now ?? "unknown")")
         }
 
-        // 1. Roll back (the backup hook first, as a real rollback would).
+        // 1. Roll back through the one rollback procedure: precheck, database gate, backup hook, phases.
         let t0 = SystemTime.monotonicMs()
-        if let backup = config.rollback.backup {
-            do {
-                let r = try await BackupHook.run(backup, at: SystemTime.now(), from: from, to: to, incident: id,
-                                                 timeout: config.rollback.phaseTimeout)
-                say("  backup \(r.name) in \(ValueFormat.trim(r.seconds))s")
-            } catch {
-                return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: true, "backup hook: \(error); nothing was changed")
-            }
-        }
-        let plan = executor.plan(from: from, to: to, incident: id)
-        let back = await runner.execute(plan, holding: lock) { r in say("  \(r.text)") }
+        let back = RollbackOrder(incident: id, from: from, to: to, automatic: false, orderedAt: started)
+        let result = await procedure.run(back, holding: lock, reporter: DrillReporter(say: say, prefix: "  "))
         let rollbackSeconds = Double(SystemTime.monotonicMs() - t0) / 1000
-        guard back.succeeded else {
+        switch result {
+        case .succeeded: break
+        case let .refused(gate) where gate.gate == "backup":
+            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: true, "backup hook: \(gate.detail); nothing was changed")
+        case let .refused(gate) where gate.gate == "precheck":
+            throw DrillError("precheck of \(to) failed: \(gate.detail)")
+        case let .refused(gate) where gate.gate == "database":
+            throw DrillError("database gate: \(gate.detail)")
+        default:
             let forward = await rollForward()
-            say("rollback failed: \(back.summary); \(forward.detail)")
-            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: forward.ok,
-                              "\(back.summary); \(forward.detail)")
+            let summary = DrillReporter.summary(result, back)
+            say("rollback failed: \(summary); \(forward.detail)")
+            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: forward.ok, "\(summary); \(forward.detail)")
         }
 
         // 2. Verify as the daemon would.
@@ -139,36 +130,64 @@ public enum Drill {
     /// smoke URL answered; otherwise why not.
     static func verify(_ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
                        say: @Sendable (String) -> Void) async -> String? {
-        let sampler = Sampler(thresholds: config, strategyVersion: { try await executor.currentVersion() })
+        let senses = RealWorld.senses(config, executor: executor)
         var engine = Engine(config: config, state: EngineState())
         let every = config.safety.verifyInterval ?? config.interval
         let deadline = SystemTime.monotonicMs() + verifyFor.milliseconds
+        var schedule: TickSchedule?
         var smoke: [String] = []
         var lastVersion: String?
-        repeat {
-            let tickStart = SystemTime.monotonicMs()
-            let now = SystemTime.now()
-            async let samples = sampler.sample(now: now)
-            async let version = sampler.readVersion()
-            let failures = await ProbeSource.failures(of: config.rollback.smokeURLs)
-            let (s, v) = await (samples, version)
-            smoke += failures
-            lastVersion = v.version
-            _ = engine.tick(Observation(at: now, samples: s, version: v.version, versionReason: v.reason, smokeFailures: failures))
+        while true {
+            await schedule?.sleepUntilDue()
+            let seen = await senses.observe(at: SystemTime.now(), smokeURLs: config.rollback.smokeURLs)
+            smoke += seen.observation.smokeFailures
+            lastVersion = seen.observation.version
+            _ = engine.tick(seen.observation, deployable: seen.deployable)
             let states = config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map { t in
                 let st = engine.state.triggers[t.name] ?? TriggerState()
                 let value = st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) } ?? "no data"
                 return "\(t.name) \(st.phase.rawValue) (\(value))"
             }
-            say("  verify \(v.version ?? "?"): " + states.joined(separator: ", "))
+            say("  verify \(lastVersion ?? "?"): " + states.joined(separator: ", "))
             // Like the daemon: the verdict comes with the first sample at or after the deadline.
             if SystemTime.monotonicMs() >= deadline { break }
-            let sleep = every.milliseconds - (SystemTime.monotonicMs() - tickStart)
-            if sleep > 0 { try? await Task.sleep(for: .milliseconds(sleep)) }
-        } while true
+            if schedule == nil {
+                schedule = TickSchedule(startingAfter: every)
+            } else {
+                _ = schedule?.advance(by: every)
+            }
+        }
         var problems: [String] = []
         if lastVersion != target { problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)") }
         problems += engine.verificationProblems(smokeFailures: smoke)
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
+}
+
+/// The procedure's progress as drill lines.
+struct DrillReporter: RollbackReporter {
+    let say: @Sendable (String) -> Void
+    let prefix: String
+
+    func checked(_ gate: GateResult) async {
+        if gate.gate == "database" { say("database: \(gate.detail)") }
+    }
+
+    func backedUp(_ backup: BackupHook.Result) async {
+        say("\(prefix)backup \(backup.name) in \(ValueFormat.trim(backup.seconds))s")
+    }
+
+    func phase(_ report: PhaseReport) async { say(prefix + report.text) }
+
+    /// One line for a result that is not a success.
+    static func summary(_ result: RollbackResult, _ order: RollbackOrder) -> String {
+        let what = "rollback \(order.from) -> \(order.to)"
+        switch result {
+        case .succeeded: return "\(what) finished"
+        case let .failed(why): return "\(what) failed at \(why)"
+        case let .refused(gate): return "\(what) not started: \(gate.gate): \(gate.detail)"
+        case let .demotedToApproval(why): return "\(what) needs a human: \(why)"
+        case let .interrupted(why): return "\(what) interrupted: \(why)"
+        }
     }
 }

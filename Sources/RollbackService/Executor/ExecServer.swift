@@ -8,7 +8,7 @@ import RollbackSystem
 /// `Accept=yes`, the connection on stdin and stdout). It takes one request — an incident id, a target release and
 /// which configured instance — and trusts nothing else from the caller: it reads the configuration and the
 /// watchdog's saved state itself, waits for the rollback lock, re-checks the gates (`ExecutionCheck`), and only then
-/// runs the strategy through the journaled `RollbackJob`. Every phase is a journald entry written by this process
+/// runs the strategy through the one `RollbackProcedure`. Every phase is a journald entry written by this process
 /// (`executor_phase`), and a reply line to the caller. When the caller goes away mid-rollback the executor finishes
 /// anyway: half a rollback is worse than a finished one, and the caller's next request finds it done.
 public struct ExecServer: Sendable {
@@ -173,9 +173,9 @@ public struct ExecServer: Sendable {
                          decision: "execute", reason: gates.map { "\($0.gate): \($0.detail)" }.joined(separator: "; "),
                          extra: ["caller_uid": "\(caller)"]))
         }
+        defer { lock.release() }
         let journal = self
-        return await RollbackJob.run(order, config: thresholds.rollback, executor: executor, stateDirectory: where_.executorState,
-                                     holding: lock, now: { SystemTime.now() }) { phase, progress, detail in
+        let relay = PhaseRelay { phase, progress, detail in
             journal.record(Event(kind: .executorPhase, at: SystemTime.now(),
                                  message: "Executor: rollback \(order.from) -> \(order.to) phase \(phase) \(progress.rawValue): \(detail).",
                                  severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
@@ -183,6 +183,8 @@ public struct ExecServer: Sendable {
                                  extra: ["phase": phase, "phase_state": progress.rawValue]))
             report(.report(phase, progress, detail))
         }
+        return await RollbackProcedure(config: thresholds.rollback, executor: executor, stateDirectory: where_.executorState)
+            .run(order, holding: lock, reporter: relay)
     }
 
     func record(_ event: Event) {

@@ -4,45 +4,6 @@ import Glibc
 import RollbackCore
 import RollbackSystem
 
-/// What the daemon needs from the world, built from a configuration (sources, executor, notifiers). Swapped on a
-/// successful reload.
-public struct DaemonWorld: Sendable {
-    /// One sample per metric; failures are `.noData(reason:)`.
-    public var sample: @Sendable (Timestamp) async -> [String: SampleValue]
-    /// The live version, or nil with a reason.
-    public var readVersion: @Sendable () async -> (version: String?, reason: String?)
-    /// Versions the strategy can deploy (nil: it cannot tell).
-    public var deployable: @Sendable () async -> Set<String>?
-    /// Journald and webhooks; must return quickly (webhooks are spooled).
-    public var notify: @Sendable (Event) async -> Void
-    /// Runs the rollback (gates before execution, then phases); `phase` reports each phase as it ends.
-    public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult
-    /// Checks smoke URLs; returns one line per failure.
-    public var smoke: @Sendable ([String]) async -> [String]
-    /// An incident changed (write its report, refresh webhook summaries).
-    public var incidentChanged: @Sendable (Incident) async -> Void
-    /// Finish what was accepted (spool writes) before this world is replaced or the daemon exits.
-    public var shutdown: @Sendable () async -> Void
-
-    public init(sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
-                readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
-                deployable: @escaping @Sendable () async -> Set<String>?,
-                notify: @escaping @Sendable (Event) async -> Void,
-                executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult,
-                smoke: @escaping @Sendable ([String]) async -> [String],
-                incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
-                shutdown: @escaping @Sendable () async -> Void = {}) {
-        self.sample = sample
-        self.readVersion = readVersion
-        self.deployable = deployable
-        self.notify = notify
-        self.executeRollback = executeRollback
-        self.smoke = smoke
-        self.incidentChanged = incidentChanged
-        self.shutdown = shutdown
-    }
-}
-
 public typealias WorldFactory = @Sendable (_ config: Thresholds, _ stateDirectory: String) throws -> DaemonWorld
 
 public struct DaemonOptions: Sendable {
@@ -137,10 +98,9 @@ public actor Daemon {
         }
         await tickOnce()
         systemd.ready(status: statusLine())
-        var next = SystemTime.monotonicMs() + engine.config.interval.milliseconds
+        var schedule = TickSchedule(startingAfter: engine.config.interval)
         while !stopRequested {
-            let wait = next - SystemTime.monotonicMs()
-            if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+            await schedule.sleepUntilDue()
             if stopRequested { break }
             if let n = options.hangAfterTicks, ticks >= n {
                 // Test-only: a hung loop. No more ticks, no more watchdog pings.
@@ -152,13 +112,10 @@ public actor Daemon {
             await checkConfigChanged()
             await tickOnce()
             let took = SystemTime.monotonicMs() - started
-            let interval = engine.config.interval.milliseconds
-            next += interval
-            if SystemTime.monotonicMs() > next {
+            if schedule.advance(by: engine.config.interval) {
                 await emit(Event(kind: .tickOverrun, at: SystemTime.now(),
                                  message: "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
                                  severity: .medium, value: Double(took) / 1000))
-                next = SystemTime.monotonicMs() + interval
             }
         }
         systemd.stopping("stopping")
@@ -179,18 +136,10 @@ public actor Daemon {
     private func tickOnce() async {
         let started = SystemTime.monotonicMs()
         let now = SystemTime.now()
-        let world = self.world
-        async let samples = world.sample(now)
-        async let version = world.readVersion()
-        async let deployable = world.deployable()
-        var smokeFailures: [String] = []
-        if engine.state.verification != nil, !engine.config.rollback.smokeURLs.isEmpty {
-            smokeFailures = await world.smoke(engine.config.rollback.smokeURLs)
-        }
-        let (s, v, d) = await (samples, version, deployable)
-        lastSamples = s
-        let out = engine.tick(Observation(at: now, samples: s, version: v.version, versionReason: v.reason,
-                                          smokeFailures: smokeFailures), deployable: d)
+        let verifying = engine.state.verification != nil
+        let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
+        lastSamples = seen.observation.samples
+        let out = engine.tick(seen.observation, deployable: seen.deployable)
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         ticks += 1
