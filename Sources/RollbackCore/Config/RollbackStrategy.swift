@@ -1,0 +1,221 @@
+/// How the guarded service is deployed, and so how a rollback is carried out.
+public enum RollbackStrategy: Sendable, Equatable {
+    case symlink(SymlinkStrategy)
+    case nginxBlueGreen(NginxBlueGreenStrategy)
+    case haproxyCanary(HAProxyCanaryStrategy)
+    case systemdUnit(SystemdUnitStrategy)
+    case kubernetes(KubernetesStrategy)
+    case dockerSwarm(DockerSwarmStrategy)
+    case featureFlag(FeatureFlagStrategy)
+    case config(ConfigStrategy)
+    case command(CommandStrategy)
+
+    /// The names used for `rollback.strategy` in thresholds.json.
+    public static let names = ["symlink", "nginx-blue-green", "haproxy-canary", "systemd-unit", "kubernetes",
+                               "docker-swarm", "feature-flag", "config", "command"]
+
+    public var name: String {
+        switch self {
+        case .symlink: return "symlink"
+        case .nginxBlueGreen: return "nginx-blue-green"
+        case .haproxyCanary: return "haproxy-canary"
+        case .systemdUnit: return "systemd-unit"
+        case .kubernetes: return "kubernetes"
+        case .dockerSwarm: return "docker-swarm"
+        case .featureFlag: return "feature-flag"
+        case .config: return "config"
+        case .command: return "command"
+        }
+    }
+}
+
+/// Capistrano-style `releasesDir/<version>` and a `current` symlink swapped atomically.
+public struct SymlinkStrategy: Sendable, Equatable {
+    public var releasesDir: String
+    public var currentLink: String
+    /// Run after the swap (e.g. `["systemctl", "reload", "app"]`).
+    public var reload: [String]?
+
+    public init(releasesDir: String, currentLink: String, reload: [String]? = nil) {
+        self.releasesDir = releasesDir
+        self.currentLink = currentLink
+        self.reload = reload
+    }
+
+    /// `releasesDir/<version>`.
+    public func releasePath(_ version: String) -> String { releasesDir + "/" + version }
+}
+
+public struct NginxBlueGreenStrategy: Sendable, Equatable {
+    /// The include file holding the active upstream, rewritten atomically.
+    public var upstreamFile: String
+    public var upstreamName: String
+    /// Colour name → servers (`host:port`), e.g. `{"blue": ["127.0.0.1:8081"], "green": ["127.0.0.1:8082"]}`.
+    public var colors: [String: [String]]
+    /// Colour name → URL that reports the version that colour runs.
+    public var versionURLs: [String: String]
+    public var test: [String]
+    public var reload: [String]
+    /// URL through nginx checked after the reload.
+    public var checkURL: String?
+
+    public init(upstreamFile: String, upstreamName: String, colors: [String: [String]], versionURLs: [String: String] = [:],
+                test: [String] = ["nginx", "-t"], reload: [String] = ["nginx", "-s", "reload"], checkURL: String? = nil) {
+        self.upstreamFile = upstreamFile
+        self.upstreamName = upstreamName
+        self.colors = colors
+        self.versionURLs = versionURLs
+        self.test = test
+        self.reload = reload
+        self.checkURL = checkURL
+    }
+}
+
+public struct HAProxyCanaryStrategy: Sendable, Equatable {
+    /// The runtime API socket (`stats socket … level admin`).
+    public var socket: String
+    public var backend: String
+    public var canaryServer: String
+    /// `drain` (state drain: no new requests, existing finish) or `weight` (weight 0).
+    public var mode: String
+
+    public init(socket: String, backend: String, canaryServer: String, mode: String = "drain") {
+        self.socket = socket
+        self.backend = backend
+        self.canaryServer = canaryServer
+        self.mode = mode
+    }
+}
+
+public struct SystemdUnitStrategy: Sendable, Equatable {
+    /// Template prefix, e.g. `app@` for `app@<version>.service`.
+    public var template: String
+    public var activeTimeout: Interval
+    public var systemctl: String
+    /// Also `enable` the good instance and `disable` the bad one, so a reboot keeps the rollback (default true).
+    public var persist: Bool
+
+    public init(template: String, activeTimeout: Interval = .seconds(60), systemctl: String = "systemctl",
+                persist: Bool = true) {
+        self.template = template
+        self.activeTimeout = activeTimeout
+        self.systemctl = systemctl
+        self.persist = persist
+    }
+
+    /// `app@v1.service`.
+    public func unit(_ version: String) -> String { template + version + ".service" }
+}
+
+public struct KubernetesStrategy: Sendable, Equatable {
+    public var deployment: String
+    public var namespace: String?
+    public var context: String?
+    public var kubectl: String
+    public var statusTimeout: Interval
+
+    public init(deployment: String, namespace: String? = nil, context: String? = nil, kubectl: String = "kubectl",
+                statusTimeout: Interval = .minutes(5)) {
+        self.deployment = deployment
+        self.namespace = namespace
+        self.context = context
+        self.kubectl = kubectl
+        self.statusTimeout = statusTimeout
+    }
+}
+
+public struct DockerSwarmStrategy: Sendable, Equatable {
+    public var service: String
+    /// When set, roll back with `--image IMAGE:<target>`; otherwise `--rollback`.
+    public var image: String?
+    public var docker: String
+
+    public init(service: String, image: String? = nil, docker: String = "docker") {
+        self.service = service
+        self.image = image
+        self.docker = docker
+    }
+}
+
+public struct FeatureFlagStrategy: Sendable, Equatable {
+    public var flag: String
+    /// Turn the flag off through HTTP…
+    public var http: FeatureFlagHTTP?
+    /// …or by rewriting a flags JSON file atomically. The file is a JSON object; the flag is a top-level key whose
+    /// value is a boolean (set to false) or an object with a boolean `enabled` (set to false).
+    public var file: String?
+
+    public init(flag: String, http: FeatureFlagHTTP? = nil, file: String? = nil) {
+        self.flag = flag
+        self.http = http
+        self.file = file
+    }
+}
+
+public struct FeatureFlagHTTP: Sendable, Equatable {
+    public var method: String
+    public var url: String
+    public var body: JSONValue?
+    /// Sent as `Authorization: Bearer <content>`; never logged.
+    public var tokenFile: String?
+    /// Timeouts and TLS trust store (the `HTTPOptions` keys; `bearerTokenFile` is the same as `tokenFile`).
+    public var options: HTTPOptions
+
+    /// Methods that change a flag.
+    public static let methods = ["POST", "PUT", "PATCH", "DELETE"]
+
+    public init(method: String = "PATCH", url: String, body: JSONValue? = nil, tokenFile: String? = nil,
+                options: HTTPOptions = HTTPOptions()) {
+        self.method = method
+        self.url = url
+        self.body = body
+        self.tokenFile = tokenFile
+        self.options = options
+    }
+}
+
+public struct ConfigStrategy: Sendable, Equatable {
+    /// Files to restore (absolute paths of the live config).
+    public var files: [String]
+    /// A directory holding each release's copies: `<directory>/<version>/<basename>`…
+    public var directory: String?
+    /// …or a git repository from which `git show <tag>:<path>` restores them.
+    public var gitRepo: String?
+    public var validate: [String]?
+    public var reload: [String]?
+
+    public init(files: [String], directory: String? = nil, gitRepo: String? = nil, validate: [String]? = nil,
+                reload: [String]? = nil) {
+        self.files = files
+        self.directory = directory
+        self.gitRepo = gitRepo
+        self.validate = validate
+        self.reload = reload
+    }
+
+    /// Where `git show <tag>:<path>` finds a live file: its path relative to the repository when the file lives
+    /// inside the repository's work tree, otherwise its base name at the repository root.
+    public func gitPath(for file: String) -> String {
+        if let repo = gitRepo {
+            let prefix = repo.hasSuffix("/") ? repo : repo + "/"
+            if file.hasPrefix(prefix) { return String(file.dropFirst(prefix.count)) }
+        }
+        return ConfigStrategy.baseName(file)
+    }
+
+    /// `<directory>/<version>/<basename>`, for the directory variant.
+    public func directoryCopy(of file: String, version: String) -> String? {
+        directory.map { "\($0)/\(version)/\(ConfigStrategy.baseName(file))" }
+    }
+
+    static func baseName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+public struct CommandStrategy: Sendable, Equatable {
+    /// Runs with ROLLBACKD_FROM, ROLLBACKD_TO and ROLLBACKD_INCIDENT in its environment.
+    public var argv: [String]
+
+    public init(argv: [String]) { self.argv = argv }
+}
