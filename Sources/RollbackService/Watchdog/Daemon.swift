@@ -13,12 +13,16 @@ public struct DaemonOptions: Sendable {
     public var hangAfterTicks: Int?
     /// Refuse config files writable by group/others or owned by someone other than root or us.
     public var checkConfigPermissions: Bool
+    /// The wall clock that stamps observations, events and commands (a test drives a fake one through `tickOnce()`).
+    public var clock: any WallClock
 
-    public init(configPath: String, stateDirectory: String, hangAfterTicks: Int? = nil, checkConfigPermissions: Bool = true) {
+    public init(configPath: String, stateDirectory: String, hangAfterTicks: Int? = nil, checkConfigPermissions: Bool = true,
+                clock: any WallClock = SystemTime()) {
         self.configPath = configPath
         self.stateDirectory = stateDirectory
         self.hangAfterTicks = hangAfterTicks
         self.checkConfigPermissions = checkConfigPermissions
+        self.clock = clock
     }
 }
 
@@ -77,12 +81,12 @@ public actor Daemon {
 
     /// Runs until SIGTERM/SIGINT (or `stop()`); SIGHUP reloads.
     public func run(signals: AsyncStream<Int32>?) async {
-        await emit(Event(kind: .configLoaded, at: SystemTime.now(),
+        await emit(Event(kind: .configLoaded, at: options.clock.now(),
                          message: "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
                          severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
         // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
         if let order = engine.state.activeRollback {
-            await emit(Event(kind: .rollbackPhase, at: SystemTime.now(),
+            await emit(Event(kind: .rollbackPhase, at: options.clock.now(),
                              message: "Resuming rollback \(order.from) -> \(order.to) (incident \(order.incident)) after a restart.",
                              severity: .high, incident: order.incident, fromVersion: order.from, toVersion: order.to,
                              extra: ["phase": "resume"]))
@@ -113,7 +117,7 @@ public actor Daemon {
             await tickOnce()
             let took = SystemTime.monotonicMs() - started
             if schedule.advance(by: engine.config.interval) {
-                await emit(Event(kind: .tickOverrun, at: SystemTime.now(),
+                await emit(Event(kind: .tickOverrun, at: options.clock.now(),
                                  message: "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
                                  severity: .medium, value: Double(took) / 1000))
             }
@@ -133,9 +137,11 @@ public actor Daemon {
         stopRequested = true
     }
 
-    private func tickOnce() async {
+    /// One tick: observe, evaluate, act, report, persist. The loop calls it on its schedule; a test may call it
+    /// directly with a fake clock.
+    func tickOnce() async {
         let started = SystemTime.monotonicMs()
-        let now = SystemTime.now()
+        let now = options.clock.now()
         let verifying = engine.state.verification != nil
         let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
         lastSamples = seen.observation.samples
@@ -147,6 +153,11 @@ public actor Daemon {
         await saveState()
         systemd.status(statusLine())
         systemd.watchdog()
+    }
+
+    /// Waits until the rollback that is running (if any) has reported its result to the engine.
+    func rollbackSettled() async {
+        while let task = rollbackTask { await task.value }
     }
 
     private func startRollback(_ order: RollbackOrder) {
@@ -164,13 +175,13 @@ public actor Daemon {
     }
 
     private func phaseDone(_ phase: String, progress: PhaseProgress, detail: String) async {
-        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: SystemTime.now()) { await emit(e) }
+        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now()) { await emit(e) }
         await saveState()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
-        for e in engine.rollbackFinished(result, now: SystemTime.now()) { await emit(e) }
+        for e in engine.rollbackFinished(result, now: options.clock.now()) { await emit(e) }
         await saveState()
         systemd.status(statusLine())
     }
@@ -207,7 +218,7 @@ public actor Daemon {
     public func reload(reason: String) async {
         systemd.reloading()
         configStamp = FileStamp(path: options.configPath)
-        let now = SystemTime.now()
+        let now = options.clock.now()
         do {
             let loaded = try Self.loadConfig(options)
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
@@ -233,14 +244,14 @@ public actor Daemon {
         if let o = s.activeRollback { return "rolling back \(o.from) -> \(o.to) (incident \(o.incident))" }
         if let v = s.verification { return "verifying \(v.to) after rolling back from \(v.from) (incident \(v.incident))" }
         if let h = s.halted { return "halted: \(h.reason); run rollbackd rearm" }
-        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: SystemTime.now()) != .off }.count
+        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: options.clock.now()) != .off }.count
         let known = s.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
         let firing = s.triggers.filter { $0.value.phase == .firing }.map(\.key).sorted()
         var line = firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
         line += "\(armed) triggers armed"
         if let current = s.ledger.current { line += ", \(current) live" }
         if let known { line += ", \(known) known-good" }
-        if engine.isPaused(at: SystemTime.now()) { line += ", paused" }
+        if engine.isPaused(at: options.clock.now()) { line += ", paused" }
         line += ", last tick \(lastTickMs) ms"
         return line
     }
@@ -251,7 +262,7 @@ public actor Daemon {
 
     /// Applies an operator command to the engine and reports its events.
     public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput) async throws(EngineRefusal) -> EngineOutput {
-        let out = try body(&engine, SystemTime.now())
+        let out = try body(&engine, options.clock.now())
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         await saveState()
