@@ -33,6 +33,7 @@ struct Execute: AsyncParsableCommand {
             Terminal.writeError("rollbackd: --log-target must be auto, journal or stderr")
             throw ExitCode(2)
         }
+        RollbackLogging.bootstrap(identifier: "rollbackd-exec", target: target)
         let paths = ExecServer.Paths(config: config, configDirectory: configDir, daemonState: daemonState,
                                      executorState: stateDir ?? StateDirectory.fromEnvironment ?? "/var/lib/rollbackd-exec")
         let code = await ExecServer(paths: paths, group: group, journal: JournalWriter(target: target)).serve(input: 0, output: 1)

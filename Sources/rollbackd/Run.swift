@@ -34,6 +34,7 @@ struct Run: AsyncParsableCommand {
             Terminal.writeError("rollbackd: --log-target must be auto, journal or stderr")
             throw ExitCode(2)
         }
+        RollbackLogging.bootstrap(identifier: "rollbackd", target: target)
         if let name = instance, !ExecRequest.validInstance(name) {
             Terminal.writeError("rollbackd: --instance \"\(name)\" must be a plain name (letters, digits, _ . @ -)")
             throw ExitCode(2)

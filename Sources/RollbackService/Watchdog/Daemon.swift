@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import RollbackCore
 import RollbackSystem
 
@@ -38,6 +39,8 @@ public actor Daemon {
     private let makeWorld: WorldFactory
     private let store: StateStore
     private let systemd = SystemdNotify()
+    /// General logs (not decisions: those are events): journald through `RollbackLogging.bootstrap`.
+    private let log = Logger(label: "rollbackd.watchdog")
     private var configStamp: FileStamp?
     private var rollbackTask: Task<Void, Never>?
     private var ticks = 0
@@ -201,7 +204,7 @@ public actor Daemon {
             try store.save(state)
             lastSavedState = state
         } catch {
-            Terminal.writeError("rollbackd: cannot save state: \(error)")
+            log.error("cannot save state: \(error)", metadata: ["state_dir": "\(options.stateDirectory)"])
         }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import RollbackCore
 
 /// The durable record of one rollback's progress: `<state directory>/rollback-journal.json`, rewritten (temp +
@@ -337,7 +338,7 @@ public struct ExecutionRunner: Sendable {
             try write(journal)
         } catch {
             // Every phase ran; only the final mark is missing, and a re-run would skip every phase anyway.
-            Terminal.writeError("rollbackd: warning: cannot mark \(journalPath) finished: \(error.description)")
+            Logger(label: "rollbackd.executor").warning("cannot mark \(journalPath) finished: \(error.description)")
         }
         return ExecutionOutcome(plan: plan, status: .finished, reports: reports)
     }
