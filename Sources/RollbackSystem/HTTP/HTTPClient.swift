@@ -156,7 +156,7 @@ private final class HTTPEngine: @unchecked Sendable {
             if let m = multi.handle { _ = curl_multi_wakeup(m) }
             return
         }
-        let started = DriverThread.start { [self] in drive() }
+        let started = BlockingThread.start { [self] in drive() }
         if !started {
             let orphans = shared.withLock { s -> [CurlTransfer] in
                 s.running = false
@@ -224,30 +224,6 @@ private final class HTTPEngine: @unchecked Sendable {
                 _ = curl_multi_poll(m, nil, 0, 1000, nil)
             }
         }
-    }
-}
-
-/// Starts a detached OS thread for a long-running loop (the cooperative pool must not block on poll).
-enum DriverThread {
-    private final class Box {
-        let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-
-    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
-        let unmanaged = Unmanaged.passRetained(Box(body))
-        var thread = pthread_t()
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        let rc = pthread_create(&thread, &attr, { raw in
-            guard let raw else { return nil }
-            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-            return nil
-        }, unmanaged.toOpaque())
-        pthread_attr_destroy(&attr)
-        if rc != 0 { unmanaged.release() }
-        return rc == 0
     }
 }
 
