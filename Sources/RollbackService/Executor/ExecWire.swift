@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import RollbackCore
+import RollbackSystem
+import Synchronization
+
+/// The wire between the unprivileged daemon and `rollbackd execute` on the executor socket: one request line
+/// (JSON), then reply lines (JSON), one per phase report and a last one with the result. The request carries only
+/// a choice (which incident, which target, which configured instance); everything else the executor reads itself.
+public struct ExecRequest: Codable, Sendable, Equatable {
+    public var incident: String
+    public var to: String
+    /// `rollbackd@NAME`: the executor reads /etc/rollbackd/NAME.json and /var/lib/rollbackd/NAME.
+    public var instance: String?
+
+    public init(incident: String, to: String, instance: String?) {
+        self.incident = incident
+        self.to = to
+        self.instance = instance
+    }
+
+    /// Instance names are file names under the configuration and state directories: no paths, no dot-dot.
+    public static func validInstance(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.utf8.count <= 64 else { return false }
+        func ok(_ c: Unicode.Scalar) -> Bool {
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || "_.@-".unicodeScalars.contains(c))
+        }
+        return first != "." && first != "-" && name.unicodeScalars.allSatisfy(ok)
+    }
+}
+
+public struct ExecReply: Codable, Sendable, Equatable {
+    public var phase: String?
+    public var state: PhaseProgress?
+    public var detail: String?
+    /// The last line: succeeded, failed, refused, demoted or interrupted.
+    public var result: String?
+    /// For `refused`: the gate that stopped it.
+    public var gate: String?
+
+    public static func report(_ phase: String, _ state: PhaseProgress, _ detail: String) -> ExecReply {
+        ExecReply(phase: phase, state: state, detail: detail)
+    }
+
+    public static func final(_ result: RollbackResult) -> ExecReply {
+        switch result {
+        case .succeeded: return ExecReply(result: "succeeded")
+        case let .failed(why): return ExecReply(detail: why, result: "failed")
+        case let .refused(gate): return ExecReply(detail: gate.detail, result: "refused", gate: gate.gate)
+        case let .demotedToApproval(why): return ExecReply(detail: why, result: "demoted")
+        case let .interrupted(why): return ExecReply(detail: why, result: "interrupted")
+        }
+    }
+
+    /// The result of a last line; nil for a phase report (or an unknown result word).
+    public var rollbackResult: RollbackResult? {
+        let why = detail ?? ""
+        switch result {
+        case "succeeded": return .succeeded
+        case "failed": return .failed(why)
+        case "refused": return .refused(GateResult(gate: gate ?? "executor", passed: false, detail: why))
+        case "demoted": return .demotedToApproval(why)
+        case "interrupted": return .interrupted(why)
+        default: return nil
+        }
+    }
+}
+
+enum ExecWire {
+    static let maxLine = 64 << 10
+
+    static func line<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var bytes = (try? Array(encoder.encode(value))) ?? Array("{}".utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
+        try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// Reads newline-terminated lines from a stream socket, keeping what follows a newline for the next call.
+final class LineReader {
+    enum Next: Equatable {
+        case line([UInt8])
+        case timeout
+        /// The peer closed (a partial last line without a newline is dropped: it is not a whole message).
+        case eof
+        case failed(String)
+    }
+
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(fd: Int32) { self.fd = fd }
+
+    func next(timeoutMs: Int32, limit: Int = ExecWire.maxLine) -> Next {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return .line(line)
+            }
+            if buffer.count > limit { return .failed("a line longer than \(limit) bytes") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, timeoutMs)
+            if r == 0 { return .timeout }
+            if r < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
+            if n == 0 { return .eof }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+}
