@@ -108,6 +108,8 @@ install-files:
 	done
 	install -m 0644 systemd/rollbackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/docs
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	@if [ -f systemd/rollbackd.catalog ]; then \
 	  install -d -m 0755 $(DESTDIR)$(CATALOGDIR) && \
 	  install -m 0644 systemd/rollbackd.catalog $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog && \
