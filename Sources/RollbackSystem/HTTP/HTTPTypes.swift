@@ -150,6 +150,20 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether the other end answered at all. A refusal (the host said nothing listens), a TLS handshake, a reply
+    /// however bad, or a stall after connecting is the service's doing and may count against it. A connect timeout,
+    /// no route, an unresolvable name, or a request we could not even make is the watchdog's own view going dark: it
+    /// says nothing about the release.
+    public var reachedHost: Bool {
+        switch kind {
+        case .connectionRefused, .timeout, .bodyTooLarge, .tls, .emptyReply, .connectionBroken, .malformedResponse,
+             .tooManyRedirects:
+            return true
+        case .cannotConnect, .cannotResolve, .connectTimeout, .invalidURL, .bearerToken, .cancelled, .other:
+            return false
+        }
+    }
+
     /// True for failures where trying again later may help (the caller decides whether to).
     public var isTransient: Bool {
         switch kind {

@@ -3,8 +3,11 @@ import RollbackCore
 /// The `probe` metrics that check the same health URLs the same way: one GET of each target per tick, shared.
 ///
 /// A target is healthy when it answers 2xx within the timeout (and, if configured, the body contains a substring
-/// or a JSON field has the expected value). A failed probe is data, not no-data: a refused connection is an
-/// unhealthy instance.
+/// or a JSON field has the expected value). A probe the service answered badly is data, not no-data: a refused
+/// connection, a stall after connecting, a non-2xx status or a body mismatch is an unhealthy instance. Dark is not
+/// down: a probe that never reached the host (connect timeout, no route, name resolution) says nothing about the
+/// release. When no target is reached at all, every measure is no-data (`blind: no target reachable: …`); when some
+/// are, the unreachable ones count as unhealthy.
 public actor ProbeSource: ReportingSource {
     public nonisolated let metricNames: [String]
     public nonisolated let targets: [String]
@@ -21,6 +24,8 @@ public actor ProbeSource: ReportingSource {
     public struct ProbeOutcome: Sendable, Equatable {
         public var target: String
         public var healthy: Bool
+        /// The host answered (healthy, or unhealthy by its own doing); false when the probe never reached it.
+        public var reached: Bool = true
         /// Seconds until the answer (or the timeout); nil when no connection was made.
         public var latency: Double?
         public var reason: String?
@@ -57,7 +62,8 @@ public actor ProbeSource: ReportingSource {
         case let .failure(e):
             var latency: Double?
             if case .timeout = e.kind { latency = timeout.seconds }
-            return ProbeOutcome(target: target, healthy: false, latency: latency, reason: e.description)
+            return ProbeOutcome(target: target, healthy: false, reached: e.reachedHost, latency: latency,
+                                reason: e.description)
         case let .success(resp):
             guard resp.isSuccess else {
                 return ProbeOutcome(target: target, healthy: false, latency: resp.timing.total,
@@ -97,6 +103,14 @@ public actor ProbeSource: ReportingSource {
     public func report(now: Timestamp) async -> SourceReport {
         let outcomes = await probe()
         let failed = outcomes.filter { !$0.healthy }
+        if !outcomes.isEmpty && !outcomes.contains(where: \.reached) {
+            // Our own view went dark: no measure may read it as the service failing.
+            let why = "blind: no target reachable: " + Reasons.summary(failed.compactMap(\.reason), of: outcomes.count, limit: 3,
+                                                                         what: "targets unreachable")
+            var out = SourceReport()
+            for name in metricNames { out.samples[name] = .noData(reason: why) }
+            return out
+        }
         if needsHistory {
             history.append((now, outcomes.count, failed.count, outcomes.compactMap(\.latency)))
             history.removeAll { $0.at <= now - keep && $0.at != now }

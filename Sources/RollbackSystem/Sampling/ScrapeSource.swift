@@ -36,12 +36,15 @@ public actor ScrapeSource: ReportingSource {
         }
         let results = await client.sendAll(request)
         var failures: [String] = []
+        var anyReached = false
         var expositions: [(target: String, exposition: Exposition)] = []
         for (i, r) in results.enumerated() {
             switch r {
             case let .failure(e):
                 failures.append(e.description)
+                anyReached = anyReached || e.reachedHost
             case let .success(resp):
+                anyReached = true
                 guard resp.isSuccess else {
                     failures.append("HTTP \(resp.status) from \(resp.url)")
                     continue
@@ -80,7 +83,9 @@ public actor ScrapeSource: ReportingSource {
                 out.notes[name, default: []].append(contentsOf: missing.prefix(3))
             }
             if expositions.isEmpty {
-                out.samples[name] = .noData(reason: Reasons.summary(failures, of: targets.count))
+                // Nothing to count. When not one target answered at all, say the watchdog's view is dark.
+                let blind = anyReached ? "" : "blind: no target reachable: "
+                out.samples[name] = .noData(reason: blind + Reasons.summary(failures, of: targets.count))
                 continue
             }
             if config.measure == .gauge {
