@@ -84,9 +84,9 @@ import Testing
         #expect(d.fraction(withinTicks: 1) == 1)
     }
 
-    /// 60 % errors against 10 % at 0.3 requests/s (Poisson 1.5 per 5-second tick). The traffic is what binds:
+    /// 60 % errors against 10 % at 0.3 requests/s (Poisson 1.5 per 5-second tick). Mostly the traffic binds:
     /// the test needs 9 requests at the median and 17 at the 90th percentile, and a minute holds 18 on average
-    /// (fewer than 12 in about 7 % of minutes), so about 92 % of runs fire within 60 s and 95 % within 75 s.
+    /// (fewer than 12 in about 5 % of minutes), so about 92 % of runs fire within 60 s and 95 % within 75 s.
     @Test func sixTimesTheThresholdAtLowTrafficFiresWithinAMinuteOrSo() {
         let d = Self.delays(p0: 0.1, rate: 0.6, traffic: Traffic(perTick: 1.5), runs: 1000, seed: 202)
         let within60s = d.fraction(withinTicks: 12)
