@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
     ],
     targets: [
         // libcurl headers, linked from Debian's libcurl4-openssl-dev.
@@ -20,8 +21,8 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         // sd-journal.h and sd-daemon.h, linked from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        // Pure Swift: no C modules, no I/O.
-        .target(name: "RollbackCore"),
+        // Pure Swift: no C modules, no I/O. RealModule gives the evidence test log, exp and log(onePlus:).
+        .target(name: "RollbackCore", dependencies: [.product(name: "RealModule", package: "swift-numerics")]),
         .target(name: "RollbackSystem", dependencies: [
             "RollbackCore", "CCurl", "CCurlShim", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "RollbackCoreTests", dependencies: [
             "RollbackCore",
             .product(name: "PropertyBased", package: "swift-property-based"),
+            .product(name: "RealModule", package: "swift-numerics"),
         ]),
         .testTarget(name: "RollbackSystemTests", dependencies: ["RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo"]),
     ],
