@@ -4,10 +4,11 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 @Suite struct ExecutorCommandTests {
     @Test func succeedsWithTheRollbackEnvironmentAndNoShell() async throws {
-        let dir = ScratchDir("command")
+        let dir = try ScratchDir("command")
         defer { dir.remove() }
         // An argument with shell metacharacters arrives verbatim: no shell ever sees it.
         let script = dir.script("deploy.sh", "printf '%s|%s|%s|%s\\n' \"$1\" \"$ROLLBACKD_FROM\" \"$ROLLBACKD_TO\" \"$ROLLBACKD_INCIDENT\" > \(dir.sub("out"))")
@@ -20,7 +21,7 @@ import RollbackCore
     }
 
     @Test func failureNamesTheArgvAndItsLastErrorLine() async throws {
-        let dir = ScratchDir("command")
+        let dir = try ScratchDir("command")
         defer { dir.remove() }
         let script = dir.script("fail.sh", "echo starting; echo 'deploy: image v1 not found' >&2; exit 3")
         let exec = CommandExecutor(CommandStrategy(argv: [script, "--to", "v1"]), phaseTimeout: .seconds(5))
@@ -34,7 +35,7 @@ import RollbackCore
 
 @Suite struct ExecutorFeatureFlagFileTests {
     @Test func turnsABooleanFlagOffKeepingTheRest() async throws {
-        let dir = ScratchDir("flag")
+        let dir = try ScratchDir("flag")
         defer { dir.remove() }
         let file = dir.write("flags.json", #"{"new_checkout": true, "dark_mode": true, "limits": {"max": 3}}"# + "\n", mode: 0o640)
         let exec = FeatureFlagExecutor(FeatureFlagStrategy(flag: "new_checkout", file: file), phaseTimeout: .seconds(5))
@@ -53,7 +54,7 @@ import RollbackCore
     }
 
     @Test func turnsAnEnabledObjectOff() async throws {
-        let dir = ScratchDir("flag")
+        let dir = try ScratchDir("flag")
         defer { dir.remove() }
         let file = dir.write("flags.json", #"{"search_v2": {"enabled": true, "rollout": 0.5}}"#)
         let exec = FeatureFlagExecutor(FeatureFlagStrategy(flag: "search_v2", file: file), phaseTimeout: .seconds(5))
@@ -62,7 +63,7 @@ import RollbackCore
     }
 
     @Test func precheckNamesTheFileAndFlag() async throws {
-        let dir = ScratchDir("flag")
+        let dir = try ScratchDir("flag")
         defer { dir.remove() }
         let file = dir.write("flags.json", #"{"a": true, "b": "yes"}"#)
         let missing = FeatureFlagExecutor(FeatureFlagStrategy(flag: "c", file: file), phaseTimeout: .seconds(5))
@@ -81,7 +82,7 @@ import RollbackCore
 
 @Suite struct ExecutorConfigStrategyTests {
     @Test func restoresFromADirectoryThenValidatesAndReloads() async throws {
-        let dir = ScratchDir("config")
+        let dir = try ScratchDir("config")
         defer { dir.remove() }
         var s = ExecutorRunnerTests.configLayout(dir, validate: "grep -q good \(dir.sub("live/app.conf"))")
         s.reload = [dir.script("reload2.sh", "cat \(dir.sub("live/app.conf")) > \(dir.sub("reloaded-with"))")]
@@ -101,7 +102,7 @@ import RollbackCore
     }
 
     @Test func aValidateThatHangsIsStoppedAndTheFilesPutBack() async throws {
-        let dir = ScratchDir("config")
+        let dir = try ScratchDir("config")
         defer { dir.remove() }
         let exec = ConfigExecutor(ExecutorRunnerTests.configLayout(dir, validate: "sleep 30"), phaseTimeout: .ms(500),
                                   stateDirectory: dir.sub("state"))
@@ -123,7 +124,7 @@ import RollbackCore
     }
 
     @Test func restoresFromGitTags() async throws {
-        let dir = ScratchDir("config")
+        let dir = try ScratchDir("config")
         defer { dir.remove() }
         let repo = dir.mkdirs("etc-app")
         let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"]
@@ -155,12 +156,10 @@ import RollbackCore
 
 @Suite struct ExecutorFeatureFlagHTTPTests {
     @Test func turnsAFlagOffOverHTTPWithTheToken() async throws {
-        let dir = ScratchDir("flaghttp")
+        let dir = try ScratchDir("flaghttp")
         defer { dir.remove() }
-        let reaper = Reaper()
-        defer { reaper.killAll() }
         let server = try await Fixture.record(log: dir.sub("requests.log"))
-        reaper.add(server.pid)
+        defer { server.stop() }
         let token = dir.write("token", "s3cret-token\n", mode: 0o600)
         let http = FeatureFlagHTTP(method: "PATCH", url: "http://\(server.hostPort)/api/flags/new_checkout",
                                    body: .object([("enabled", .bool(false))]), tokenFile: token)
@@ -182,24 +181,22 @@ import RollbackCore
     }
 
     @Test func surfacesHTTPErrorsAndTimeouts() async throws {
-        let dir = ScratchDir("flaghttp")
+        let dir = try ScratchDir("flaghttp")
         defer { dir.remove() }
-        let reaper = Reaper()
-        defer { reaper.killAll() }
         let server = try await Fixture.record(log: dir.sub("requests.log"))
-        reaper.add(server.pid)
+        defer { server.stop() }
         let denied = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/status/403")),
                                          phaseTimeout: .seconds(5))
         #expect(try await runPlan(denied, from: "on", to: "off", state: dir.sub("state")).status
                 == .failed(phase: "flag-off", message: "feature-flag: PUT http://\(server.hostPort)/status/403 for flag f: HTTP 403: status 403"))
         let slow = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/slow")),
                                        phaseTimeout: .ms(500))
-        let started = Fixture.now()
+        let started = monotonicMs()
         let outcome = try await runPlan(slow, from: "on", to: "off", incident: "i2", state: dir.sub("state"))
         #expect(outcome.status == .failed(phase: "flag-off", message: "feature-flag: PUT for flag f: timeout after 500ms for http://\(server.hostPort)/slow"))
         // Cut by the 500 ms phase timeout, far below the 30 s the server takes (generous for a loaded machine).
-        #expect(Fixture.now() - started < 15)
-        let closed = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://127.0.0.1:\(Fixture.freePort())/f")),
+        #expect(Double(monotonicMs() - started) / 1000 < 15)
+        let closed = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://127.0.0.1:\(unusedPort())/f")),
                                          phaseTimeout: .seconds(5))
         let refused = try await runPlan(closed, from: "on", to: "off", incident: "i3", state: dir.sub("state"))
         guard case let .failed(_, message) = refused.status else { Issue.record("\(refused.summary)"); return }

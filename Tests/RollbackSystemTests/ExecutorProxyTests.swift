@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A real nginx (Debian's) under a temporary prefix on a free loopback port; the system nginx config is never read.
 struct NginxInstance {
@@ -16,15 +17,15 @@ struct NginxInstance {
     var base: [String] { [binary, "-p", prefix + "/", "-c", conf, "-e", prefix + "/error.log"] }
 
     static func start(dir: ScratchDir, upstream: String, reaper: Reaper) async throws -> NginxInstance {
-        guard let binary = Fixture.program("nginx") else {
-            throw FixtureError("nginx is not installed (make test-deps installs Debian's nginx)")
+        guard let binary = program(named: "nginx") else {
+            throw TestFailure("nginx is not installed (make test-deps installs Debian's nginx)")
         }
         let prefix = dir.mkdirs("nginx")
         dir.mkdirs("nginx/tmp")
         try FileIO.writeAtomically(path: prefix + "/upstream.conf", bytes: Array(upstream.utf8), mode: 0o644)
         var lastError = ""
         for _ in 0..<3 {
-            let n = NginxInstance(prefix: prefix, port: Fixture.freePort(), binary: binary)
+            let n = NginxInstance(prefix: prefix, port: unusedPort(), binary: binary)
             let conf = """
                 \(geteuid() == 0 ? "user root;" : "")
                 worker_processes 1;
@@ -54,7 +55,7 @@ struct NginxInstance {
             lastError = r.stderrText
             if !lastError.contains("Address already in use") { break }
         }
-        throw FixtureError("nginx did not start: \(lastError)")
+        throw TestFailure("nginx did not start: \(lastError)")
     }
 }
 
@@ -65,13 +66,13 @@ struct HAProxyInstance {
     var socket: String { dir + "/admin.sock" }
 
     static func start(dir: ScratchDir, servers: [(String, Int)], reaper: Reaper) async throws -> HAProxyInstance {
-        guard let binary = Fixture.program("haproxy") else {
-            throw FixtureError("haproxy is not installed (make test-deps installs Debian's haproxy)")
+        guard let binary = program(named: "haproxy") else {
+            throw TestFailure("haproxy is not installed (make test-deps installs Debian's haproxy)")
         }
         let d = dir.mkdirs("haproxy")
         var lastError = ""
         for _ in 0..<3 {
-            let h = HAProxyInstance(dir: d, port: Fixture.freePort())
+            let h = HAProxyInstance(dir: d, port: unusedPort())
             let cfg = """
                 global
                     stats socket \(h.socket) mode 600 level admin
@@ -98,20 +99,20 @@ struct HAProxyInstance {
             lastError = r.stderrText
             if !lastError.contains("ddress already in use") && !lastError.contains("cannot bind") { break }
         }
-        throw FixtureError("haproxy did not start: \(lastError)")
+        throw TestFailure("haproxy did not start: \(lastError)")
     }
 }
 
 @Suite struct ExecutorNginxTests {
     @Test func switchesColourUnderLoadWithoutAFailedRequest() async throws {
-        let dir = ScratchDir("nginx")
+        let dir = try ScratchDir("nginx")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let blue = try await Fixture.serve(body: "v1")
-        reaper.add(blue.pid)
+        defer { blue.stop() }
         let green = try await Fixture.serve(body: "v2")
-        reaper.add(green.pid)
+        defer { green.stop() }
 
         var strategy = NginxBlueGreenStrategy(upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
                                               colors: ["blue": [blue.hostPort], "green": [green.hostPort], "broken": ["127.0.0.1:99999"]])
@@ -128,7 +129,7 @@ struct HAProxyInstance {
         #expect(try await exec.availableVersions() == ["v1", "broken", "v2"])
 
         let client = try await Fixture.client(url: "http://127.0.0.1:\(nginx.port)/", dir: dir)
-        reaper.add(client.pid)
+        defer { client.process.stop() }
         try await Task.sleep(for: .milliseconds(300))
 
         // A colour nginx rejects: `nginx -t` fails, the include is put back, nothing is reloaded.
@@ -144,7 +145,7 @@ struct HAProxyInstance {
         try await exec.precheck(target: "v1")
         await #expect { try await exec.precheck(target: "v7") } throws: { e in "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)" }
         let outcome = try await runPlan(exec, from: "v2", to: "v1", incident: "inc-nginx", state: dir.sub("state"))
-        let done = Fixture.now()
+        let done = Fixture.wallClock()
         #expect(outcome.status == .finished, "\(outcome.summary)")
         try await Task.sleep(for: .milliseconds(700))
         let result = try await Fixture.stop(client)
@@ -167,14 +168,14 @@ struct HAProxyInstance {
 
 @Suite struct ExecutorHAProxyTests {
     @Test func drainedCanaryGetsNoNewRequests() async throws {
-        let dir = ScratchDir("haproxy")
+        let dir = try ScratchDir("haproxy")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let stable = try await Fixture.serve(body: "stable")
-        reaper.add(stable.pid)
+        defer { stable.stop() }
         let canary = try await Fixture.serve(body: "canary")
-        reaper.add(canary.pid)
+        defer { canary.stop() }
         let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", stable.port), ("canary", canary.port)], reaper: reaper)
         let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary"),
                                          phaseTimeout: .seconds(5))
@@ -184,7 +185,7 @@ struct HAProxyInstance {
         try await exec.precheck(target: "stable")
 
         let client = try await Fixture.client(url: "http://127.0.0.1:\(haproxy.port)/", dir: dir)
-        reaper.add(client.pid)
+        defer { client.process.stop() }
         try await Task.sleep(for: .milliseconds(300))
         let outcome = try await runPlan(exec, from: "canary", to: "stable", state: dir.sub("state"))
         #expect(outcome.status == .finished, "\(outcome.summary)")
@@ -195,13 +196,13 @@ struct HAProxyInstance {
         let atDrain = try await Fixture.count(canary)
         let stableAtDrain = try await Fixture.count(stable)
         // Until the stable server has taken 10 more requests (a busy runner may send slowly), or 10 s have passed.
-        let waitStarted = Fixture.now()
+        let waitStarted = monotonicMs()
         var stableLater = try await Fixture.count(stable)
-        while stableLater <= stableAtDrain + 10 && Fixture.now() - waitStarted < 10 {
+        while stableLater <= stableAtDrain + 10 && Double(monotonicMs() - waitStarted) / 1000 < 10 {
             try await Task.sleep(for: .milliseconds(100))
             stableLater = try await Fixture.count(stable)
         }
-        let waited = Fixture.now() - waitStarted
+        let waited = Double(monotonicMs() - waitStarted) / 1000
         let later = try await Fixture.count(canary)
         let result = try await Fixture.stop(client)
         #expect(atDrain > 0, "the canary served nothing before the drain")
@@ -230,14 +231,14 @@ struct HAProxyInstance {
     }
 
     @Test func weightModeSetsWeightZero() async throws {
-        let dir = ScratchDir("haproxy")
+        let dir = try ScratchDir("haproxy")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let a = try await Fixture.serve(body: "a")
-        reaper.add(a.pid)
+        defer { a.stop() }
         let b = try await Fixture.serve(body: "b")
-        reaper.add(b.pid)
+        defer { b.stop() }
         let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", a.port), ("canary", b.port)], reaper: reaper)
         let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary", mode: "weight"),
                                          phaseTimeout: .seconds(5))

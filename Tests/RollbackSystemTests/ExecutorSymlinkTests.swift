@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 final class StopFlag: Sendable {
     let value = Atomic<Bool>(false)
@@ -25,7 +26,7 @@ final class RunningCount: Sendable {
     }
 
     @Test func swapNeverLeavesReadersWithoutCurrent() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(5))
         let stop = StopFlag()
@@ -80,7 +81,7 @@ final class RunningCount: Sendable {
     }
 
     @Test func planSwapsThenReloadsWithTheRollbackEnvironment() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         var s = Self.layout(dir)
         let reload = dir.script("reload.sh", "echo \"$ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT $(cat \(dir.sub("current/VERSION")))\" >> \(dir.sub("reload.log"))")
@@ -101,7 +102,7 @@ final class RunningCount: Sendable {
     }
 
     @Test func swapKeepsARelativeLinkRelativeAndIsIdempotent() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         let exec = SymlinkExecutor(Self.layout(dir, relative: true), phaseTimeout: .seconds(5))
         try exec.swap(to: "v1")
@@ -114,7 +115,7 @@ final class RunningCount: Sendable {
     }
 
     @Test func precheckNamesWhatIsWrong() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(5))
         await #expect { try await exec.precheck(target: "v9") } throws: { e in

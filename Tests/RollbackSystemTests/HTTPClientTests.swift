@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// The libcurl client against a real asyncio server on loopback (Tests/Servers/fault_server.py).
 @Suite struct HTTPClientTests {
@@ -46,7 +47,8 @@ import Testing
 
     @Test func sendsMethodHeadersBodyAndBearerToken() async throws {
         let s = try await SharedServers.fault()
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         let tokenFile = dir.path + "/token"
         try FileIO.writeAtomically(path: tokenFile, bytes: Array("s3cr3t-token\n".utf8))
         let req = HTTPRequest(method: "POST", url: "\(s.base)/echo", headers: [("X-Rollbackd-Test", "yes")],
@@ -66,14 +68,15 @@ import Testing
         let req = HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = "/nonexistent/token" })
         let e = try #require(expectFailure(await client.send(req)))
         #expect(e.description == "cannot use bearer token file /nonexistent/token for \(s.base)/echo: open /nonexistent/token: No such file or directory")
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         try FileIO.writeAtomically(path: dir.path + "/empty", bytes: Array(" \n".utf8))
         let e2 = try #require(expectFailure(await client.send(HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = dir.path + "/empty" }))))
         #expect(e2.description.hasSuffix("the file is empty"))
     }
 
     @Test func refusedConnectionNamesTheURL() async throws {
-        let url = "http://127.0.0.1:\(closedPort())/metrics"
+        let url = "http://127.0.0.1:\(unusedPort())/metrics"
         let e = try #require(expectFailure(await client.send(.get(url, options: options()))))
         #expect(e.kind == .connectionRefused)
         #expect(e.description == "connection refused to \(url)")
@@ -157,7 +160,7 @@ import Testing
 
     @Test func aBatchMixesOutcomesInOrder() async throws {
         let s = try await SharedServers.fault()
-        let refused = "http://127.0.0.1:\(closedPort())/x"
+        let refused = "http://127.0.0.1:\(unusedPort())/x"
         let results = await client.sendAll([
             .get("\(s.base)/status/200"), .get(refused), .get("\(s.base)/hang", options: options(timeout: .ms(300))),
             .get("\(s.base)/status/500"), .get("not a url"),
@@ -183,7 +186,8 @@ import Testing
     }
 
     @Test func tlsIsVerifiedAndTheCAFileIsHonoured() async throws {
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         let cert = dir.path + "/cert.pem", key = dir.path + "/key.pem"
         let gen = try await ProcessRunner.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                                                "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
@@ -205,7 +209,7 @@ import Testing
         #expect(HTTPError.redact("https://a@b:p@host#f@g") == "https://***@host#f@g")
         #expect(HTTPError.redact("http://ü:ß@hôst/ä@") == "http://***@hôst/ä@")
         #expect(HTTPError.redact("user:pw@host") == "user:pw@host")
-        let port = closedPort()
+        let port = unusedPort()
         let e = try #require(expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
         #expect(e.description == "connection refused to http://***@127.0.0.1:\(port)/")
     }
@@ -218,7 +222,7 @@ import Testing
             let c = HTTPClient(maxConnections: 8)
             for _ in 0..<20 {
                 let results = await c.sendAll((0..<100).map { i in
-                    .get(i % 10 == 0 ? "http://127.0.0.1:\(closedPort())/" : "\(s.base)/status/200")
+                    .get(i % 10 == 0 ? "http://127.0.0.1:\(unusedPort())/" : "\(s.base)/status/200")
                 })
                 #expect(results.filter { (try? $0.get().status) == 200 }.count == 90)
             }
@@ -268,18 +272,3 @@ extension Result where Success == HTTPResponse, Failure == HTTPError {
         return nil
     }
 }
-
-/// A temporary directory removed (with its content) when released.
-final class TempDir: Sendable {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/rollbackd-test-XXXXXX".utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SystemError("mkdtemp", path: "/tmp")
-        }
-        path = String(cString: p)
-    }
-    deinit { removeTree(path) }
-}
-
-func removeTree(_ path: String) { FileIO.removeTree(path) }

@@ -4,6 +4,7 @@ import Glibc
 @testable import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("incident reports")
 struct IncidentReportTests {
@@ -40,8 +41,9 @@ struct IncidentReportTests {
     }
 
     @Test func writesJSONAndMarkdownIntoTheStateDirectory() throws {
-        let dir = try makeTempDirectory("rbincident")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbincident")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let incident = Self.sampleIncident()
         let paths = try IncidentReportWriter(stateDirectory: dir).write(incident, thresholds: try Self.thresholds())
         #expect(paths.json == dir + "/incidents/inc-20261122T135300Z-v2.3.1.json")

@@ -5,6 +5,7 @@ import Logging
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("journald mapping")
 struct JournalMappingTests {
@@ -234,8 +235,9 @@ struct JournalSystemTests {
     }
 
     @Test func withoutJournalTheSameEventsGoToStderr() async throws {
-        let dir = try makeTempDirectory("rbstderr")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbstderr")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let config = try writeThresholds(dir: dir, webhooks: [])
         let r = try await runRollbackd(["notify-drill", "--config", config, "--state-dir", dir, "--count", "2",
                                      "--incident", "inc-tty", "--journal", "stderr"])

@@ -1,6 +1,7 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + s * 1000) }
 
@@ -32,7 +33,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     }
 
     @Test func refusedConnection() async throws {
-        let url = "http://127.0.0.1:\(closedPort())/metrics"
+        let url = "http://127.0.0.1:\(unusedPort())/metrics"
         let (s, _) = await once(try errorRate(url))
         #expect(s == .noData(reason: "connection refused to \(url)"))
     }
@@ -127,7 +128,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     @Test func manyFaultsAtOnceStayWithinOneTimeout() async throws {
         let f = try await SharedServers.fault()
         let targets = ["\(f.base)/hang", "\(f.base)/drip?bytes=100000&ms=20", "\(f.base)/garbage", "\(f.base)/close",
-                       "http://127.0.0.1:\(closedPort())/metrics", "\(f.base)/status/503"]
+                       "http://127.0.0.1:\(unusedPort())/metrics", "\(f.base)/status/503"]
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
             "error_rate": {"type": "scrape", "targets": [\(targets.map { "\"\($0)\"" }.joined(separator: ","))],
                            "measure": "errorRatio", "counter": "http_requests_total", "errorLabels": {"code": "5.."},

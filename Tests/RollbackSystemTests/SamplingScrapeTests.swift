@@ -1,6 +1,7 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A thresholds.json around the given `metrics` object (JSON text), loaded through the real config reader.
 func samplingThresholds(metrics: String, instances: [String] = [], version: String? = nil) throws -> Thresholds {
@@ -28,7 +29,7 @@ extension JSONValue {
 func post(_ url: String) async throws {
     let r = await HTTPClient.shared.send(HTTPRequest(method: "POST", url: url))
     guard case let .success(resp) = r, resp.status == 200 else {
-        throw ServerProcess.StartError(description: "POST \(url) failed: \(r)")
+        throw TestFailure("POST \(url) failed: \(r)")
     }
 }
 

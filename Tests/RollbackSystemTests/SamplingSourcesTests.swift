@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + s * 1000) }
 
@@ -31,7 +32,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 
     @Test func errorRatioAndLatencyOverTheWindow() async throws {
         let f = try await SharedServers.fault()
-        let closed = "http://127.0.0.1:\(closedPort())/healthz"
+        let closed = "http://127.0.0.1:\(unusedPort())/healthz"
         let slow = "\(f.base)/slow?ms=200"
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
             "errors": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "errorRatio", "window": "10s"},
@@ -50,7 +51,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 
     @Test func smokeChecksListOnlyTheFailures() async throws {
         let f = try await SharedServers.fault()
-        let port = closedPort()
+        let port = unusedPort()
         let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"])
         #expect(lines == ["HTTP 502 from \(f.base)/status/502", "connection refused to http://127.0.0.1:\(port)/"])
     }
@@ -105,12 +106,13 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"build.number\"}") == ("42", nil))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"tag\"}") == (nil, "the version body of \(f.base)/doc/version-json has no field tag"))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/status/404\"}") == (nil, "cannot read the version: HTTP 404 from \(f.base)/status/404"))
-        let port = closedPort()
+        let port = unusedPort()
         #expect(try await read("{\"type\": \"url\", \"url\": \"http://127.0.0.1:\(port)/version\"}") == (nil, "cannot read the version: connection refused to http://127.0.0.1:\(port)/version"))
     }
 
     @Test func fromAFile() async throws {
-        let dir = try TempDir()
+        let dir = try ScratchDir("version")
+        defer { dir.remove() }
         try FileIO.writeAtomically(path: dir.path + "/VERSION", bytes: Array("release-17\n".utf8))
         #expect(await VersionReader(source: .file(dir.path + "/VERSION")).read() == ("release-17", nil))
         try FileIO.writeAtomically(path: dir.path + "/EMPTY", bytes: Array("\n\n".utf8))

@@ -4,12 +4,14 @@ import Glibc
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("webhook spool")
 struct SpoolUnitTests {
     @Test func writesLoadsInOrderAndSetsDamageAside() throws {
-        let dir = try makeTempDirectory("rbspool")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbspool")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let spool = WebhookSpool(directory: dir)
         let t = Timestamp(iso8601: "2026-11-22T13:00:00Z")!
         let messages = (0..<5).map { i in
@@ -51,11 +53,12 @@ struct SpoolUnitTests {
 struct SpoolFaultTests {
     @Test func receiverDownWhileAThousandEventsAreProducedThenUp() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbdown")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbdown")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let port = closedPort()
+        let port = unusedPort()
         let notifier = EventNotifier(config: notifyConfig([webhook("ops", url: "http://127.0.0.1:\(port)/ok", secretFile: dir + "/secret")],
                                                           identifier: uniqueIdentifier("rbdown")),
                                      service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(batch: 16),
@@ -91,8 +94,9 @@ struct SpoolFaultTests {
 
     @Test func killMinusNineMidDeliveryThenRestartDeliversTheSpool() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbkill")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbkill")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")

@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A `whsec_` secret of 24 random bytes.
 func newSecret() -> String {

@@ -4,6 +4,7 @@ import Glibc
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("webhook signing and payload")
 struct WebhookUnitTests {
@@ -152,8 +153,9 @@ struct WebhookUnitTests {
 struct WebhookSystemTests {
     @Test func everySignatureVerifiesAtAnIndependentReceiver() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbhook")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbhook")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array((secret + "\n").utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -195,8 +197,9 @@ struct WebhookSystemTests {
 
     @Test func aWrongSecretFailsVerificationAndIsReported() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbwrong")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbwrong")
+        defer { scratch.remove() }
+        let dir = scratch.path
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let receiver = try await Receiver.start(secret: newSecret(), log: dir + "/received.jsonl")
         let identifier = uniqueIdentifier("rbwrong")
@@ -228,8 +231,9 @@ struct WebhookSystemTests {
 
     @Test func retryAfterIsHonoured() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rb429")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rb429")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -253,8 +257,9 @@ struct WebhookSystemTests {
 
     @Test func fiveHundredsAreRetriedAndOtherFourHundredsAreNot() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rb5xx")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rb5xx")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -277,11 +282,12 @@ struct WebhookSystemTests {
 
     @Test func tooOldNotificationsAreDroppedWithAJournalError() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbage")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbage")
+        defer { scratch.remove() }
+        let dir = scratch.path
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let identifier = uniqueIdentifier("rbage")
-        let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(closedPort())/ok", secretFile: dir + "/secret")],
+        let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(unusedPort())/ok", secretFile: dir + "/secret")],
                                                           identifier: identifier, maxAge: .seconds(3)),
                                      service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
                                      journalWriter: JournalWriter(target: .journal))
@@ -307,8 +313,9 @@ struct WebhookSystemTests {
 
     @Test func aHangingReceiverDoesNotDelayARollback() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbhang")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbhang")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
