@@ -43,6 +43,19 @@ import Glibc
             try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
         }
 
+        /// A `reload` argv (JSON) that blocks until the test calls `release(gate)`: a phase that lasts exactly until
+        /// the test has done what it must do inside it. (Bounded at 2 minutes, after which it fails, so a test that
+        /// died never leaves it behind.)
+        func gatedReload(_ gate: String) -> String {
+            let file = "\(dir)/\(gate)"
+            return #"["/bin/sh", "-c", "i=0; while [ ! -e \#(file) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; [ -e \#(file) ]"]"#
+        }
+
+        func release(_ gate: String) {
+            let fd = open("\(dir)/\(gate)", O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+            if fd >= 0 { close(fd) }
+        }
+
         @discardableResult
         func spawn(_ argv: [String], log: String) throws -> pid_t {
             let child: ChildProcess

@@ -70,8 +70,8 @@ import Glibc
 
     @Test func killingTheExecutorMidPhaseResumesWithoutRepeatingAPhase() async throws {
         let s = try Scene()
-        // A slow reload phase, so the kill lands inside it.
-        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
+        // The reload phase lasts until the test releases it, so the kill lands inside it.
+        try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
         try s.startService()
         let activator = try await Self.startExecutor(s)
         try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
@@ -79,6 +79,8 @@ import Glibc
         let executors = Processes.children(of: activator)
         try #require(executors.count == 1, "executors running: \(executors)")
         kill(executors[0], SIGKILL)
+        // The reload the new executor runs again (and the killed one's orphaned command) may now finish.
+        s.release("release-reload")
         // The daemon hears the connection drop, asks again; the new executor resumes after the swap.
         try await s.waitFor("verification after the resumed rollback") { s.log.contains("verification_passed") }
         #expect(s.current().hasSuffix("/releases/v1"))
@@ -90,13 +92,17 @@ import Glibc
 
     @Test func killingTheDaemonMidPhaseLetsTheExecutorFinishAndTheRestartFindsItDone() async throws {
         let s = try Scene()
-        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
+        // The reload phase lasts until the test releases it: the daemon dies, and is back, while it runs.
+        try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
         try s.startService()
-        _ = try await Self.startExecutor(s)
+        let activator = try await Self.startExecutor(s)
         let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
         s.killAndReap(daemon)
         try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        // The restarted daemon asks again: a second executor, waiting for the lock the first one holds.
+        try await s.waitFor("the restarted daemon's executor beside the first") { Processes.children(of: activator).count == 2 }
+        s.release("release-reload")
         try await s.waitFor("verification after the restart") { s.log.contains("verification_passed") }
         #expect(s.log.contains("Resuming rollback v2 -> v1"))
         #expect(s.current().hasSuffix("/releases/v1"))
