@@ -10,10 +10,14 @@ import TestSupport
 @Suite struct HTTPClientTests {
     let client = HTTPClient.shared
 
-    func options(timeout: Interval = .seconds(2), _ change: (inout HTTPOptions) -> Void = { _ in }) -> HTTPOptions {
-        var o = HTTPOptions()
-        o.timeout = timeout
-        o.connectTimeout = .seconds(1)
+    /// Options for a request; with no `timeout`, a patient one (the test does not judge how long a loopback answer
+    /// takes, and on a loaded two-core runner it can take seconds). A test of timing names its timeout.
+    func options(timeout: Interval? = nil, _ change: (inout HTTPOptions) -> Void = { _ in }) -> HTTPOptions {
+        var o = patientHTTP()
+        if let timeout {
+            o.timeout = timeout
+            o.connectTimeout = .seconds(1)
+        }
         change(&o)
         return o
     }
@@ -29,7 +33,7 @@ import TestSupport
 
     @Test func getReturnsStatusBodyHeadersAndTiming() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/status/200")).get()
+        let resp = try await client.send(.get("\(s.base)/status/200", options: options())).get()
         #expect(resp.status == 200)
         #expect(resp.text == "status 200")
         #expect(resp.header("content-length") == "10")
@@ -40,7 +44,7 @@ import TestSupport
 
     @Test func aServerErrorIsAResponseNotAnError() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/status/503")).get()
+        let resp = try await client.send(.get("\(s.base)/status/503", options: options())).get()
         #expect(resp.status == 503)
         #expect(!resp.isSuccess)
     }
@@ -106,10 +110,10 @@ import TestSupport
     @Test func responsesOverTheCapAreRefused() async throws {
         let s = try await SharedServers.fault()
         // Declared length over the cap: refused at the headers.
-        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options()))))
         #expect(e1.description == "response from \(s.base)/big?bytes=52428800 exceeds 16 MiB (maxBodyBytes)")
         // No declared length: cut off while streaming.
-        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options()))))
         #expect(e2.kind == .bodyTooLarge(limit: 16 << 20))
         // A smaller configured cap.
         let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=5000", options: options { $0.maxBodyBytes = 4096 }))))
@@ -141,14 +145,14 @@ import TestSupport
 
     @Test func retryAfterIsReadable() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/retry-after")).get()
+        let resp = try await client.send(.get("\(s.base)/retry-after", options: options())).get()
         #expect(resp.status == 429)
         #expect(resp.retryAfter == .seconds(7))
     }
 
     @Test func manyRequestsAreInFlightAtOnce() async throws {
         let s = try await SharedServers.fault()
-        let requests = (0..<200).map { _ in HTTPRequest.get("\(s.base)/slow?ms=400", options: options(timeout: .seconds(10))) }
+        let requests = (0..<200).map { _ in HTTPRequest.get("\(s.base)/slow?ms=400", options: options()) }
         let started = monotonicMs()
         let results = await client.sendAll(requests)
         let elapsed = monotonicMs() - started
@@ -162,8 +166,9 @@ import TestSupport
         let s = try await SharedServers.fault()
         let refused = "http://127.0.0.1:\(unusedPort())/x"
         let results = await client.sendAll([
-            .get("\(s.base)/status/200"), .get(refused), .get("\(s.base)/hang", options: options(timeout: .ms(300))),
-            .get("\(s.base)/status/500"), .get("not a url"),
+            .get("\(s.base)/status/200", options: options()), .get(refused, options: options()),
+            .get("\(s.base)/hang", options: options(timeout: .ms(300))),
+            .get("\(s.base)/status/500", options: options()), .get("not a url", options: options()),
         ])
         #expect((try? results[0].get().status) == 200)
         #expect(results[1].failureDescription == "connection refused to \(refused)")
@@ -175,10 +180,15 @@ import TestSupport
     }
 
     @Test func cancellingTheCallerEndsItsTransfers() async throws {
-        let s = try await SharedServers.fault()
+        // A server of its own, so its count of /hang requests is this test's.
+        let s = try await ServerProcess.python("fault_server.py")
+        defer { s.stop() }
         let started = monotonicMs()
         let task = Task { await HTTPClient.shared.send(.get("\(s.base)/hang", options: options(timeout: .seconds(30)))) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancel once the transfer is under way: the server has the request.
+        try await waitUntil("the /hang request to reach the server") {
+            (try? await HTTPClient.shared.send(.get("\(s.base)/count/hang", options: options())).get().text) == "1"
+        }
         task.cancel()
         let r = await task.value
         #expect(r.failureDescription == "request to \(s.base)/hang was cancelled")
@@ -232,11 +242,9 @@ import TestSupport
             #expect(cached > 0 && cached <= 90, "\(cached) connections cached")
         }
         // The client is gone: its multi handle and cached connections with it.
-        var left = establishedConnections(toPort: s.port)
-        for _ in 0..<50 where left > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-            left = establishedConnections(toPort: s.port)
-        }
+        // Closing is asynchronous to this task: wait for it (generously), then check.
+        try? await waitUntil("the released client's connections to close") { establishedConnections(toPort: s.port) == 0 }
+        let left = establishedConnections(toPort: s.port)
         #expect(left == 0, "\(left) connections still open after the client was released")
     }
 }
