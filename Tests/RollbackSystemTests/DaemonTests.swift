@@ -86,6 +86,9 @@ import Glibc
 
         var log: String { TestFiles.read("\(dir)/daemon.log") ?? "" }
 
+        /// The state the daemon saved last (nil while there is none).
+        func savedState() -> EngineState? { (try? StateStore(directory: "\(dir)/state").load()) ?? nil }
+
         /// Polls without blocking a thread (the tests share the cooperative pool, two threads on two cores, with
         /// every other suite); a timeout shows the daemon's log.
         func waitFor(_ what: String, seconds: Double = generousWait, _ condition: () -> Bool) async throws {
@@ -160,8 +163,11 @@ import Glibc
         let paused = try s.control([("command", .string("pause")), ("for", .string("1s"))])
         #expect(paused["ok"] == .bool(true))
         try await s.waitFor("pause event") { s.log.contains("uid \(getuid()) paused automation") }
-        // kill -9, restart: the state (known-good v1) survives and nothing is rolled back.
+        // kill -9, restart: the state (known-good v1) survives and nothing is rolled back. The daemon logs "known-good"
+        // before it saves the state of that tick, and the restarted daemon answers status from the saved state until
+        // its first tick is done: so the kill comes once the saved state says v1 is known-good.
         try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor("v1 known-good in the saved state") { s.savedState()?.ledger.release("v1")?.isKnownGood == true }
         s.killAndReap(daemon)
         try s.startDaemon()
         try await s.waitFor("restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
