@@ -38,7 +38,7 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
         let dir = try ScratchDir("runner")
         defer { dir.remove() }
         let exec = ConfigExecutor(Self.configLayout(dir, validate: "echo 'line 3: unknown directive' >&2; exit 4"),
-                                  phaseTimeout: .seconds(5), stateDirectory: dir.sub("state"))
+                                  phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }
         #expect(phase == "validate")
@@ -70,7 +70,7 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
     @Test func aFinishedPlanRunAgainRunsNothing() async throws {
         let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: [dir.script("count.sh", "echo x >> \(dir.sub("count"))")]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: [dir.script("count.sh", "echo x >> \(dir.sub("count"))")]), phaseTimeout: .seconds(60))
         let first = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         #expect(first.status == .finished)
         let second = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
@@ -86,7 +86,7 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
     @Test func anInterruptedOtherRollbackBlocksANewOne() async throws {
         let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(60))
         let other = ExecutionJournal(plan: exec.plan(from: "v3", to: "v2", incident: "old"), status: .running, completed: [],
                                      startedAt: .init(millisecondsSinceEpoch: 0), updatedAt: .init(millisecondsSinceEpoch: 0), attempt: 1)
         try FileIO.makeDirectories(dir.sub("state"))
@@ -100,7 +100,7 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
     @Test func theRunnerRefusesWithoutTheLock() async throws {
         let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(60))
         let lock = try RollbackLock.acquire(stateDirectory: dir.sub("state"), holder: "test")
         lock.release()
         let outcome = await ExecutionRunner(executor: exec, stateDirectory: dir.sub("state"))
@@ -169,7 +169,7 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
             if [ ! -e \(dir.sub("crashed")) ]; then touch \(dir.sub("crashed")); kill -KILL $PPID; sleep 2; fi
             """)
         let cfg = thresholdsFile(dir, rollback: """
-            {"strategy": "config", "phaseTimeout": "10s",
+            {"strategy": "config", "phaseTimeout": "60s",
              "config": {"files": ["\(dir.sub("live/app.conf"))", "\(dir.sub("live/extra.conf"))"], "directory": "\(dir.sub("releases"))",
                         "validate": ["\(validate)"], "reload": ["\(dir.sub("reload.sh"))"]}}
             """)
@@ -207,13 +207,13 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
         defer { dir.remove() }
         let ok = dir.script("backup.sh", "echo \"$ROLLBACKD_BACKUP_NAME $ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT\" > \(dir.sub("backup.log")); echo /backups/$ROLLBACKD_BACKUP_NAME.tar")
         let at = Timestamp(millisecondsSinceEpoch: 1_795_355_580_123) // 2026-11-22T13:53:00.123Z
-        let r = try await BackupHook.run([ok], at: at, from: "v2", to: "v1", incident: "inc-3", timeout: .seconds(5))
+        let r = try await BackupHook.run([ok], at: at, from: "v2", to: "v1", incident: "inc-3", timeout: .seconds(60))
         #expect(r.name == "pre-rollback-20261122T135300Z")
         #expect(r.output == "/backups/pre-rollback-20261122T135300Z.tar")
         #expect(TestFiles.read(dir.sub("backup.log")) == "pre-rollback-20261122T135300Z v2 v1 inc-3\n")
 
         let bad = dir.script("backup-fail.sh", "echo 'pg_dump: connection refused' >&2; exit 2")
-        await #expect { _ = try await BackupHook.run([bad], at: at, from: "v2", to: "v1", incident: "i", timeout: .seconds(5)) } throws: { e in
+        await #expect { _ = try await BackupHook.run([bad], at: at, from: "v2", to: "v1", incident: "i", timeout: .seconds(60)) } throws: { e in
             "\(e)" == "backup: the pre-rollback backup pre-rollback-20261122T135300Z failed, so the rollback did not start: \(bad): exit status 2: pg_dump: connection refused"
         }
     }
@@ -275,12 +275,12 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
         defer { dir.remove() }
         let repo = dir.mkdirs("repo")
         let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"]
-        _ = try await ProcessRunner.run(["git", "-C", repo, "init", "-q"], timeout: .seconds(10))
+        _ = try await ProcessRunner.run(["git", "-C", repo, "init", "-q"], timeout: .seconds(60))
         dir.write("repo/f", "x")
-        _ = try await ProcessRunner.run(["git", "-C", repo, "add", "f"], timeout: .seconds(10))
-        let c = try await ProcessRunner.run(["git", "-C", repo, "commit", "-qm", "x"], environment: env, timeout: .seconds(10))
+        _ = try await ProcessRunner.run(["git", "-C", repo, "add", "f"], timeout: .seconds(60))
+        let c = try await ProcessRunner.run(["git", "-C", repo, "commit", "-qm", "x"], environment: env, timeout: .seconds(60))
         #expect(c.succeeded, "\(c.stderrText)")
-        for t in ["v1.2.0", "v1.10.0", "v1.9.1"] { _ = try await ProcessRunner.run(["git", "-C", repo, "tag", t], timeout: .seconds(10)) }
+        for t in ["v1.2.0", "v1.10.0", "v1.9.1"] { _ = try await ProcessRunner.run(["git", "-C", repo, "tag", t], timeout: .seconds(60)) }
         #expect(try await GitTags.list(repo: repo) == ["v1.10.0", "v1.9.1", "v1.2.0"])
         await #expect { _ = try await GitTags.list(repo: dir.sub("nope")) } throws: { e in
             "\(e)".hasPrefix("git-tags: git -C \(dir.sub("nope")) tag --sort=-version:refname: exit status 128")
