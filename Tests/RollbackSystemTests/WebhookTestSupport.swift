@@ -75,6 +75,12 @@ struct Receiver {
 
     func requests() throws -> [Request] { try Self.requests(log: log) }
 
+    /// Lets the requests a `/hold/N` URL holds go on (and every later one).
+    func release() {
+        let fd = open(log + ".release", O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+        if fd >= 0 { close(fd) }
+    }
+
     /// Polls until `condition` holds for the requests received, or `timeout` passes.
     func waitFor(_ timeout: Interval, _ condition: ([Request]) -> Bool) async throws -> [Request] {
         let deadline = monotonicMs() + timeout.milliseconds
