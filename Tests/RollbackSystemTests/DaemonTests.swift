@@ -33,7 +33,7 @@ import Glibc
             let reloadKey = reload.map { #", "reload": \#($0)"# } ?? ""
             let json = """
             {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                                         "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
              "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
                            "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
@@ -64,14 +64,20 @@ import Glibc
             return child.pid
         }
 
-        func startService() throws {
+        /// The demo service and its traffic; returns once the service answers.
+        func startService() async throws {
             let bin = RepoPaths.demoService
             guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
-            try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
+            let service = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
             // Traffic from a process of its own: a task here could be starved by a busy test runner, and a watchdog
             // that sees no traffic cannot verify a recovery.
             try spawn(["/usr/bin/python3", RepoPaths.server("traffic.py"), "http://127.0.0.1:\(port)/api/x",
                        "--burst", "4", "--every", "0.02"], log: "\(dir)/traffic.log")
+            let serviceLog = "\(dir)/service.log", url = "http://127.0.0.1:\(port)/metrics"
+            try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(serviceLog) ?? "" }) {
+                guard kill(service, 0) == 0 else { throw TestFailure("the demo service exited: \(TestFiles.read(serviceLog) ?? "")") }
+                return (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
+            }
         }
 
         @discardableResult
@@ -120,7 +126,7 @@ import Glibc
 
     @Test func aBadReleaseIsRolledBackVerifiedAndReported() async throws {
         let s = try Scene()
-        try s.startService()
+        try await s.startService()
         try s.startDaemon()
         try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
@@ -148,7 +154,7 @@ import Glibc
 
     @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() async throws {
         let s = try Scene()
-        try s.startService()
+        try await s.startService()
         let daemon = try s.startDaemon()
         try await s.waitFor("the first tick") { s.log.contains("release_deployed") }
         // An invalid file on disk: rejected, the daemon keeps running the old table.

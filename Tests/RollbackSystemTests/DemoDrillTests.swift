@@ -61,7 +61,7 @@ import Glibc
                             explain: { TestFiles.read(log) ?? "" }) { (TestFiles.read(log) ?? "").contains("release_known_good") }
         #expect(!Processes.mentioning(dir + "/current").isEmpty)
         kill(demo.pid, SIGINT)
-        let end = await BlockingThread.run { demo.waitExit(timeout: .seconds(30)) }
+        let end = await BlockingThread.run { demo.waitExit(timeout: .seconds(60)) }
         let text = (try? TestFiles.text(log)) ?? ""
         #expect(end == .exited(128 + SIGINT), "\(String(describing: end))\n\(text)")
         #expect(text.contains("interrupted"))
@@ -85,7 +85,7 @@ import Glibc
             try Demo.pointLink(dir + "/current", at: dir + "/releases/v2")
             let json = """
             {"service": "staging", "interval": "1s", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                                         "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "2s"}},
              "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 2,
                            "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
@@ -105,6 +105,14 @@ import Glibc
         var config: String { dir + "/thresholds.json" }
 
         func current() -> String { TestFiles.readLink(dir + "/current") ?? "" }
+
+        /// Returns once the demo service answers (the drill verifies with its metrics).
+        func serviceAnswers() async throws {
+            let url = "http://127.0.0.1:\(port)/metrics", log = dir + "/service.log"
+            try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(log) ?? "" }) {
+                (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
+            }
+        }
 
         func drill(_ extra: [String] = []) async throws -> ProcessResult {
             try await runRollbackd(["drill", "--config", config, "--state-dir", state, "--to", "v1",
@@ -132,6 +140,7 @@ import Glibc
 
     @Test func drillRollsBackVerifiesRollsForwardAndRecordsIt() async throws {
         let s = try Staging()
+        try await s.serviceAnswers()
         // Never drilled: check (with the state directory) and status warn; check of the file alone does not.
         let before = try await runRollbackd(["check", s.config, "--state-dir", s.state])
         #expect(before.succeeded && before.stderrText.contains("no rollback drill has been recorded"), "\(before.stderrText)")

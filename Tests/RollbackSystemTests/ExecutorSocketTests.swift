@@ -44,7 +44,7 @@ import Glibc
         #expect(UnixSocket.writeAll(fd, ExecWire.line(request)))
         let reader = LineReader(fd: fd)
         var last: ExecReply?
-        while case let .line(bytes) = reader.next(timeoutMs: 20_000) {
+        while case let .line(bytes) = reader.next(timeoutMs: 60_000) {
             last = ExecWire.decode(ExecReply.self, bytes)
             if last?.result != nil { break }
         }
@@ -72,7 +72,7 @@ import Glibc
         let s = try Scene()
         // The reload phase lasts until the test releases it, so the kill lands inside it.
         try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
-        try s.startService()
+        try await s.startService()
         let activator = try await Self.startExecutor(s)
         try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
@@ -94,7 +94,7 @@ import Glibc
         let s = try Scene()
         // The reload phase lasts until the test releases it: the daemon dies, and is back, while it runs.
         try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
-        try s.startService()
+        try await s.startService()
         let activator = try await Self.startExecutor(s)
         let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
@@ -116,7 +116,7 @@ import Glibc
 
     @Test func theExecutorRefusesWhatTheWatchdogDidNotDecideAndCallersOutsideTheGroup() async throws {
         let s = try Scene()
-        try s.startService()
+        try await s.startService()
         _ = try await Self.startExecutor(s)
         try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
@@ -138,7 +138,7 @@ import Glibc
         print(s.makefile().readline().strip())
         """
         let r = try await ProcessRunner.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(20))
+                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(60))
         #expect(r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
                 "\(r.stdoutText) \(r.stderrText)")
         #expect(s.current().hasSuffix("/releases/v1"))

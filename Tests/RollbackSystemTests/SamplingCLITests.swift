@@ -8,11 +8,11 @@ import TestSupport
     func config(_ dir: ScratchDir, instance: String) throws -> String {
         let text = """
             {"service": "cli-test", "interval": "1s", "instances": ["\(instance)"],
-             "version": {"type": "url", "url": "\(instance)/version"},
+             "version": {"type": "url", "url": "\(instance)/version", "timeout": "30s"},
              "metrics": {
-               "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+               "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                               "counter": "http_requests_total", "errorLabels": {"code": "5.."}},
-               "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio"}
+               "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "30s"}
              },
              "triggers": [{"name": "t", "metric": "error_rate", "condition": {"above": 0.1}, "severity": "high",
                            "respondWithin": "5m", "automation": "manual"}],

@@ -8,11 +8,13 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 /// Every fault a metrics target can show gives the right value or no-data with a clear reason — never a crash,
 /// never a hang past the timeout. The targets are the real fault server (Tests/Servers/fault_server.py).
 @Suite struct SamplingFaultTests {
-    func errorRate(_ target: String, timeout: String = "1s") throws -> Sampler {
+    /// The error rate of `target`. Without a `timeout` a patient one: only the tests of timeouts name theirs (and
+    /// keep a 500 ms connect timeout); on a loaded runner a good answer can take seconds.
+    func errorRate(_ target: String, timeout: String? = nil) throws -> Sampler {
         Sampler(thresholds: try samplingThresholds(metrics: """
             "error_rate": {"type": "scrape", "targets": ["\(target)"], "measure": "errorRatio",
-                           "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "timeout": "\(timeout)",
-                           "connectTimeout": "500ms"}
+                           "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "timeout": "\(timeout ?? "60s")",
+                           "connectTimeout": "\(timeout == nil ? "60s" : "500ms")"}
             """))
     }
 

@@ -47,7 +47,7 @@ final class PrometheusServer: Sendable {
                     python3, RepoPaths.server("run_watched.py"), String(port), "/-/ready", "--",
                     prometheus, "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
                     "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-                ], seconds: 40)
+                ], seconds: 90)
                 return PrometheusServer(process: p, dir: dir)
             } catch {
                 lastError = error
@@ -57,23 +57,21 @@ final class PrometheusServer: Sendable {
         throw lastError ?? TestFailure("prometheus did not start")
     }
 
-    /// Runs a query until it returns `expected` (Prometheus needs a scrape or two), at most `seconds`.
-    func waitFor(_ query: String, equals expected: Double, seconds: Int = 20) async throws {
+    /// Runs a query until it returns `expected` (Prometheus needs a scrape or two).
+    func waitFor(_ query: String, equals expected: Double) async throws {
         var c = PrometheusConfig(url: base, query: query, http: HTTPOptions())
-        c.http.timeout = .seconds(2)
+        c.http = patientHTTP()
         let source = PrometheusSource(name: "wait", config: c)
         var last: SampleValue?
-        for _ in 0..<(seconds * 5) {
+        try await waitUntil("\(query) to reach \(expected)", every: .milliseconds(200), explain: { "last: \(String(describing: last))" }) {
             last = await source.sample(now: SystemTime.now())["wait"]
-            if last == .value(expected) { return }
-            try await Task.sleep(for: .milliseconds(200))
+            return last == .value(expected)
         }
-        throw TestFailure("\(query) did not reach \(expected) in \(seconds)s: \(String(describing: last))")
     }
 }
 
 @Suite struct SamplingPrometheusTests {
-    func source(_ base: String, _ query: String, timeout: String = "2s") throws -> PrometheusSource {
+    func source(_ base: String, _ query: String, timeout: String = "60s") throws -> PrometheusSource {
         let th = try samplingThresholds(metrics: """
             "q": {"type": "prometheus", "url": "\(base)", "query": \(JSONValue.quote(query)), "timeout": "\(timeout)"}
             """)

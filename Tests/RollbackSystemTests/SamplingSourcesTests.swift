@@ -17,9 +17,10 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         let targets = ["\(f.base)/doc/probe-ok", "\(f.base)/doc/probe-db-down", "\(f.base)/doc/probe-html"]
         let list = targets.map { "\"\($0)\"" }.joined(separator: ",")
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "db": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio",
+            "db": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "timeout": "60s",
                    "expect": {"jsonField": "checks.db", "equals": "up"}},
-            "text": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "expect": {"contains": "ok"}}
+            "text": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "timeout": "60s",
+                     "expect": {"contains": "ok"}}
             """))
         let tick = await sampler.tick(now: t(0))
         #expect(tick.samples["db"].map { abs(($0.number ?? 0) - 2.0 / 3) < 1e-12 } == true)
@@ -35,9 +36,9 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         let closed = "http://127.0.0.1:\(unusedPort())/healthz"
         let slow = "\(f.base)/slow?ms=200"
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "errors": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "errorRatio", "window": "10s"},
-            "p95": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "latencyQuantile", "window": "10s"},
-            "down": {"type": "probe", "targets": ["\(closed)"], "measure": "latencyQuantile", "window": "10s"}
+            "errors": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "errorRatio", "window": "10s", "timeout": "60s"},
+            "p95": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "latencyQuantile", "window": "10s", "timeout": "60s"},
+            "down": {"type": "probe", "targets": ["\(closed)"], "measure": "latencyQuantile", "window": "10s", "timeout": "60s"}
             """))
         // One probe of both targets per tick, shared by the two metrics.
         #expect(sampler.sources.count == 2)
@@ -52,7 +53,8 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     @Test func smokeChecksListOnlyTheFailures() async throws {
         let f = try await SharedServers.fault()
         let port = unusedPort()
-        let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"])
+        let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"],
+                                               options: patientHTTP())
         #expect(lines == ["HTTP 502 from \(f.base)/status/502", "connection refused to http://127.0.0.1:\(port)/"])
     }
 
@@ -65,7 +67,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 }
 
 @Suite struct SamplingCommandTests {
-    func run(_ argv: [String], value: String = "stdout", timeout: String = "5s") async throws -> SampleValue? {
+    func run(_ argv: [String], value: String = "stdout", timeout: String = "60s") async throws -> SampleValue? {
         let list = argv.map { JSONValue.quote($0) }.joined(separator: ",")
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
             "c": {"type": "command", "argv": [\(list)], "value": "\(value)", "timeout": "\(timeout)"}
@@ -98,8 +100,10 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         let f = try await SharedServers.fault()
         try await putDoc(f, "version-text", "  v2.3.1\nbuilt yesterday\n")
         try await putDoc(f, "version-json", "{\"build\": {\"version\": \"2026.11.22-1\", \"number\": 42}}")
+        // Each version source with a patient timeout: how long the answer takes is not what is tested.
         func read(_ json: String) async throws -> (String?, String?) {
-            try await Sampler(thresholds: samplingThresholds(metrics: "\"m\": {\"type\": \"command\", \"argv\": [\"/bin/true\"]}", version: json)).readVersion()
+            let patient = #"{"timeout": "60s", "# + json.dropFirst()
+            return try await Sampler(thresholds: samplingThresholds(metrics: "\"m\": {\"type\": \"command\", \"argv\": [\"/bin/true\"]}", version: patient)).readVersion()
         }
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-text\"}") == ("v2.3.1", nil))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"build.version\"}") == ("2026.11.22-1", nil))

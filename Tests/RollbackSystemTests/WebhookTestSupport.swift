@@ -28,7 +28,7 @@ func writeThresholds(dir: String, webhooks: [JSONValue], maxAge: String = "24h",
 }
 
 func webhookJSON(name: String, url: String, secretFile: String, format: String = "standard",
-                 minSeverity: String = "low", events: [String] = [], timeout: String = "5s") -> JSONValue {
+                 minSeverity: String = "low", events: [String] = [], timeout: String = "60s") -> JSONValue {
     .object([
         ("name", .string(name)), ("url", .string(url)), ("secretFile", .string(secretFile)),
         ("format", .string(format)), ("minSeverity", .string(minSeverity)),
@@ -110,7 +110,7 @@ func notifyConfig(_ webhooks: [WebhookConfig], identifier: String, maxAge: Inter
 }
 
 func webhook(_ name: String, url: String, secretFile: String, format: WebhookFormat = .standard,
-             minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(5)) -> WebhookConfig {
+             minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(60)) -> WebhookConfig {
     var http = HTTPOptions()
     http.timeout = timeout
     return WebhookConfig(name: name, url: url, secretFile: secretFile, format: format, minSeverity: minSeverity,

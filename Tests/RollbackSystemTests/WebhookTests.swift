@@ -172,7 +172,7 @@ struct WebhookSystemTests {
         await notifier.notify(drillEvent(1, kind: .decision, severity: .critical))
         await notifier.notify(drillEvent(2, kind: .decision, severity: .medium))
         await notifier.notify(drillEvent(3, kind: .rollbackFailed, severity: .critical))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
 
         let got = try receiver.requests()
@@ -209,7 +209,7 @@ struct WebhookSystemTests {
                                      journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1, incident: "inc-wrong"))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         #expect(got.count == 1, "401 is not retried")
@@ -243,7 +243,7 @@ struct WebhookSystemTests {
                                      journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         try #require(got.count == 2)
@@ -270,7 +270,7 @@ struct WebhookSystemTests {
         policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         #expect(got.filter { $0.path == "/fail/3" }.count == 4)
@@ -295,7 +295,7 @@ struct WebhookSystemTests {
         await notifier.notify(drillEvent(1, incident: "inc-old"))
         await notifier.flush()
         #expect(notifier.spool.count(webhook: "down") == 1)
-        #expect(await notifier.drain(timeout: .seconds(10)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         #expect(notifier.spool.count(webhook: "down") == 0)
         let stats = await notifier.stats()
@@ -327,7 +327,7 @@ struct WebhookSystemTests {
         await notifier.start()
         // Prime: the receiver holds this one open for the whole test.
         await notifier.notify(drillEvent(0, kind: .decision))
-        _ = try await receiver.waitFor(.seconds(10)) { !$0.isEmpty }
+        _ = try await receiver.waitFor(.seconds(60)) { !$0.isEmpty }
 
         // One tick: announce, swap the release symlink (what the symlink executor does), announce.
         try FileIO.makeDirectories(dir + "/releases/v1")
@@ -335,7 +335,7 @@ struct WebhookSystemTests {
         _ = symlink(dir + "/releases/v2", dir + "/current")
         let start = monotonicMs()
         await notifier.notify(drillEvent(1, kind: .rollbackStarted))
-        let swap = try await ProcessRunner.run(["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(5))
+        let swap = try await ProcessRunner.run(["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(60))
         #expect(swap.succeeded)
         #expect(rename(dir + "/current.new", dir + "/current") == 0)
         await notifier.notify(drillEvent(2, kind: .rollbackFinished))
