@@ -44,12 +44,17 @@ let package = Package(
         // Sampling benchmarks (Benchmarks/sampling/run.py); never run by the tests.
         .executableTarget(name: "rollbackd-bench", dependencies: ["RollbackCore", "RollbackSystem"],
                           path: "Benchmarks/sampling/Sources"),
+        // The tests' one kit: scratch directories, the binary runner, the server launcher, the error type, the
+        // clock and waiting, journald (Tests/TestSupport).
+        .target(name: "TestSupport", dependencies: ["RollbackCore", "RollbackSystem"], path: "Tests/TestSupport"),
         .testTarget(name: "RollbackCoreTests", dependencies: [
             "RollbackCore",
             .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "RealModule", package: "swift-numerics"),
         ]),
-        .testTarget(name: "RollbackSystemTests", dependencies: ["RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo"]),
+        .testTarget(name: "RollbackSystemTests", dependencies: [
+            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo", "TestSupport",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -444,10 +444,16 @@ EOF
 #   scenario-all NAME           all of the above, in that order (kill9 for each phase, daemon and executor)
 #   scenario-config [INTERVAL [RELOAD_ARGV_JSON]]
 #                               prints the config the scenarios use (ContainerTests checks it with `rollbackd check`)
+#   scenario-config-kill9       prints the config scenario-kill9 uses (its reload waits for the test's signal)
 
 # The guarded service for the scenarios: rollbackd-demo-service on 127.0.0.1:18081 serving
 # /srv/example-api/current (release.json decides its error rate), plus a steady trickle of requests.
 DEMO_PORT=18081
+# scenario-ready's first tick waits for this file (the daemon may read /run).
+FIRST_TICK_GATE=/run/rollbackd-first-tick-gate
+# scenario-kill9's reload phase waits for this file (the executor may read /srv), at most 10 minutes, then fails.
+KILL9_GATE=/srv/example-api/kill9-gate
+KILL9_RELOAD='["/bin/sh", "-c", "i=0; while [ ! -e '"$KILL9_GATE"' ] && [ $i -lt 6000 ]; do sleep 0.1; i=$((i+1)); done; [ -e '"$KILL9_GATE"' ] && exec /usr/bin/systemctl restart example-api.service"]'
 
 # Writes the scenario config (short intervals so a scenario takes seconds) to stdout.
 scenario_config() {
@@ -462,7 +468,7 @@ scenario_config() {
   "metrics": {
     "error_rate": { "type": "scrape", "path": "/metrics", "measure": "errorRatio",
                     "counter": "http_requests_total", "errorLabels": { "code": "5.." }, "window": "3s" },
-    "unhealthy_ratio": { "type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s",
+    "unhealthy_ratio": { "type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "5s",
                          "window": "2s" }
   },
   "triggers": [
@@ -475,7 +481,7 @@ scenario_config() {
     "strategy": "symlink",
     "symlink": { "releasesDir": "/srv/example-api/releases", "currentLink": "/srv/example-api/current",
                  "reload": $reload },
-    "phaseTimeout": "20s"
+    "phaseTimeout": "60s"
   },
   "safety": {
     "cooldown": "5s", "budget": { "max": 20, "window": "1h" }, "deployWindow": "10m", "soak": "3s",
@@ -526,7 +532,7 @@ EOF
         systemctl start rollbackd-exec.socket example-api.service example-traffic.service" ||
         die "cannot set up the demo service in $name"
     scenario_config | put_config "$name"
-    wait_for "$name" 10 "the demo service answers" curl -sf "http://127.0.0.1:$DEMO_PORT/healthz"
+    wait_for "$name" 60 "the demo service answers" curl -sf "http://127.0.0.1:$DEMO_PORT/healthz"
 }
 
 # wait_for NAME SECONDS WHAT CMD...: runs CMD inside until it succeeds.
@@ -566,22 +572,26 @@ wait_ok() {
 scenario_ready() {
     local name=$1
     scenario_fixture "$name"
-    # The first tick takes at least 3 s: a metric command that sleeps (manual trigger, never acts).
+    # The first tick lasts at least 3 s and then until this script says so: a metric command (manual trigger, never
+    # acts) that sleeps, then waits for $FIRST_TICK_GATE. The unit is looked at while the tick surely runs.
+    in_container "$name" rm -f "$FIRST_TICK_GATE"
     scenario_config | python3 -c '
 import json, sys
+gate = sys.argv[1]
 c = json.load(sys.stdin)
-c["metrics"]["slow_probe"] = {"type": "command", "argv": ["/bin/sh", "-c", "sleep 3; exit 0"], "timeout": "10s",
-                              "value": "exitStatus"}
+c["metrics"]["slow_probe"] = {"type": "command", "timeout": "300s", "value": "exitStatus",
+                              "argv": ["/bin/sh", "-c", "sleep 3; while [ ! -e %s ]; do sleep 0.1; done; exit 0" % gate]}
 c["triggers"].append({"name": "slow-probe", "metric": "slow_probe", "condition": {"above": 0}, "breaches": 1,
                       "clears": 1, "severity": "medium", "respondWithin": "30m", "automation": "manual"})
-json.dump(c, sys.stdout, indent=1)' | put_config "$name"
+json.dump(c, sys.stdout, indent=1)' "$FIRST_TICK_GATE" | put_config "$name"
     in_container "$name" systemctl start --no-block rollbackd.service
-    sleep 1
+    wait_for "$name" 60 "the first tick's slow metric command runs" pgrep -f "while \\[ ! -e $FIRST_TICK_GATE"
     local state
     state=$(unit_prop "$name" rollbackd.service ActiveState)
     [ "$state" = activating ] ||
-        die "$name: rollbackd.service is '$state' 1 s after start; expected activating until READY"
-    wait_for "$name" 20 "rollbackd.service is active" sh -c \
+        die "$name: rollbackd.service is '$state' while its first tick runs; expected activating until READY"
+    in_container "$name" touch "$FIRST_TICK_GATE"
+    wait_for "$name" 60 "rollbackd.service is active" sh -c \
         '[ "$(systemctl show -P ActiveState rollbackd.service)" = active ]'
     local started ready
     started=$(unit_prop "$name" rollbackd.service ExecMainStartTimestampMonotonic)
@@ -591,6 +601,7 @@ json.dump(c, sys.stdout, indent=1)' | put_config "$name"
     # Back to the plain scenario config for what follows.
     scenario_config | put_config "$name"
     in_container "$name" systemctl restart rollbackd.service
+    in_container "$name" rm -f "$FIRST_TICK_GATE"
     wait_ok "$name"
     echo "scenario-ready: activating until the first tick, active $(((ready - started) / 1000)) ms after start"
 }
@@ -634,11 +645,16 @@ print(0)'
     echo "scenario-exec-refused: nobody gets EACCES, rollbackd connects"
 }
 
-# Makes v1 known-good (soak 3 s after it went live), then puts v2 live; prints the container time before the switch.
+# Waits until the daemon has v1 live and known-good (soak 3 s after it went live), then puts v2 live; prints the
+# container time before the switch.
 go_live_v2() {
     local name=$1
     wait_ok "$name"
-    sleep 4
+    wait_for "$name" 60 "rollbackd status says v1 is live and known-good" sh -c \
+        '/usr/local/bin/rollbackd status --json | python3 -c "
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if r.get(\"current\") == \"v1\" and r.get(\"knownGood\") == \"v1\" else 1)"'
     local since
     since=$(now_in "$name")
     in_container "$name" sh -c 'ln -sfn releases/v2 /srv/example-api/current.new &&
@@ -649,7 +665,7 @@ go_live_v2() {
 scenario_rollback() {
     local name=$1
     events_since "$name" 0 ROLLBACKD_EVENT=release_known_good | grep '"v1"' >/dev/null ||
-        wait_for "$name" 30 "v1 is known-good" sh -c \
+        wait_for "$name" 60 "v1 is known-good" sh -c \
             'journalctl -q --no-pager -o json ROLLBACKD_EVENT=release_known_good | grep -q "\"v1\""'
     local since
     since=$(go_live_v2 "$name")
@@ -661,7 +677,7 @@ scenario_rollback() {
         sleep 0.1
     done
     wait_for "$name" 60 "current points at v1 again" sh -c '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
-    wait_for "$name" 30 "the rollback finished" sh -c \
+    wait_for "$name" 60 "the rollback finished" sh -c \
         "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=rollback_finished | grep -q ."
     local decision field
     decision=$(events_since "$name" "$since" ROLLBACKD_EVENT=decision | tail -n 1)
@@ -689,16 +705,16 @@ scenario_reload() {
     since=$(now_in "$name")
     scenario_config 2s | put_config "$name"
     in_container "$name" systemctl reload rollbackd.service || die "$name: systemctl reload (valid config) failed"
-    wait_for "$name" 10 "config_loaded after the valid reload" sh -c \
+    wait_for "$name" 60 "config_loaded after the valid reload" sh -c \
         "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=config_loaded | grep -q ."
     [ "$(unit_prop "$name" rollbackd.service ActiveState)" = active ] || die "$name: not active after a valid reload"
     # An invalid file: the last good config keeps running and config_rejected names the error.
     scenario_config 2s | sed 's/"automation": "full"/"automation": "fulll"/' | put_config "$name"
     in_container "$name" systemctl reload rollbackd.service || true
-    wait_for "$name" 10 "config_rejected naming the error" sh -c \
+    wait_for "$name" 60 "config_rejected naming the error" sh -c \
         "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=config_rejected | grep -q fulll"
     [ "$(unit_prop "$name" rollbackd.service ActiveState)" = active ] || die "$name: not active after an invalid reload"
-    wait_ok "$name" 5
+    wait_ok "$name" 60
     scenario_config | put_config "$name"
     in_container "$name" systemctl reload rollbackd.service
     echo "scenario-reload: valid config loaded, invalid config rejected, still active and ok"
@@ -713,7 +729,7 @@ scenario_watchdog() {
     since=$(now_in "$name")
     in_container "$name" systemctl restart rollbackd.service
     restarts=$(unit_prop "$name" rollbackd.service NRestarts)
-    wait_for "$name" 40 "the watchdog restarted the hung daemon" sh -c \
+    wait_for "$name" 60 "the watchdog restarted the hung daemon" sh -c \
         "[ \$(systemctl show -P NRestarts rollbackd.service) -gt $restarts ]"
     in_container "$name" journalctl -q --no-pager --since="@$since" -u rollbackd.service | grep "Watchdog timeout" >/dev/null ||
         die "$name: no 'Watchdog timeout' from systemd in the journal"
@@ -724,14 +740,15 @@ scenario_watchdog() {
 }
 
 # kill -9 once PHASE (swap or reload, the symlink strategy's phases) has started, of the daemon or the executor.
-# The reload is made slow (4 s) so that a kill lands inside a phase. After the restart: current -> v1, the swap
-# completed exactly once (a resumed run reports it skipped), the incident closed.
+# The reload waits for $KILL9_GATE, which this script creates only after the kill: the kill always lands inside the
+# rollback, before its last phase is done. After the restart: current -> v1, the swap completed exactly once (a
+# resumed run reports it skipped), the incident closed.
 scenario_kill9() {
     local name=$1 phase=${2:-} who=${3:-daemon}
     [ -n "$phase" ] || die "scenario-kill9 NAME PHASE [daemon|executor]"
     case "$who" in daemon | executor) ;; *) die "scenario-kill9: who must be daemon or executor, not $who" ;; esac
-    scenario_config 1s '["/bin/sh", "-c", "sleep 4; exec /usr/bin/systemctl restart example-api.service"]' |
-        put_config "$name"
+    in_container "$name" rm -f "$KILL9_GATE"
+    scenario_config 1s "$KILL9_RELOAD" | put_config "$name"
     in_container "$name" sh -c 'ln -sfn releases/v1 /srv/example-api/current.new &&
         mv -T /srv/example-api/current.new /srv/example-api/current && systemctl restart example-api.service'
     in_container "$name" systemctl restart rollbackd.service
@@ -745,6 +762,8 @@ scenario_kill9() {
     else
         in_container "$name" sh -c 'systemctl kill --signal=SIGKILL "rollbackd-exec@*.service"'
     fi
+    # The reload (the killed executor's, or the one run again by its successor) may finish now.
+    in_container "$name" touch "$KILL9_GATE"
     # Restart=on-failure brings the daemon back (or the daemon sees the executor die); it resumes the incident.
     wait_for "$name" 60 "current points at v1 after the crash" sh -c \
         '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
@@ -814,6 +833,7 @@ case "$cmd" in
     probe-daemon-sandbox) need_root; cmd_probe_daemon_sandbox "$@" ;;
     probe-exec-sandbox) need_root; cmd_probe_exec_sandbox "$@" ;;
     scenario-config) scenario_config "$@" ;;
+    scenario-config-kill9) scenario_config 1s "$KILL9_RELOAD" ;;
     scenario-ready | scenario-status | scenario-rollback | scenario-reload | scenario-watchdog | scenario-stop | \
         scenario-nonroot | scenario-exec-refused | scenario-kill9 | scenario-all)
         need_root

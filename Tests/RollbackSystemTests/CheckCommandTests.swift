@@ -1,6 +1,7 @@
 import Testing
 import RollbackCore
 import RollbackSystem
+import TestSupport
 
 /// `rollbackd check`, the real binary, on the shipped table and on the broken-config corpus.
 @Suite struct CheckCommandTests {
@@ -15,7 +16,7 @@ import RollbackSystem
     /// Exit 1, nothing on stdout, and stderr names the file, the JSON path and what is wrong.
     @Test(arguments: Fixtures.broken)
     func rejectsBrokenFile(_ entry: Fixtures.Broken) async throws {
-        let r = try await Fixtures.rollbackd(["check", entry.path])
+        let r = try await runRollbackd(["check", entry.path])
         #expect(r.termination == .exited(1), "\(entry.file): \(r.termination)")
         #expect(r.stdoutText.isEmpty, "\(entry.file) printed a table: \(r.stdoutText)")
         #expect(r.stderrText.contains(entry.error), "\(entry.file): expected \(entry.error)\nstderr: \(r.stderrText)")
@@ -23,7 +24,7 @@ import RollbackSystem
     }
 
     @Test func printsTheEightRowTableOfTheShippedFile() async throws {
-        let r = try await Fixtures.rollbackd(["check", Fixtures.shipped])
+        let r = try await runRollbackd(["check", Fixtures.shipped])
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         #expect(r.stderrText.isEmpty, "warnings for the shipped table: \(r.stderrText)")
         let lines = r.stdoutText.split(separator: "\n").map(String.init)
@@ -40,7 +41,7 @@ import RollbackSystem
     }
 
     @Test func printsTheTableAsJSON() async throws {
-        let r = try await Fixtures.rollbackd(["check", "--json", Fixtures.shipped])
+        let r = try await runRollbackd(["check", "--json", Fixtures.shipped])
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         let root = try JSONParser.parse(r.stdoutText)
         guard case let .array(triggers)? = root["triggers"] else {
@@ -57,14 +58,14 @@ import RollbackSystem
 
     @Test(arguments: [["check", "--no-such-flag", "thresholds.json"], ["check", "a.json", "b.json"], ["no-such-command"]])
     func exitsTwoOnUsageErrors(_ arguments: [String]) async throws {
-        let r = try await Fixtures.rollbackd(arguments)
+        let r = try await runRollbackd(arguments)
         #expect(r.termination == .exited(2), "\(arguments): \(r.termination) \(r.stderrText)")
         #expect(!r.stderrText.isEmpty)
         #expect(r.stdoutText.isEmpty)
     }
 
     @Test func exitsOneForAnUnreadableFile() async throws {
-        let r = try await Fixtures.rollbackd(["check", "/nonexistent/thresholds.json"])
+        let r = try await runRollbackd(["check", "/nonexistent/thresholds.json"])
         #expect(r.termination == .exited(1))
         #expect(r.stderrText.hasPrefix("/nonexistent/thresholds.json: cannot read"))
     }
@@ -72,13 +73,13 @@ import RollbackSystem
     /// Semantic warnings: exit 0, the table on stdout, each warning a `warning: file: path: message` line.
     @Test func printsWarningsAndExitsZero() async throws {
         let slow = Fixtures.dir + "/warnings/slow-detection.json"
-        var r = try await Fixtures.rollbackd(["check", slow])
+        var r = try await runRollbackd(["check", slow])
         #expect(r.termination == .exited(0))
         #expect(r.stderrText == "warning: \(slow): triggers[0].breaches: detection takes 2m30s (interval 5s × 30 breaches), longer than respondWithin 2m\n")
         #expect(r.stdoutText.contains("2m30s (30×5s)"))
 
         let capped = Fixtures.dir + "/warnings/capped.json"
-        r = try await Fixtures.rollbackd(["check", capped])
+        r = try await runRollbackd(["check", capped])
         #expect(r.termination == .exited(0))
         let warnings = r.stderrText.split(separator: "\n")
         #expect(warnings.count == 2)
@@ -89,7 +90,7 @@ import RollbackSystem
     /// Every strategy and every key, accepted without a warning.
     @Test(arguments: Fixtures.jsonFiles(in: RepoPaths.root + "/Tests/Fixtures/valid"))
     func acceptsValidFixture(_ path: String) async throws {
-        let r = try await Fixtures.rollbackd(["check", path])
+        let r = try await runRollbackd(["check", path])
         #expect(r.termination == .exited(0), "\(path): \(r.stderrText)")
         #expect(r.stderrText.isEmpty, "\(path): \(r.stderrText)")
     }

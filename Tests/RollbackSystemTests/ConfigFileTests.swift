@@ -1,6 +1,7 @@
 import Testing
 import RollbackCore
 import RollbackSystem
+import TestSupport
 
 @Suite struct ConfigFileTests {
     @Test func loadsTheShippedTable() throws {

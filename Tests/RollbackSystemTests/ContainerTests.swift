@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A real systemd (Debian bookworm, debootstrap + systemd-nspawn, driven by Tests/Integration/container.sh) with
 /// rollbackd installed the way `make install` installs it. What is checked here does not need the daemon's run
@@ -13,17 +14,13 @@ import RollbackCore
 @Suite struct ContainerTests {
     static let script = RepoPaths.root + "/Tests/Integration/container.sh"
 
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// Runs `container.sh ARGS…`; a failure carries the script's own reason (its stderr).
     @discardableResult
     static func sh(_ args: [String], timeout: Interval = .seconds(60)) async throws -> String {
         let r = try await ProcessRunner.run([script] + args,
                                             environment: ["ROLLBACKD_BIN": RepoPaths.binary], timeout: timeout)
         guard r.succeeded else {
-            throw Failure(description: "container.sh \(ProcessRunner.display(args)): \(r.summary(timeout: timeout))\n" +
+            throw TestFailure("container.sh \(ProcessRunner.display(args)): \(r.summary(timeout: timeout))\n" +
                           r.stderrText.split(separator: "\n").suffix(25).joined(separator: "\n"))
         }
         return r.stdoutText.trimmingSuffix("\n")
@@ -147,22 +144,20 @@ extension ContainerTests {
     /// The config the daemon scenarios in container.sh run with (and the invalid variant scenario-reload writes)
     /// must be what `rollbackd check` accepts (and rejects), so a scenario fails for the daemon, not its input.
     @Test func scenarioConfigIsValid() async throws {
-        let dir = "/tmp/rollbackd-scenario-config-\(getpid())"
-        try FileIO.makeDirectories(dir, mode: 0o700)
-        defer { FileIO.removeTree(dir) }
-        for (i, args) in [["scenario-config"],
-                          ["scenario-config", "1s", #"["/bin/sh", "-c", "sleep 4; exec /usr/bin/systemctl restart example-api.service"]"#]]
-            .enumerated() {
+        let scratch = try ScratchDir("scenario-config")
+        defer { scratch.remove() }
+        let dir = scratch.path
+        for (i, args) in [["scenario-config"], ["scenario-config-kill9"]].enumerated() {
             let config = try await Self.sh(args)
             let path = dir + "/scenario-\(i).json"
             try FileIO.writeAtomically(path: path, bytes: Array(config.utf8), mode: 0o600)
-            let r = try await ProcessRunner.run([RepoPaths.binary, "check", path], timeout: .seconds(30))
+            let r = try await runRollbackd(["check", path])
             #expect(r.succeeded, "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
             // No warning either: a table that cannot verify a rollback would fail the scenarios for its own sake.
             #expect(!r.stderrText.contains("warning:"), "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
             let invalid = dir + "/scenario-\(i)-invalid.json"
             try FileIO.writeAtomically(path: invalid, bytes: Array(config.replacing("\"automation\": \"full\"", with: "\"automation\": \"fulll\"").utf8), mode: 0o600)
-            let bad = try await ProcessRunner.run([RepoPaths.binary, "check", invalid], timeout: .seconds(30))
+            let bad = try await runRollbackd(["check", invalid])
             #expect(bad.termination == .exited(1) && bad.stderrText.contains("fulll"))
         }
     }

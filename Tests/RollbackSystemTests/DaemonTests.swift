@@ -2,6 +2,7 @@ import Testing
 import RollbackCore
 @testable import RollbackSystem
 @testable import RollbackService
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,15 +10,16 @@ import Glibc
 /// The real daemon (`rollbackd run`) guarding the real demo service on loopback: a bad release is detected,
 /// rolled back with the symlink strategy, verified, reported, and the control socket and reload behave.
 @Suite(.serialized) struct DaemonTests {
+    /// A daemon's world in a scratch directory: releases v1 (good) and v2 (bad) for the symlink strategy, the demo
+    /// service with steady traffic, the daemon and whatever else a test starts, each a `ChildProcess` with its log
+    /// in the directory. Every process is stopped when the scene is released.
     final class Scene {
         let dir: String
         let port: Int
-        var pids: [pid_t] = []
+        private var children: [ChildProcess] = []
 
         init() throws {
-            var template = Array("/tmp/rollbackd-daemon-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
-            dir = String(cString: made)
+            dir = try ScratchDir("daemon").path
             port = Int.random(in: 20000...29999)
             for (v, rate) in [("v1", 0.0), ("v2", 0.6)] {
                 try FileIO.makeDirectories("\(dir)/releases/\(v)")
@@ -32,7 +34,7 @@ import Glibc
             let reloadKey = reload.map { #", "reload": \#($0)"# } ?? ""
             let json = """
             {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                                         "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
              "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
                            "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
@@ -42,38 +44,44 @@ import Glibc
             try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
         }
 
-        func spawn(_ argv: [String], log: String) throws -> pid_t {
-            var pid: pid_t = 0
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-            var attr = posix_spawnattr_t()
-            posix_spawnattr_init(&attr)
-            defer { posix_spawnattr_destroy(&attr) }
-            var mask = sigset_t()
-            sigemptyset(&mask)
-            posix_spawnattr_setsigmask(&attr, &mask)
-            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-            defer { for p in cargs { free(p) } }
-            let rc = posix_spawn(&pid, argv[0], &actions, &attr, &cargs, environ)
-            guard rc == 0 else { throw FixtureError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
-            pids.append(pid)
-            return pid
+        /// A `reload` argv (JSON) that blocks until the test calls `release(gate)`: a phase that lasts exactly until
+        /// the test has done what it must do inside it. (Bounded at 2 minutes, after which it fails, so a test that
+        /// died never leaves it behind.)
+        func gatedReload(_ gate: String) -> String {
+            let file = "\(dir)/\(gate)"
+            return #"["/bin/sh", "-c", "i=0; while [ ! -e \#(file) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; [ -e \#(file) ]"]"#
         }
 
-        func startService() throws {
-            let bin = FileIO.directory(of: RepoPaths.binary) + "/rollbackd-demo-service"
-            guard FileIO.exists(bin) else { throw FixtureError("\(bin) is missing: swift build builds it") }
-            _ = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
+        func release(_ gate: String) {
+            let fd = open("\(dir)/\(gate)", O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+            if fd >= 0 { close(fd) }
+        }
+
+        @discardableResult
+        func spawn(_ argv: [String], log: String) throws -> pid_t {
+            let child: ChildProcess
+            do { child = try ChildProcess(argv, log: log) } catch { throw TestFailure(error.description) }
+            children.append(child)
+            return child.pid
+        }
+
+        /// The demo service and its traffic; returns once the service answers.
+        func startService() async throws {
+            let bin = RepoPaths.demoService
+            guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
+            let service = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
             // Traffic from a process of its own: a task here could be starved by a busy test runner, and a watchdog
             // that sees no traffic cannot verify a recovery.
-            _ = try spawn(["/usr/bin/python3", RepoPaths.root + "/Tests/Servers/traffic.py", "http://127.0.0.1:\(port)/api/x",
-                           "--burst", "4", "--every", "0.02"], log: "\(dir)/traffic.log")
+            try spawn(["/usr/bin/python3", RepoPaths.server("traffic.py"), "http://127.0.0.1:\(port)/api/x",
+                       "--burst", "4", "--every", "0.02"], log: "\(dir)/traffic.log")
+            let serviceLog = "\(dir)/service.log", url = "http://127.0.0.1:\(port)/metrics"
+            try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(serviceLog) ?? "" }) {
+                guard kill(service, 0) == 0 else { throw TestFailure("the demo service exited: \(TestFiles.read(serviceLog) ?? "")") }
+                return (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
+            }
         }
 
+        @discardableResult
         func startDaemon(_ extra: [String] = []) throws -> pid_t {
             try spawn([RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
                        "--socket", "\(dir)/control.sock", "--log-target", "stderr"] + extra, log: "\(dir)/daemon.log")
@@ -83,55 +91,51 @@ import Glibc
             try ControlClient.send(.object(members), socket: "\(dir)/control.sock")
         }
 
-        var log: String { String(decoding: (try? FileIO.readAll(path: "\(dir)/daemon.log")) ?? [], as: UTF8.self) }
+        var log: String { TestFiles.read("\(dir)/daemon.log") ?? "" }
 
-        /// Polls without blocking a thread: the tests share the cooperative pool (two threads on two cores) with
-        /// every other suite.
-        func waitFor(_ seconds: Double, _ what: String, _ condition: () -> Bool) async throws {
-            let deadline = SystemTime.monotonicMs() + Int64(seconds * 1000)
-            while !condition() {
-                if SystemTime.monotonicMs() > deadline { throw FixtureError("timed out after \(seconds)s waiting for \(what); daemon log:\n\(log)") }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+        /// The state the daemon saved last (nil while there is none).
+        func savedState() -> EngineState? { (try? StateStore(directory: "\(dir)/state").load()) ?? nil }
+
+        /// Polls without blocking a thread (the tests share the cooperative pool, two threads on two cores, with
+        /// every other suite); a timeout shows the daemon's log.
+        func waitFor(_ what: String, seconds: Double = generousWait, _ condition: () -> Bool) async throws {
+            let logPath = "\(dir)/daemon.log"
+            try await waitUntil(what, seconds: seconds, every: .milliseconds(100),
+                                explain: { "daemon log:\n" + (TestFiles.read(logPath) ?? "") }) { condition() }
         }
 
-        func current() -> String {
-            var buf = [CChar](repeating: 0, count: 4096)
-            let n = readlink("\(dir)/current", &buf, buf.count - 1)
-            return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        }
+        func current() -> String { TestFiles.readLink("\(dir)/current") ?? "" }
 
         func deploy(_ v: String) {
             _ = symlink("\(dir)/releases/\(v)", "\(dir)/current.new")
             _ = rename("\(dir)/current.new", "\(dir)/current")
         }
 
-        /// kill -9 and reap one of ours. Reaped pids leave `pids`: with pid_max 32768 a reaped pid is soon another
-        /// process (a container's systemd-nspawn, say), and must never be signalled again.
+        /// kill -9 and reap one of ours. Reaped processes leave the scene: with pid_max 32768 a reaped pid is soon
+        /// another process (a container's systemd-nspawn, say), and must never be signalled again.
         func killAndReap(_ pid: pid_t) {
-            guard let i = pids.firstIndex(of: pid) else { return }
-            pids.remove(at: i)
+            guard let i = children.firstIndex(where: { $0.pid == pid }) else { return }
+            let child = children.remove(at: i)
             kill(pid, SIGKILL)
-            var st: Int32 = 0
-            while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+            _ = child.waitExit(timeout: .seconds(60))
         }
 
         deinit {
-            for p in pids { killAndReap(p) }
+            for c in children { c.stop() }
         }
     }
 
     @Test func aBadReleaseIsRolledBackVerifiedAndReported() async throws {
         let s = try Scene()
-        try s.startService()
-        _ = try s.startDaemon()
-        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.startService()
+        try s.startDaemon()
+        try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
-        try await s.waitFor(60, "the rollback to v1") { s.current().hasSuffix("/releases/v1") }
-        try await s.waitFor(60, "verification") { s.log.contains("verification_passed") }
+        try await s.waitFor("the rollback to v1") { s.current().hasSuffix("/releases/v1") }
+        try await s.waitFor("verification") { s.log.contains("verification_passed") }
         // Exactly one rollback; the incident report is on disk; the state remembers v2 as rolled back from.
         #expect(s.log.components(separatedBy: "rollback_started").count - 1 == 1)
-        try await s.waitFor(10, "the closed incident saved") {
+        try await s.waitFor("the closed incident saved") {
             (try? StateStore(directory: "\(s.dir)/state").load())??.incidents.first?.outcome == .rolledBack
         }
         let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
@@ -144,34 +148,36 @@ import Glibc
         #expect(status["report"]?["current"] == .string("v1"))
         #expect(status["report"]?["knownGood"] == .string("v1"))
         // A manual rollback back to the release rolled back from is refused, through the CLI.
-        let refused = try await ProcessRunner.run([RepoPaths.binary, "rollback", "--to", "v2", "--socket", "\(s.dir)/control.sock"],
-                                                  timeout: .seconds(20))
+        let refused = try await runRollbackd(["rollback", "--to", "v2", "--socket", "\(s.dir)/control.sock"])
         #expect(refused.termination == .exited(1))
         #expect(refused.stderrText.contains("v2 was rolled back from"), "\(refused.stderrText)")
     }
 
     @Test func invalidReloadKeepsTheLastGoodConfigAndKill9Resumes() async throws {
         let s = try Scene()
-        try s.startService()
+        try await s.startService()
         let daemon = try s.startDaemon()
-        try await s.waitFor(60, "the first tick") { s.log.contains("release_deployed") }
+        try await s.waitFor("the first tick") { s.log.contains("release_deployed") }
         // An invalid file on disk: rejected, the daemon keeps running the old table.
         try FileIO.writeAtomically(path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
-        try await s.waitFor(15, "config_rejected") { s.log.contains("config_rejected") }
+        try await s.waitFor("config_rejected") { s.log.contains("config_rejected") }
         #expect(s.log.contains("interval: \"1x\" is not a duration"))
         // SIGHUP with a valid one: loaded.
         try s.writeConfig(interval: "1s")
         kill(daemon, SIGHUP)
-        try await s.waitFor(15, "config reloaded") { s.log.contains("Configuration reloaded") }
+        try await s.waitFor("config reloaded") { s.log.contains("Configuration reloaded") }
         // The pause command is an event naming the caller.
         let paused = try s.control([("command", .string("pause")), ("for", .string("1s"))])
         #expect(paused["ok"] == .bool(true))
-        try await s.waitFor(10, "pause event") { s.log.contains("uid \(getuid()) paused automation") }
-        // kill -9, restart: the state (known-good v1) survives and nothing is rolled back.
-        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor("pause event") { s.log.contains("uid \(getuid()) paused automation") }
+        // kill -9, restart: the state (known-good v1) survives and nothing is rolled back. The daemon logs "known-good"
+        // before it saves the state of that tick, and the restarted daemon answers status from the saved state until
+        // its first tick is done: so the kill comes once the saved state says v1 is known-good.
+        try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor("v1 known-good in the saved state") { s.savedState()?.ledger.release("v1")?.isKnownGood == true }
         s.killAndReap(daemon)
-        _ = try s.startDaemon()
-        try await s.waitFor(15, "restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
+        try s.startDaemon()
+        try await s.waitFor("restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }
         let status = try s.control([("command", .string("status"))])
         #expect(status["report"]?["knownGood"] == .string("v1"))
         #expect(!s.log.contains("rollback_started"))

@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 import Testing
 import RollbackCore
 @testable import RollbackSystem
@@ -60,7 +61,7 @@ import RollbackCore
         """
 
     @Test func aWholeIncidentThroughAnInMemoryWorld() async throws {
-        let dir = ScratchDir("daemon-world")
+        let dir = try ScratchDir("daemon-world")
         defer { dir.remove() }
         dir.write("thresholds.json", Self.config, mode: 0o600)
         let script = Script()

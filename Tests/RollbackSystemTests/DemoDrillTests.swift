@@ -3,6 +3,7 @@ import RollbackCore
 @testable import RollbackSystem
 @testable import RollbackService
 @testable import RollbackDemo
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,38 +11,14 @@ import Glibc
 /// `rollbackd demo` and `rollbackd drill`, run as the real binary against real `rollbackd-demo-service`
 /// instances on loopback. Bounds prove "it ends" and "the numbers make sense", not speed (that is for benchmarks).
 @Suite(.serialized) struct DemoDrillTests {
-    static func tempDir(_ name: String) throws -> String {
-        var template = Array("/tmp/rollbackd-\(name)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
-        return String(cString: made)
-    }
-
-    static var serviceBinary: String { FileIO.directory(of: RepoPaths.binary) + "/rollbackd-demo-service" }
-
-    /// Processes whose command line mentions `fragment` (leftover instances of a demo).
-    static func processes(mentioning fragment: String) -> [String] {
-        guard let d = opendir("/proc") else { return [] }
-        defer { closedir(d) }
-        var found: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let pid = Int32(name), pid != getpid() else { continue }
-            guard let raw = try? FileIO.readAll(path: "/proc/\(name)/cmdline", limit: 65536) else { continue }
-            let cmd = String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-            if cmd.contains(fragment) && !cmd.contains("/proc/") { found.append("\(pid): \(cmd)") }
-        }
-        return found
-    }
-
     static func number(_ v: JSONValue?) -> Double? {
         if case let .number(n)? = v { return n }
         return nil
     }
 
     @Test func demoJSONEndsWithAVerifiedRollbackAndCleansUp() async throws {
-        let dir = try Self.tempDir("demo-test")
-        let r = try await ProcessRunner.run([RepoPaths.binary, "demo", "--json", "--no-journal", "--work-dir", dir],
-                                            timeout: .seconds(150))
+        let dir = try ScratchDir("demo-test").path
+        let r = try await runRollbackd(["demo", "--json", "--no-journal", "--work-dir", dir], timeout: .seconds(150))
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         let summary = try JSONParser.parse(r.stdoutText)
         #expect(summary["outcome"] == .string("verified"), "\(r.stdoutText)\n\(r.stderrText)")
@@ -58,9 +35,9 @@ import Glibc
         #expect(summary["live"] == .string("v1"))  // when the story ended, before clean-up removed the releases
         #expect(summary["trigger"] == .string("critical-error-rate"))
         // The report and the event log stay; the releases, the link and every process are gone.
-        guard case let .string(report)? = summary["report"] else { throw FixtureError("no report in \(r.stdoutText)") }
+        guard case let .string(report)? = summary["report"] else { throw TestFailure("no report in \(r.stdoutText)") }
         #expect(report.hasPrefix(dir + "/state/incidents/") && FileIO.exists(report))
-        let events = try Fixtures.text(dir + "/events.jsonl")
+        let events = try TestFiles.text(dir + "/events.jsonl")
         for kind in ["trigger_firing", "rollback_started", "rollback_finished", "verification_passed"] {
             #expect(events.contains("\"kind\":\"\(kind)\""), "\(kind) missing from events.jsonl")
         }
@@ -70,32 +47,28 @@ import Glibc
             Issue.record("no timeline in \(r.stdoutText)")
         }
         #expect(!FileIO.exists(dir + "/releases") && !FileIO.exists(dir + "/current"))
-        #expect(Self.processes(mentioning: dir).isEmpty, "\(Self.processes(mentioning: dir))")
+        #expect(Processes.mentioning(dir).isEmpty, "\(Processes.mentioning(dir))")
         // The story went to stderr with --json: the status line and the timeline.
         #expect(r.stderrText.contains("critical-error-rate firing"))
         #expect(r.stderrText.contains("timeline"))
     }
 
     @Test func ctrlCStopsTheDemoAndCleansUp() async throws {
-        let dir = try Self.tempDir("demo-int")
+        let dir = try ScratchDir("demo-int").path
         let log = dir + ".log"
         defer { unlink(log) }
         let demo = try ChildProcess([RepoPaths.binary, "demo", "--no-journal", "--work-dir", dir], log: log)
         defer { demo.stop() }
-        let deadline = SystemTime.monotonicMs() + 60_000
-        while !(((try? Fixtures.text(log)) ?? "").contains("release_known_good")) {
-            guard SystemTime.monotonicMs() < deadline else { throw FixtureError("the demo did not start: \((try? Fixtures.text(log)) ?? "")") }
-            // Never usleep on the cooperative pool: two blocked threads stall every other test on two cores.
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(!Self.processes(mentioning: dir + "/current").isEmpty)
+        try await waitUntil("the demo to reach release_known_good", every: .milliseconds(100),
+                            explain: { TestFiles.read(log) ?? "" }) { (TestFiles.read(log) ?? "").contains("release_known_good") }
+        #expect(!Processes.mentioning(dir + "/current").isEmpty)
         kill(demo.pid, SIGINT)
-        let end = await BlockingThread.run { demo.waitExit(timeout: .seconds(30)) }
-        let text = (try? Fixtures.text(log)) ?? ""
+        let end = await BlockingThread.run { demo.waitExit(timeout: .seconds(60)) }
+        let text = (try? TestFiles.text(log)) ?? ""
         #expect(end == .exited(128 + SIGINT), "\(String(describing: end))\n\(text)")
         #expect(text.contains("interrupted"))
         #expect(!FileIO.exists(dir + "/releases") && !FileIO.exists(dir + "/current"))
-        #expect(Self.processes(mentioning: dir).isEmpty, "\(Self.processes(mentioning: dir))")
+        #expect(Processes.mentioning(dir).isEmpty, "\(Processes.mentioning(dir))")
     }
 
     /// A staging target: releases v1 and v2 for the symlink strategy, v2 live, one demo-service instance.
@@ -107,14 +80,14 @@ import Glibc
         var daemon: ChildProcess?
 
         init() throws {
-            dir = try DemoDrillTests.tempDir("drill")
-            port = try Loopback.freePort()
+            dir = try ScratchDir("drill").path
+            port = unusedPort()
             try Demo.writeRelease(dir, "v1", errorRate: 0, latencyMs: 2)
             try Demo.writeRelease(dir, "v2", errorRate: 0, latencyMs: 2)
             try Demo.pointLink(dir + "/current", at: dir + "/releases/v2")
             let json = """
             {"service": "staging", "interval": "1s", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                                         "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "2s"}},
              "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 2,
                            "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
@@ -122,10 +95,10 @@ import Glibc
              "safety": {"verifyFor": "4s"}}
             """
             try FileIO.writeAtomically(path: dir + "/thresholds.json", bytes: Array(json.utf8), mode: 0o600)
-            service = try ChildProcess([DemoDrillTests.serviceBinary, "--port", String(port), "--release-dir", dir + "/current"],
+            service = try ChildProcess([RepoPaths.demoService, "--port", String(port), "--release-dir", dir + "/current"],
                                        log: dir + "/service.log")
             // Traffic from a process of its own, which a busy test runner cannot starve.
-            traffic = try ChildProcess(["/usr/bin/python3", RepoPaths.root + "/Tests/Servers/traffic.py",
+            traffic = try ChildProcess(["/usr/bin/python3", RepoPaths.server("traffic.py"),
                                         "http://127.0.0.1:\(port)/api/x", "--burst", "3", "--every", "0.03"],
                                        log: dir + "/traffic.log")
         }
@@ -133,15 +106,19 @@ import Glibc
         var state: String { dir + "/state" }
         var config: String { dir + "/thresholds.json" }
 
-        func current() -> String {
-            var buf = [CChar](repeating: 0, count: 4096)
-            let n = readlink(dir + "/current", &buf, buf.count - 1)
-            return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        func current() -> String { TestFiles.readLink(dir + "/current") ?? "" }
+
+        /// Returns once the demo service answers (the drill verifies with its metrics).
+        func serviceAnswers() async throws {
+            let url = "http://127.0.0.1:\(port)/metrics", log = dir + "/service.log"
+            try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(log) ?? "" }) {
+                (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
+            }
         }
 
         func drill(_ extra: [String] = []) async throws -> ProcessResult {
-            try await ProcessRunner.run([RepoPaths.binary, "drill", "--config", config, "--state-dir", state, "--to", "v1",
-                                         "--verify-for", "4s", "--json"] + extra, timeout: .seconds(90))
+            try await runRollbackd(["drill", "--config", config, "--state-dir", state, "--to", "v1",
+                                    "--verify-for", "4s", "--json"] + extra, timeout: .seconds(90))
         }
 
         /// `rollbackd status --json` of a daemon started on this state directory, then stopped.
@@ -150,13 +127,10 @@ import Glibc
             let d = try ChildProcess([RepoPaths.binary, "run", "--config", config, "--state-dir", state, "--socket", socket,
                                       "--log-target", "stderr"], log: dir + "/daemon.log")
             defer { d.stop() }
-            let deadline = SystemTime.monotonicMs() + 30_000
-            while true {
-                if let v = try? ControlClient.send(.object([("command", .string("status"))]), socket: socket) { return v }
-                guard SystemTime.monotonicMs() < deadline else {
-                    throw FixtureError("the daemon did not answer: \((try? Fixtures.text(dir + "/daemon.log")) ?? "")")
-                }
-                try await Task.sleep(for: .milliseconds(100))
+            let log = dir + "/daemon.log"
+            return try await waitFor("the daemon to answer status on \(socket)", every: .milliseconds(100),
+                                     explain: { TestFiles.read(log) ?? "" }) {
+                try? ControlClient.send(.object([("command", .string("status"))]), socket: socket)
             }
         }
 
@@ -168,10 +142,11 @@ import Glibc
 
     @Test func drillRollsBackVerifiesRollsForwardAndRecordsIt() async throws {
         let s = try Staging()
+        try await s.serviceAnswers()
         // Never drilled: check (with the state directory) and status warn; check of the file alone does not.
-        let before = try await Fixtures.rollbackd(["check", s.config, "--state-dir", s.state])
+        let before = try await runRollbackd(["check", s.config, "--state-dir", s.state])
         #expect(before.succeeded && before.stderrText.contains("no rollback drill has been recorded"), "\(before.stderrText)")
-        let plain = try await Fixtures.rollbackd(["check", s.config])
+        let plain = try await runRollbackd(["check", s.config])
         #expect(plain.succeeded && !plain.stderrText.contains("drill"), "\(plain.stderrText)")
         let statusBefore = try await s.status()
         #expect(statusBefore["report"]?["drillWarning"] != .null)
@@ -202,7 +177,7 @@ import Glibc
         #expect(drills.count == 1 && drills.first?.from == "v2" && drills.first?.to == "v1")
 
         // Fresh success: no warning from check or status.
-        let after = try await Fixtures.rollbackd(["check", s.config, "--state-dir", s.state])
+        let after = try await runRollbackd(["check", s.config, "--state-dir", s.state])
         #expect(after.succeeded && !after.stderrText.contains("drill"), "\(after.stderrText)")
         let statusAfter = try await s.status()
         #expect(statusAfter["report"]?["drillWarning"] == .null)
@@ -217,16 +192,16 @@ import Glibc
         #expect(bad.stderrText.contains("rolling forward to v2 anyway"))
         #expect(s.current().hasSuffix("/releases/v2"))
         #expect(try DrillLog(stateDirectory: s.state).load().count == 2)
-        let still = try await Fixtures.rollbackd(["check", s.config, "--state-dir", s.state])
+        let still = try await runRollbackd(["check", s.config, "--state-dir", s.state])
         #expect(!still.stderrText.contains("drill"), "\(still.stderrText)")
 
         // A success older than 30 days: check warns.
-        let old = try Self.tempDir("drill-old")
+        let old = try ScratchDir("drill-old").path
         let when = SystemTime.now() - .hours(24 * 40)
         try DrillLog(stateDirectory: old).append(DrillRecord(id: "d", startedAt: when, finishedAt: when, from: "v2", to: "v1",
                                                              strategy: "symlink", outcome: .verified, recoverySeconds: 10,
                                                              rollbackSeconds: 0.01, rolledForward: true, detail: ""))
-        let stale = try await Fixtures.rollbackd(["check", s.config, "--state-dir", old])
+        let stale = try await runRollbackd(["check", s.config, "--state-dir", old])
         #expect(stale.succeeded && stale.stderrText.contains("40 days ago"), "\(stale.stderrText)")
     }
 }

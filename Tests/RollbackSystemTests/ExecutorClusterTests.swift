@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// kubectl and docker stand-ins: Tests/Servers/executors/standin.py behind a tiny wrapper named like the binary.
 /// No Kubernetes cluster or Docker engine is available to the tests; the stand-in records the argv rollbackd
@@ -11,7 +12,7 @@ import RollbackCore
 enum StandIn {
     static func make(_ tool: String, dir: ScratchDir, state: String) -> (binary: String, statePath: String) {
         let statePath = dir.write("\(tool)-state.json", state)
-        let binary = dir.script(tool, "exec python3 \(RepoPaths.root)/Tests/Servers/executors/standin.py \(tool) \(statePath) \"$@\"")
+        let binary = dir.script(tool, "exec python3 \(RepoPaths.server("executors/standin.py")) \(tool) \(statePath) \"$@\"")
         return (binary, statePath)
     }
 
@@ -52,7 +53,7 @@ enum StandIn {
     static let state = #"{"deployments": {"web": {"namespace": "prod", "revisions": [[1, null], [2, "kubectl set image deployment/web web=web:1.4.1"], [3, "kubectl set image deployment/web web=web:1.4.2"]]}}}"#
 
     @Test func undoesToARevisionThenWaitsForTheRollout() async throws {
-        let dir = ScratchDir("kube")
+        let dir = try ScratchDir("kube")
         defer { dir.remove() }
         let (kubectl, statePath) = StandIn.make("kubectl", dir: dir, state: Self.state)
         let exec = KubernetesExecutor(KubernetesStrategy(deployment: "web", namespace: "prod", context: "staging", kubectl: kubectl,
@@ -88,7 +89,7 @@ enum StandIn {
     }
 
     @Test func surfacesKubectlErrors() async throws {
-        let dir = ScratchDir("kube")
+        let dir = try ScratchDir("kube")
         defer { dir.remove() }
         let (kubectl, statePath) = StandIn.make("kubectl", dir: dir, state: Self.state)
         let missing = KubernetesExecutor(KubernetesStrategy(deployment: "api", namespace: "prod", kubectl: kubectl), phaseTimeout: .seconds(60))
@@ -121,7 +122,7 @@ enum StandIn {
     static let state = #"{"services": {"web": {"image": "reg.example:5000/web:1.4.2@sha256:aa", "previous": "reg.example:5000/web:1.4.1@sha256:bb", "state": "completed"}}}"#
 
     @Test func rollsBackOnceEvenWhenRunTwice() async throws {
-        let dir = ScratchDir("docker")
+        let dir = try ScratchDir("docker")
         defer { dir.remove() }
         let (docker, statePath) = StandIn.make("docker", dir: dir, state: Self.state)
         let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", docker: docker), phaseTimeout: .seconds(60))
@@ -146,7 +147,7 @@ enum StandIn {
     }
 
     @Test func rollsToAChosenTagAndSurfacesErrors() async throws {
-        let dir = ScratchDir("docker")
+        let dir = try ScratchDir("docker")
         defer { dir.remove() }
         let (docker, statePath) = StandIn.make("docker", dir: dir, state: Self.state)
         let exec = DockerSwarmExecutor(DockerSwarmStrategy(service: "web", image: "reg.example:5000/web", docker: docker), phaseTimeout: .seconds(60))
@@ -190,7 +191,7 @@ enum StandIn {
     /// not-found, "Unit … not found") or not (no bus), the error names the systemctl argv and carries its words.
     /// Starting and stopping real units needs a booted systemd, which the test machine may not have.
     @Test func surfacesRealSystemctlErrors() async throws {
-        let systemctl = try #require(Fixture.program("systemctl"), "systemctl is not installed (make test-deps installs Debian's systemd)")
+        let systemctl = try #require(program(named: "systemctl"), "systemctl is not installed (make test-deps installs Debian's systemd)")
         let exec = SystemdUnitExecutor(SystemdUnitStrategy(template: "rollbackd-selftest@", activeTimeout: .seconds(2), systemctl: systemctl),
                                        phaseTimeout: .seconds(60))
         await #expect { try await exec.precheck(target: "v1") } throws: { e in
@@ -201,7 +202,7 @@ enum StandIn {
             let s = "\(e)"
             return s.contains("rollbackd-selftest@*.service")
         }
-        let dir = ScratchDir("systemd")
+        let dir = try ScratchDir("systemd")
         defer { dir.remove() }
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }

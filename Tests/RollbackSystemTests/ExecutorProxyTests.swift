@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A real nginx (Debian's) under a temporary prefix on a free loopback port; the system nginx config is never read.
 struct NginxInstance {
@@ -16,15 +17,15 @@ struct NginxInstance {
     var base: [String] { [binary, "-p", prefix + "/", "-c", conf, "-e", prefix + "/error.log"] }
 
     static func start(dir: ScratchDir, upstream: String, reaper: Reaper) async throws -> NginxInstance {
-        guard let binary = Fixture.program("nginx") else {
-            throw FixtureError("nginx is not installed (make test-deps installs Debian's nginx)")
+        guard let binary = program(named: "nginx") else {
+            throw TestFailure("nginx is not installed (make test-deps installs Debian's nginx)")
         }
         let prefix = dir.mkdirs("nginx")
         dir.mkdirs("nginx/tmp")
         try FileIO.writeAtomically(path: prefix + "/upstream.conf", bytes: Array(upstream.utf8), mode: 0o644)
         var lastError = ""
         for _ in 0..<3 {
-            let n = NginxInstance(prefix: prefix, port: Fixture.freePort(), binary: binary)
+            let n = NginxInstance(prefix: prefix, port: unusedPort(), binary: binary)
             let conf = """
                 \(geteuid() == 0 ? "user root;" : "")
                 worker_processes 1;
@@ -54,7 +55,7 @@ struct NginxInstance {
             lastError = r.stderrText
             if !lastError.contains("Address already in use") { break }
         }
-        throw FixtureError("nginx did not start: \(lastError)")
+        throw TestFailure("nginx did not start: \(lastError)")
     }
 }
 
@@ -65,21 +66,21 @@ struct HAProxyInstance {
     var socket: String { dir + "/admin.sock" }
 
     static func start(dir: ScratchDir, servers: [(String, Int)], reaper: Reaper) async throws -> HAProxyInstance {
-        guard let binary = Fixture.program("haproxy") else {
-            throw FixtureError("haproxy is not installed (make test-deps installs Debian's haproxy)")
+        guard let binary = program(named: "haproxy") else {
+            throw TestFailure("haproxy is not installed (make test-deps installs Debian's haproxy)")
         }
         let d = dir.mkdirs("haproxy")
         var lastError = ""
         for _ in 0..<3 {
-            let h = HAProxyInstance(dir: d, port: Fixture.freePort())
+            let h = HAProxyInstance(dir: d, port: unusedPort())
             let cfg = """
                 global
                     stats socket \(h.socket) mode 600 level admin
                 defaults
                     mode http
-                    timeout connect 2s
-                    timeout client 10s
-                    timeout server 10s
+                    timeout connect 60s
+                    timeout client 60s
+                    timeout server 60s
                 frontend fe
                     bind 127.0.0.1:\(h.port)
                     default_backend app
@@ -92,44 +93,57 @@ struct HAProxyInstance {
             let r = try await ProcessRunner.run([binary, "-D", "-f", d + "/haproxy.cfg", "-p", d + "/haproxy.pid"], timeout: .seconds(20))
             if r.succeeded {
                 reaper.add(pidFile: d + "/haproxy.pid")
-                for _ in 0..<100 where !FileIO.exists(h.socket) { try await Task.sleep(for: .milliseconds(20)) }
+                try await waitUntil("haproxy's runtime API socket \(h.socket)") { FileIO.exists(h.socket) }
                 return h
             }
             lastError = r.stderrText
             if !lastError.contains("ddress already in use") && !lastError.contains("cannot bind") { break }
         }
-        throw FixtureError("haproxy did not start: \(lastError)")
+        throw TestFailure("haproxy did not start: \(lastError)")
     }
 }
 
 @Suite struct ExecutorNginxTests {
+    /// Waits until `new` has answered 10 requests while `old` answered none (nginx's old workers are done), and
+    /// the two have answered `total` requests between them.
+    static func waitForTakeover(by new: ServerProcess, from old: ServerProcess, total: Int) async throws {
+        var oldCount = try await Fixture.count(old)
+        var newMark = try await Fixture.count(new)
+        try await waitUntil("10 answers in a row from \(new.hostPort) with \(old.hostPort) silent, \(total) in all") {
+            let o = try await Fixture.count(old), n = try await Fixture.count(new)
+            if o != oldCount { oldCount = o; newMark = n }
+            return n - newMark >= 10 && o + n >= total
+        }
+    }
+
     @Test func switchesColourUnderLoadWithoutAFailedRequest() async throws {
-        let dir = ScratchDir("nginx")
+        let dir = try ScratchDir("nginx")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let blue = try await Fixture.serve(body: "v1")
-        reaper.add(blue.pid)
+        defer { blue.stop() }
         let green = try await Fixture.serve(body: "v2")
-        reaper.add(green.pid)
+        defer { green.stop() }
 
         var strategy = NginxBlueGreenStrategy(upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
                                               colors: ["blue": [blue.hostPort], "green": [green.hostPort], "broken": ["127.0.0.1:99999"]])
-        let initial = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state")).upstreamText(colour: "green")
+        let initial = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(60), stateDirectory: dir.sub("state")).upstreamText(colour: "green")
         let nginx = try await NginxInstance.start(dir: dir, upstream: initial, reaper: reaper)
         strategy.test = nginx.base + ["-t", "-q"]
         strategy.reload = nginx.base + ["-s", "reload"]
         // Each colour reports its release at a version URL; the check URL goes through nginx.
         strategy.versionURLs = ["blue": "http://\(blue.hostPort)/version", "green": "http://\(green.hostPort)/version"]
         strategy.checkURL = "http://127.0.0.1:\(nginx.port)/healthz"
-        let exec = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(10), stateDirectory: dir.sub("state"))
+        let exec = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
         #expect(try exec.activeColour() == "green")
         #expect(try await exec.currentVersion() == "v2")
         #expect(try await exec.availableVersions() == ["v1", "broken", "v2"])
 
         let client = try await Fixture.client(url: "http://127.0.0.1:\(nginx.port)/", dir: dir)
-        reaper.add(client.pid)
-        try await Task.sleep(for: .milliseconds(300))
+        defer { client.process.stop() }
+        // The client is under way through nginx to green (its first answer came before `client` returned).
+        try await Fixture.waitForCount(green, atLeast: 1, "green to answer the client through nginx")
 
         // A colour nginx rejects: `nginx -t` fails, the include is put back, nothing is reloaded.
         let before = TestFiles.read(nginx.upstreamFile)
@@ -144,9 +158,13 @@ struct HAProxyInstance {
         try await exec.precheck(target: "v1")
         await #expect { try await exec.precheck(target: "v7") } throws: { e in "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)" }
         let outcome = try await runPlan(exec, from: "v2", to: "v1", incident: "inc-nginx", state: dir.sub("state"))
-        let done = Fixture.now()
+        let done = Fixture.wallClock()
         #expect(outcome.status == .finished, "\(outcome.summary)")
-        try await Task.sleep(for: .milliseconds(700))
+        // nginx reloads asynchronously, and its old workers answer from green until they finish: stop the client
+        // once blue has answered 10 requests in a row with green silent and the client has sent well over 50 (a few
+        // of the answers counted are the executor's own version checks). If that never comes, the checks below
+        // say what the client saw.
+        try? await Self.waitForTakeover(by: blue, from: green, total: 80)
         let result = try await Fixture.stop(client)
         #expect(result.failed == 0, "failed requests: \(result.errors)")
         #expect(result.ok > 50, "only \(result.ok) requests")
@@ -167,41 +185,44 @@ struct HAProxyInstance {
 
 @Suite struct ExecutorHAProxyTests {
     @Test func drainedCanaryGetsNoNewRequests() async throws {
-        let dir = ScratchDir("haproxy")
+        let dir = try ScratchDir("haproxy")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let stable = try await Fixture.serve(body: "stable")
-        reaper.add(stable.pid)
+        defer { stable.stop() }
         let canary = try await Fixture.serve(body: "canary")
-        reaper.add(canary.pid)
+        defer { canary.stop() }
         let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", stable.port), ("canary", canary.port)], reaper: reaper)
         let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary"),
-                                         phaseTimeout: .seconds(5))
+                                         phaseTimeout: .seconds(60))
         let servers = try await exec.servers()
         #expect(servers.map(\.server) == ["stable", "canary"])
         #expect(servers.allSatisfy { $0.takesNewRequests }, "\(servers)")
         try await exec.precheck(target: "stable")
 
         let client = try await Fixture.client(url: "http://127.0.0.1:\(haproxy.port)/", dir: dir)
-        reaper.add(client.pid)
-        try await Task.sleep(for: .milliseconds(300))
+        defer { client.process.stop() }
+        // Round robin: once both servers have answered the client, the canary has served it before the drain.
+        try await Fixture.waitForCount(canary, atLeast: 1, "the canary to answer the client through haproxy")
+        try await Fixture.waitForCount(stable, atLeast: 1, "the stable server to answer the client through haproxy")
         let outcome = try await runPlan(exec, from: "canary", to: "stable", state: dir.sub("state"))
         #expect(outcome.status == .finished, "\(outcome.summary)")
         let drained = try await exec.servers().first { $0.server == "canary" }
         #expect(drained?.draining == true, "\(String(describing: drained))")
-        // Requests already on their way may finish; measure from a moment after the drain.
-        try await Task.sleep(for: .milliseconds(100))
+        // A request already on its way to the canary may finish: the client sends one request at a time, so once
+        // the stable server has answered two more, any request that was in flight at the drain has been counted.
+        let stableAfterDrain = try await Fixture.count(stable)
+        try await Fixture.waitForCount(stable, atLeast: stableAfterDrain + 2, "the stable server to answer after the drain")
         let atDrain = try await Fixture.count(canary)
         let stableAtDrain = try await Fixture.count(stable)
-        // Until the stable server has taken 10 more requests (a busy runner may send slowly), or 10 s have passed.
-        let waitStarted = Fixture.now()
+        // Until the stable server has taken 10 more requests (a busy runner may send slowly; the bound is generous).
+        let waitStarted = monotonicMs()
         var stableLater = try await Fixture.count(stable)
-        while stableLater <= stableAtDrain + 10 && Fixture.now() - waitStarted < 10 {
-            try await Task.sleep(for: .milliseconds(100))
-            stableLater = try await Fixture.count(stable)
+        if let later = try? await Fixture.waitForCount(stable, atLeast: stableAtDrain + 11, "10 more requests on the stable server") {
+            stableLater = later
         }
-        let waited = Fixture.now() - waitStarted
+        let waited = Double(monotonicMs() - waitStarted) / 1000
         let later = try await Fixture.count(canary)
         let result = try await Fixture.stop(client)
         #expect(atDrain > 0, "the canary served nothing before the drain")
@@ -213,34 +234,34 @@ struct HAProxyInstance {
         // Draining again is harmless (idempotent), and a precheck now refuses to drain the last server.
         #expect(try await runPlan(exec, from: "canary", to: "stable", incident: "inc-2", state: dir.sub("state")).status == .finished)
         let last = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "stable"),
-                                         phaseTimeout: .seconds(5))
+                                         phaseTimeout: .seconds(60))
         await #expect { try await last.precheck(target: "x") } throws: { e in
             "\(e)" == "haproxy-canary: draining app/stable would leave backend app with no server taking requests"
         }
         let unknown = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "nope"),
-                                            phaseTimeout: .seconds(5))
+                                            phaseTimeout: .seconds(60))
         await #expect { try await unknown.precheck(target: "x") } throws: { e in
             "\(e)" == "haproxy-canary: backend app has no server nope (servers: stable, canary)"
         }
         let noSocket = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: dir.sub("missing.sock"), backend: "app", canaryServer: "canary"),
-                                             phaseTimeout: .seconds(5))
+                                             phaseTimeout: .seconds(60))
         await #expect { try await noSocket.precheck(target: "x") } throws: { e in
             "\(e)" == "haproxy-canary: \(dir.sub("missing.sock")): connect: No such file or directory (command \"show servers state app\")"
         }
     }
 
     @Test func weightModeSetsWeightZero() async throws {
-        let dir = ScratchDir("haproxy")
+        let dir = try ScratchDir("haproxy")
         defer { dir.remove() }
         let reaper = Reaper()
         defer { reaper.killAll() }
         let a = try await Fixture.serve(body: "a")
-        reaper.add(a.pid)
+        defer { a.stop() }
         let b = try await Fixture.serve(body: "b")
-        reaper.add(b.pid)
+        defer { b.stop() }
         let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", a.port), ("canary", b.port)], reaper: reaper)
         let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary", mode: "weight"),
-                                         phaseTimeout: .seconds(5))
+                                         phaseTimeout: .seconds(60))
         #expect(try await runPlan(exec, from: "x", to: "y", state: dir.sub("state")).status == .finished)
         let canary = try await exec.servers().first { $0.server == "canary" }
         #expect(canary?.userWeight == 0)

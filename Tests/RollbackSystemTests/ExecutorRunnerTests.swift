@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// Writes a minimal thresholds.json around a `rollback` object, for the CLI.
 func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
@@ -16,10 +17,6 @@ func thresholdsFile(_ dir: ScratchDir, rollback: String) -> String {
       "rollback": \(rollback)
     }
     """)
-}
-
-func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws -> ProcessResult {
-    try await ProcessRunner.run([RepoPaths.binary] + args, timeout: timeout)
 }
 
 @Suite struct ExecutorRunnerTests {
@@ -38,10 +35,10 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func haltsAtTheFirstFailedPhaseAndSaysWhere() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
         let exec = ConfigExecutor(Self.configLayout(dir, validate: "echo 'line 3: unknown directive' >&2; exit 4"),
-                                  phaseTimeout: .seconds(5), stateDirectory: dir.sub("state"))
+                                  phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }
         #expect(phase == "validate")
@@ -58,12 +55,12 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func aPhaseThatHangsIsStoppedAtItsTimeout() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
         let exec = CommandExecutor(CommandStrategy(argv: [dir.script("hang.sh", "sleep 30")]), phaseTimeout: .ms(400))
-        let started = Fixture.now()
+        let started = monotonicMs()
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
-        let took = Fixture.now() - started
+        let took = Double(monotonicMs() - started) / 1000
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }
         #expect(phase == "command")
         #expect(message == "command: \(dir.sub("hang.sh")): timed out after 400ms")
@@ -71,9 +68,9 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func aFinishedPlanRunAgainRunsNothing() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: [dir.script("count.sh", "echo x >> \(dir.sub("count"))")]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: [dir.script("count.sh", "echo x >> \(dir.sub("count"))")]), phaseTimeout: .seconds(60))
         let first = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         #expect(first.status == .finished)
         let second = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
@@ -87,9 +84,9 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func anInterruptedOtherRollbackBlocksANewOne() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(60))
         let other = ExecutionJournal(plan: exec.plan(from: "v3", to: "v2", incident: "old"), status: .running, completed: [],
                                      startedAt: .init(millisecondsSinceEpoch: 0), updatedAt: .init(millisecondsSinceEpoch: 0), attempt: 1)
         try FileIO.makeDirectories(dir.sub("state"))
@@ -101,9 +98,9 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func theRunnerRefusesWithoutTheLock() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
-        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(5))
+        let exec = CommandExecutor(CommandStrategy(argv: ["/bin/true"]), phaseTimeout: .seconds(60))
         let lock = try RollbackLock.acquire(stateDirectory: dir.sub("state"), holder: "test")
         lock.release()
         let outcome = await ExecutionRunner(executor: exec, stateDirectory: dir.sub("state"))
@@ -112,7 +109,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func onlyOneRollbackAtATime() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
         let lock = try RollbackLock.acquire(stateDirectory: dir.sub("state"), holder: "incident inc-1 v2 -> v1")
         do {
@@ -123,7 +120,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
         }
         // Another process is refused too.
         let cfg = thresholdsFile(dir, rollback: #"{"strategy": "command", "command": {"argv": ["/bin/true"]}}"#)
-        let r = try await rollbackd(["run-plan", "--config", cfg, "--from", "v2", "--to", "v1", "--state-dir", dir.sub("state")])
+        let r = try await runRollbackd(["run-plan", "--config", cfg, "--from", "v2", "--to", "v1", "--state-dir", dir.sub("state")])
         #expect(r.termination == .exited(1))
         #expect(r.stderrText.contains("another rollback is in progress"), "\(r.stderrText)")
         lock.release()
@@ -132,7 +129,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func dryRunChangesNothing() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
         for v in ["v1", "v2"] { dir.write("app/releases/\(v)/VERSION", v) }
         symlink(dir.sub("app/releases/v2"), dir.sub("app/current"))
@@ -142,14 +139,14 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
              "reload": ["\(dir.sub("app/reload.sh"))"]}}
             """)
         let before = TestFiles.snapshot(dir.path)
-        let plan = try await rollbackd(["plan", "--config", cfg, "--to", "v1", "--incident", "inc-9"])
+        let plan = try await runRollbackd(["plan", "--config", cfg, "--to", "v1", "--incident", "inc-9"])
         #expect(plan.succeeded, "\(plan.stderrText)")
         #expect(plan.stdoutText.contains("rollback v2 -> v1 with strategy symlink (incident inc-9):"))
         #expect(plan.stdoutText.contains("1. swap [timeout 1m]: point \(dir.sub("app/current")) at \(dir.sub("app/releases/v1"))"))
         #expect(plan.stdoutText.contains("2. reload [timeout 1m]: run \(dir.sub("app/reload.sh"))"))
         #expect(plan.stdoutText.contains("(dry run: nothing was changed)"))
         #expect(plan.stdoutText.contains("precheck: passed"))
-        let dry = try await rollbackd(["run-plan", "--dry-run", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
+        let dry = try await runRollbackd(["run-plan", "--dry-run", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
         #expect(dry.succeeded, "\(dry.stderrText)")
         #expect(dry.stdoutText.contains("(dry run: nothing was changed)"))
         let exec = Executors.make(try RollbackConfig.parse(text: """
@@ -164,7 +161,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     /// A real crash: the validate script SIGKILLs rollbackd (its parent) the first time. The journal then says
     /// `restore` completed; the re-run resumes at `validate`, and a third run finds the plan finished.
     @Test func aCrashBetweenPhasesThenARerunConverges() async throws {
-        let dir = ScratchDir("runner")
+        let dir = try ScratchDir("runner")
         defer { dir.remove() }
         _ = Self.configLayout(dir)
         let validate = dir.script("validate-crash.sh", """
@@ -172,12 +169,12 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
             if [ ! -e \(dir.sub("crashed")) ]; then touch \(dir.sub("crashed")); kill -KILL $PPID; sleep 2; fi
             """)
         let cfg = thresholdsFile(dir, rollback: """
-            {"strategy": "config", "phaseTimeout": "10s",
+            {"strategy": "config", "phaseTimeout": "60s",
              "config": {"files": ["\(dir.sub("live/app.conf"))", "\(dir.sub("live/extra.conf"))"], "directory": "\(dir.sub("releases"))",
                         "validate": ["\(validate)"], "reload": ["\(dir.sub("reload.sh"))"]}}
             """)
         let args = ["run-plan", "--config", cfg, "--from", "v2", "--to", "v1", "--incident", "inc-crash", "--state-dir", dir.sub("state")]
-        let first = try await rollbackd(args)
+        let first = try await runRollbackd(args)
         #expect(first.termination == .signalled(SIGKILL), "\(first.termination) \(first.stdoutText) \(first.stderrText)")
         let journal = try ExecutionRunner.journal(stateDirectory: dir.sub("state"))
         #expect(journal?.status == .running)
@@ -187,7 +184,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
 
         // Make the restore observable: had it run again, it would overwrite this marker edit.
         dir.write("live/extra.conf", "extra = 1\n# edited after the crash\n")
-        let second = try await rollbackd(args)
+        let second = try await runRollbackd(args)
         #expect(second.succeeded, "\(second.stdoutText) \(second.stderrText)")
         #expect(second.stdoutText.contains("resuming the interrupted rollback v2 -> v1 (incident inc-crash) after phase restore"))
         #expect(second.stdoutText.contains("phase 1/3 restore: skipped"))
@@ -197,7 +194,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
         #expect(TestFiles.read(dir.sub("validate.log")) == "validate\nvalidate\n")
         #expect(try ExecutionRunner.journal(stateDirectory: dir.sub("state"))?.status == .finished)
 
-        let third = try await rollbackd(args)
+        let third = try await runRollbackd(args)
         #expect(third.succeeded, "\(third.stderrText)")
         #expect(third.stdoutText.contains("had already finished; nothing was run again"), "\(third.stdoutText)")
         #expect(TestFiles.read(dir.sub("reloads.log")) == "reload\n")
@@ -206,23 +203,23 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
 
 @Suite struct ExecutorGateTests {
     @Test func backupHookGetsItsNameAndMustSucceed() async throws {
-        let dir = ScratchDir("gates")
+        let dir = try ScratchDir("gates")
         defer { dir.remove() }
         let ok = dir.script("backup.sh", "echo \"$ROLLBACKD_BACKUP_NAME $ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT\" > \(dir.sub("backup.log")); echo /backups/$ROLLBACKD_BACKUP_NAME.tar")
         let at = Timestamp(millisecondsSinceEpoch: 1_795_355_580_123) // 2026-11-22T13:53:00.123Z
-        let r = try await BackupHook.run([ok], at: at, from: "v2", to: "v1", incident: "inc-3", timeout: .seconds(5))
+        let r = try await BackupHook.run([ok], at: at, from: "v2", to: "v1", incident: "inc-3", timeout: .seconds(60))
         #expect(r.name == "pre-rollback-20261122T135300Z")
         #expect(r.output == "/backups/pre-rollback-20261122T135300Z.tar")
         #expect(TestFiles.read(dir.sub("backup.log")) == "pre-rollback-20261122T135300Z v2 v1 inc-3\n")
 
         let bad = dir.script("backup-fail.sh", "echo 'pg_dump: connection refused' >&2; exit 2")
-        await #expect { _ = try await BackupHook.run([bad], at: at, from: "v2", to: "v1", incident: "i", timeout: .seconds(5)) } throws: { e in
+        await #expect { _ = try await BackupHook.run([bad], at: at, from: "v2", to: "v1", incident: "i", timeout: .seconds(60)) } throws: { e in
             "\(e)" == "backup: the pre-rollback backup pre-rollback-20261122T135300Z failed, so the rollback did not start: \(bad): exit status 2: pg_dump: connection refused"
         }
     }
 
     @Test func aFailedBackupStopsTheRollbackBeforeAnyPhase() async throws {
-        let dir = ScratchDir("gates")
+        let dir = try ScratchDir("gates")
         defer { dir.remove() }
         for v in ["v1", "v2"] { dir.write("releases/\(v)/VERSION", v) }
         symlink(dir.sub("releases/v2"), dir.sub("current"))
@@ -231,7 +228,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
             {"strategy": "symlink", "backup": ["\(bad)"],
              "symlink": {"releasesDir": "\(dir.sub("releases"))", "currentLink": "\(dir.sub("current"))"}}
             """)
-        let r = try await rollbackd(["run-plan", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
+        let r = try await runRollbackd(["run-plan", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
         #expect(r.termination == .exited(1))
         #expect(r.stderrText.contains("the pre-rollback backup pre-rollback-"), "\(r.stderrText)")
         #expect(r.stderrText.contains("failed, so the rollback did not start: \(bad): exit status 1: disk full"), "\(r.stderrText)")
@@ -240,7 +237,7 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
     }
 
     @Test func databaseGateDemotesWhenTheTargetLacksMigrations() async throws {
-        let dir = ScratchDir("gates")
+        let dir = try ScratchDir("gates")
         defer { dir.remove() }
         for m in ["0001_init.up.sql", "0001_init.down.sql", "0002_users.up.sql"] { dir.write("releases/v1/db/migrate/\(m)", "--") }
         for m in ["0001_init.up.sql", "0001_init.down.sql", "0002_users.up.sql", "0003_orders.up.sql", "0003_orders.down.sql"] {
@@ -269,21 +266,21 @@ func rollbackd(_ args: [String], timeout: Interval = .seconds(60)) async throws 
         }
         // The CLI shows the gate with the plan.
         let cfg = thresholdsFile(dir, rollback: json)
-        let r = try await rollbackd(["plan", "--config", cfg, "--to", "v1"])
+        let r = try await runRollbackd(["plan", "--config", cfg, "--to", "v1"])
         #expect(r.stdoutText.contains("database: v1 lacks 1 migration(s) of v2 (0003_orders); automatic rollback demoted to semi"), "\(r.stdoutText)")
     }
 
     @Test func gitTagsNewestVersionFirst() async throws {
-        let dir = ScratchDir("gates")
+        let dir = try ScratchDir("gates")
         defer { dir.remove() }
         let repo = dir.mkdirs("repo")
         let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"]
-        _ = try await ProcessRunner.run(["git", "-C", repo, "init", "-q"], timeout: .seconds(10))
+        _ = try await ProcessRunner.run(["git", "-C", repo, "init", "-q"], timeout: .seconds(60))
         dir.write("repo/f", "x")
-        _ = try await ProcessRunner.run(["git", "-C", repo, "add", "f"], timeout: .seconds(10))
-        let c = try await ProcessRunner.run(["git", "-C", repo, "commit", "-qm", "x"], environment: env, timeout: .seconds(10))
+        _ = try await ProcessRunner.run(["git", "-C", repo, "add", "f"], timeout: .seconds(60))
+        let c = try await ProcessRunner.run(["git", "-C", repo, "commit", "-qm", "x"], environment: env, timeout: .seconds(60))
         #expect(c.succeeded, "\(c.stderrText)")
-        for t in ["v1.2.0", "v1.10.0", "v1.9.1"] { _ = try await ProcessRunner.run(["git", "-C", repo, "tag", t], timeout: .seconds(10)) }
+        for t in ["v1.2.0", "v1.10.0", "v1.9.1"] { _ = try await ProcessRunner.run(["git", "-C", repo, "tag", t], timeout: .seconds(60)) }
         #expect(try await GitTags.list(repo: repo) == ["v1.10.0", "v1.9.1", "v1.2.0"])
         await #expect { _ = try await GitTags.list(repo: dir.sub("nope")) } throws: { e in
             "\(e)".hasPrefix("git-tags: git -C \(dir.sub("nope")) tag --sort=-version:refname: exit status 128")

@@ -2,6 +2,7 @@ import Testing
 import RollbackCore
 @testable import RollbackSystem
 @testable import RollbackService
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,40 +17,20 @@ import Glibc
     /// Starts the socket activator for `rollbackd execute`; its children's stderr (the executor's entries) goes to
     /// exec.log.
     static func startExecutor(_ s: Scene) async throws -> pid_t {
-        guard FileIO.exists("/usr/bin/systemd-socket-activate") else {
-            throw FixtureError("/usr/bin/systemd-socket-activate is missing (Debian package systemd): make test-deps installs it")
+        guard let activate = program(named: "systemd-socket-activate") else {
+            throw TestFailure("systemd-socket-activate is missing (Debian package systemd): make test-deps installs it")
         }
-        let pid = try s.spawn(["/usr/bin/systemd-socket-activate", "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
+        let pid = try s.spawn([activate, "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
                                RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
                                "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr"],
                               log: "\(s.dir)/exec.log")
-        try await s.waitFor(10, "the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
+        try await s.waitFor("the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
         return pid
     }
 
-    static func execLog(_ s: Scene) -> String {
-        String(decoding: (try? FileIO.readAll(path: "\(s.dir)/exec.log")) ?? [], as: UTF8.self)
-    }
+    static func execLog(_ s: Scene) -> String { TestFiles.read("\(s.dir)/exec.log") ?? "" }
 
     static func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
-
-    /// The executors the activator is running now (its children).
-    static func children(of parent: pid_t) -> [pid_t] {
-        guard let d = opendir("/proc") else { return [] }
-        defer { closedir(d) }
-        var out: [pid_t] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            guard let pid = pid_t(name),
-                  let stat = try? FileIO.readAll(path: "/proc/\(pid)/stat", limit: 4096) else { continue }
-            // pid (comm) state ppid …: the comm may hold spaces, so split after the last ')'.
-            let text = String(decoding: stat, as: UTF8.self)
-            guard let close = text.lastIndex(of: ")") else { continue }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            if fields.count > 1, pid_t(fields[1]) == parent { out.append(pid) }
-        }
-        return out
-    }
 
     /// Sends one request line as the test process (root) and returns the last reply (on a thread of its own: it
     /// blocks in poll).
@@ -64,19 +45,19 @@ import Glibc
         #expect(UnixSocket.writeAll(fd, ExecWire.line(request)))
         let reader = LineReader(fd: fd)
         var last: ExecReply?
-        while case let .line(bytes) = reader.next(timeoutMs: 20_000) {
+        while case let .line(bytes) = reader.next(timeoutMs: 60_000) {
             last = ExecWire.decode(ExecReply.self, bytes)
             if last?.result != nil { break }
         }
-        guard let last else { throw FixtureError("no reply from the executor at \(socket)") }
+        guard let last else { throw TestFailure("no reply from the executor at \(socket)") }
         return last
     }
 
     /// Brings v2 live once v1 is known-good and waits until the executor has started `phase`.
     static func goBadAndWaitForPhase(_ s: Scene, _ phase: String) async throws {
-        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
         s.deploy("v2")
-        try await s.waitFor(60, "the executor starting phase \(phase)") { execLog(s).contains("phase \(phase) started") }
+        try await s.waitFor("the executor starting phase \(phase)") { execLog(s).contains("phase \(phase) started") }
     }
 
     static func expectEachPhaseCompletedOnce(_ s: Scene) {
@@ -90,17 +71,19 @@ import Glibc
 
     @Test func killingTheExecutorMidPhaseResumesWithoutRepeatingAPhase() async throws {
         let s = try Scene()
-        // A slow reload phase, so the kill lands inside it.
-        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
-        try s.startService()
+        // The reload phase lasts until the test releases it, so the kill lands inside it.
+        try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
+        try await s.startService()
         let activator = try await Self.startExecutor(s)
-        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
-        let executors = Self.children(of: activator)
+        let executors = Processes.children(of: activator)
         try #require(executors.count == 1, "executors running: \(executors)")
         kill(executors[0], SIGKILL)
+        // The reload the new executor runs again (and the killed one's orphaned command) may now finish.
+        s.release("release-reload")
         // The daemon hears the connection drop, asks again; the new executor resumes after the swap.
-        try await s.waitFor(60, "verification after the resumed rollback") { s.log.contains("verification_passed") }
+        try await s.waitFor("verification after the resumed rollback") { s.log.contains("verification_passed") }
         #expect(s.current().hasSuffix("/releases/v1"))
         #expect(Self.count("phase swap skipped", in: Self.execLog(s)) >= 1)
         Self.expectEachPhaseCompletedOnce(s)
@@ -110,18 +93,22 @@ import Glibc
 
     @Test func killingTheDaemonMidPhaseLetsTheExecutorFinishAndTheRestartFindsItDone() async throws {
         let s = try Scene()
-        try s.writeConfig(interval: "1s", reload: #"["/bin/sh", "-c", "sleep 3"]"#)
-        try s.startService()
-        _ = try await Self.startExecutor(s)
+        // The reload phase lasts until the test releases it: the daemon dies, and is back, while it runs.
+        try s.writeConfig(interval: "1s", reload: s.gatedReload("release-reload"))
+        try await s.startService()
+        let activator = try await Self.startExecutor(s)
         let daemon = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         try await Self.goBadAndWaitForPhase(s, "reload")
         s.killAndReap(daemon)
-        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try await s.waitFor(60, "verification after the restart") { s.log.contains("verification_passed") }
+        try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        // The restarted daemon asks again: a second executor, waiting for the lock the first one holds.
+        try await s.waitFor("the restarted daemon's executor beside the first") { Processes.children(of: activator).count == 2 }
+        s.release("release-reload")
+        try await s.waitFor("verification after the restart") { s.log.contains("verification_passed") }
         #expect(s.log.contains("Resuming rollback v2 -> v1"))
         #expect(s.current().hasSuffix("/releases/v1"))
         Self.expectEachPhaseCompletedOnce(s)
-        try await s.waitFor(10, "the closed incident saved") {
+        try await s.waitFor("the closed incident saved") {
             (try? StateStore(directory: "\(s.dir)/state").load())??.incidents.first?.outcome == .rolledBack
         }
         let state = try #require(try StateStore(directory: "\(s.dir)/state").load())
@@ -130,10 +117,10 @@ import Glibc
 
     @Test func theExecutorRefusesWhatTheWatchdogDidNotDecideAndCallersOutsideTheGroup() async throws {
         let s = try Scene()
-        try s.startService()
+        try await s.startService()
         _ = try await Self.startExecutor(s)
-        _ = try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
-        try await s.waitFor(60, "v1 known-good") { s.log.contains("Release v1 is known-good") }
+        try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
+        try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
         // Root asking for a rollback nobody decided: refused by the order gate, nothing changes.
         let reply = try await Self.ask("\(s.dir)/exec.sock", ExecRequest(incident: "made-up", to: "v1", instance: nil))
         #expect(reply.result == "refused" && reply.gate == "order", "\(reply)")
@@ -152,7 +139,7 @@ import Glibc
         print(s.makefile().readline().strip())
         """
         let r = try await ProcessRunner.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(20))
+                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(60))
         #expect(r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
                 "\(r.stdoutText) \(r.stderrText)")
         #expect(s.current().hasSuffix("/releases/v1"))

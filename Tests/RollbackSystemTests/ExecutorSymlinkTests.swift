@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 final class StopFlag: Sendable {
     let value = Atomic<Bool>(false)
@@ -25,9 +26,9 @@ final class RunningCount: Sendable {
     }
 
     @Test func swapNeverLeavesReadersWithoutCurrent() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
-        let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(5))
+        let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(60))
         let stop = StopFlag()
         let running = RunningCount()
         let readsSoFar = RunningCount()
@@ -57,7 +58,7 @@ final class RunningCount: Sendable {
         // Swap only once both readers run (the machine may be busy), on a thread of its own, at least 200 times and
         // until the readers have read 2000 times meanwhile. Counts, not a duration: each swap fsyncs the directory,
         // and on a loaded runner one fsync can take longer than a second.
-        for _ in 0..<2000 where running.value.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        try? await waitUntil("both readers to run", every: .milliseconds(5)) { running.value.load(ordering: .relaxed) == 2 }
         #expect(running.value.load(ordering: .relaxed) == 2, "the readers did not start")
         let (swaps, swapErrors) = await BlockingThread.run { () -> (Int, [String]) in
             var swaps = 0
@@ -80,12 +81,12 @@ final class RunningCount: Sendable {
     }
 
     @Test func planSwapsThenReloadsWithTheRollbackEnvironment() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         var s = Self.layout(dir)
         let reload = dir.script("reload.sh", "echo \"$ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT $(cat \(dir.sub("current/VERSION")))\" >> \(dir.sub("reload.log"))")
         s.reload = [reload]
-        let exec = SymlinkExecutor(s, phaseTimeout: .seconds(5))
+        let exec = SymlinkExecutor(s, phaseTimeout: .seconds(60))
         #expect(try await exec.currentVersion() == "v2")
         #expect(try await exec.availableVersions() == ["v10", "v2", "v1"])
         try await exec.precheck(target: "v1")
@@ -101,9 +102,9 @@ final class RunningCount: Sendable {
     }
 
     @Test func swapKeepsARelativeLinkRelativeAndIsIdempotent() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
-        let exec = SymlinkExecutor(Self.layout(dir, relative: true), phaseTimeout: .seconds(5))
+        let exec = SymlinkExecutor(Self.layout(dir, relative: true), phaseTimeout: .seconds(60))
         try exec.swap(to: "v1")
         #expect(Paths.readLink(dir.sub("current")) == "releases/v1")
         var before = stat(), after = stat()
@@ -114,9 +115,9 @@ final class RunningCount: Sendable {
     }
 
     @Test func precheckNamesWhatIsWrong() async throws {
-        let dir = ScratchDir("symlink")
+        let dir = try ScratchDir("symlink")
         defer { dir.remove() }
-        let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(5))
+        let exec = SymlinkExecutor(Self.layout(dir), phaseTimeout: .seconds(60))
         await #expect { try await exec.precheck(target: "v9") } throws: { e in
             "\(e)" == "symlink: \(dir.sub("releases/v9")) is not a directory (no release v9)"
         }

@@ -1,14 +1,6 @@
 import RollbackCore
 import RollbackSystem
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// A test's own failure with a reason (a process that did not run, a file that did not parse).
-struct FixtureError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
+import TestSupport
 
 /// The thresholds fixtures under `Tests/Fixtures`: `broken/` (one defect each, with `broken/expected.json`),
 /// `valid/` (every strategy and every key) and `warnings/` (valid, with semantic warnings).
@@ -18,34 +10,17 @@ enum Fixtures {
     static var shipped: String { RepoPaths.root + "/thresholds.json" }
     static var schema: String { RepoPaths.root + "/thresholds.schema.json" }
 
-    static func text(_ path: String) throws -> String {
-        do {
-            return String(decoding: try FileIO.readAll(path: path), as: UTF8.self)
-        } catch {
-            throw FixtureError(error.description)
-        }
-    }
-
     static func json(_ path: String) throws -> JSONValue {
         do {
-            return try JSONParser.parse(try text(path))
+            return try JSONParser.parse(try TestFiles.text(path))
         } catch let error as JSONSyntaxError {
-            throw FixtureError("\(path): \(error)")
+            throw TestFailure("\(path): \(error)")
         }
     }
 
     /// The `.json` files of a directory (full paths, sorted), `expected.json` left out.
     static func jsonFiles(in directory: String) -> [String] {
-        guard let d = opendir(directory) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasSuffix(".json"), name != "expected.json" { names.append(name) }
-        }
-        return names.sorted().map { directory + "/" + $0 }
+        TestFiles.list(directory).filter { $0.hasSuffix(".json") && $0 != "expected.json" }.map { directory + "/" + $0 }
     }
 
     /// One broken file and what is expected of it.
@@ -69,18 +44,6 @@ enum Fixtures {
             return Broken(file: member.key, error: error, schema: schema)
         }
     }()
-
-    /// Runs the real `rollbackd` binary that `make test` builds before the tests.
-    static func rollbackd(_ arguments: [String]) async throws -> ProcessResult {
-        guard FileIO.exists(RepoPaths.binary) else {
-            throw FixtureError("\(RepoPaths.binary) does not exist: build it first (make test runs swift build --build-tests)")
-        }
-        do {
-            return try await ProcessRunner.run([RepoPaths.binary] + arguments, timeout: .seconds(60))
-        } catch {
-            throw FixtureError(error.description)
-        }
-    }
 }
 
 extension JSONValue {

@@ -4,15 +4,20 @@ import Glibc
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// The libcurl client against a real asyncio server on loopback (Tests/Servers/fault_server.py).
 @Suite struct HTTPClientTests {
     let client = HTTPClient.shared
 
-    func options(timeout: Interval = .seconds(2), _ change: (inout HTTPOptions) -> Void = { _ in }) -> HTTPOptions {
-        var o = HTTPOptions()
-        o.timeout = timeout
-        o.connectTimeout = .seconds(1)
+    /// Options for a request; with no `timeout`, a patient one (the test does not judge how long a loopback answer
+    /// takes, and on a loaded two-core runner it can take seconds). A test of timing names its timeout.
+    func options(timeout: Interval? = nil, _ change: (inout HTTPOptions) -> Void = { _ in }) -> HTTPOptions {
+        var o = patientHTTP()
+        if let timeout {
+            o.timeout = timeout
+            o.connectTimeout = .seconds(1)
+        }
         change(&o)
         return o
     }
@@ -28,7 +33,7 @@ import Testing
 
     @Test func getReturnsStatusBodyHeadersAndTiming() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/status/200")).get()
+        let resp = try await client.send(.get("\(s.base)/status/200", options: options())).get()
         #expect(resp.status == 200)
         #expect(resp.text == "status 200")
         #expect(resp.header("content-length") == "10")
@@ -39,14 +44,15 @@ import Testing
 
     @Test func aServerErrorIsAResponseNotAnError() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/status/503")).get()
+        let resp = try await client.send(.get("\(s.base)/status/503", options: options())).get()
         #expect(resp.status == 503)
         #expect(!resp.isSuccess)
     }
 
     @Test func sendsMethodHeadersBodyAndBearerToken() async throws {
         let s = try await SharedServers.fault()
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         let tokenFile = dir.path + "/token"
         try FileIO.writeAtomically(path: tokenFile, bytes: Array("s3cr3t-token\n".utf8))
         let req = HTTPRequest(method: "POST", url: "\(s.base)/echo", headers: [("X-Rollbackd-Test", "yes")],
@@ -66,14 +72,15 @@ import Testing
         let req = HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = "/nonexistent/token" })
         let e = try #require(expectFailure(await client.send(req)))
         #expect(e.description == "cannot use bearer token file /nonexistent/token for \(s.base)/echo: open /nonexistent/token: No such file or directory")
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         try FileIO.writeAtomically(path: dir.path + "/empty", bytes: Array(" \n".utf8))
         let e2 = try #require(expectFailure(await client.send(HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = dir.path + "/empty" }))))
         #expect(e2.description.hasSuffix("the file is empty"))
     }
 
     @Test func refusedConnectionNamesTheURL() async throws {
-        let url = "http://127.0.0.1:\(closedPort())/metrics"
+        let url = "http://127.0.0.1:\(unusedPort())/metrics"
         let e = try #require(expectFailure(await client.send(.get(url, options: options()))))
         #expect(e.kind == .connectionRefused)
         #expect(e.description == "connection refused to \(url)")
@@ -103,10 +110,10 @@ import Testing
     @Test func responsesOverTheCapAreRefused() async throws {
         let s = try await SharedServers.fault()
         // Declared length over the cap: refused at the headers.
-        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options()))))
         #expect(e1.description == "response from \(s.base)/big?bytes=52428800 exceeds 16 MiB (maxBodyBytes)")
         // No declared length: cut off while streaming.
-        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options(timeout: .seconds(10))))))
+        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options()))))
         #expect(e2.kind == .bodyTooLarge(limit: 16 << 20))
         // A smaller configured cap.
         let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=5000", options: options { $0.maxBodyBytes = 4096 }))))
@@ -138,14 +145,14 @@ import Testing
 
     @Test func retryAfterIsReadable() async throws {
         let s = try await SharedServers.fault()
-        let resp = try await client.send(.get("\(s.base)/retry-after")).get()
+        let resp = try await client.send(.get("\(s.base)/retry-after", options: options())).get()
         #expect(resp.status == 429)
         #expect(resp.retryAfter == .seconds(7))
     }
 
     @Test func manyRequestsAreInFlightAtOnce() async throws {
         let s = try await SharedServers.fault()
-        let requests = (0..<200).map { _ in HTTPRequest.get("\(s.base)/slow?ms=400", options: options(timeout: .seconds(10))) }
+        let requests = (0..<200).map { _ in HTTPRequest.get("\(s.base)/slow?ms=400", options: options()) }
         let started = monotonicMs()
         let results = await client.sendAll(requests)
         let elapsed = monotonicMs() - started
@@ -157,10 +164,11 @@ import Testing
 
     @Test func aBatchMixesOutcomesInOrder() async throws {
         let s = try await SharedServers.fault()
-        let refused = "http://127.0.0.1:\(closedPort())/x"
+        let refused = "http://127.0.0.1:\(unusedPort())/x"
         let results = await client.sendAll([
-            .get("\(s.base)/status/200"), .get(refused), .get("\(s.base)/hang", options: options(timeout: .ms(300))),
-            .get("\(s.base)/status/500"), .get("not a url"),
+            .get("\(s.base)/status/200", options: options()), .get(refused, options: options()),
+            .get("\(s.base)/hang", options: options(timeout: .ms(300))),
+            .get("\(s.base)/status/500", options: options()), .get("not a url", options: options()),
         ])
         #expect((try? results[0].get().status) == 200)
         #expect(results[1].failureDescription == "connection refused to \(refused)")
@@ -172,10 +180,15 @@ import Testing
     }
 
     @Test func cancellingTheCallerEndsItsTransfers() async throws {
-        let s = try await SharedServers.fault()
+        // A server of its own, so its count of /hang requests is this test's.
+        let s = try await ServerProcess.python("fault_server.py")
+        defer { s.stop() }
         let started = monotonicMs()
         let task = Task { await HTTPClient.shared.send(.get("\(s.base)/hang", options: options(timeout: .seconds(30)))) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancel once the transfer is under way: the server has the request.
+        try await waitUntil("the /hang request to reach the server") {
+            (try? await HTTPClient.shared.send(.get("\(s.base)/count/hang", options: options())).get().text) == "1"
+        }
         task.cancel()
         let r = await task.value
         #expect(r.failureDescription == "request to \(s.base)/hang was cancelled")
@@ -183,7 +196,8 @@ import Testing
     }
 
     @Test func tlsIsVerifiedAndTheCAFileIsHonoured() async throws {
-        let dir = try TempDir()
+        let dir = try ScratchDir("http")
+        defer { dir.remove() }
         let cert = dir.path + "/cert.pem", key = dir.path + "/key.pem"
         let gen = try await ProcessRunner.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                                                "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
@@ -205,7 +219,7 @@ import Testing
         #expect(HTTPError.redact("https://a@b:p@host#f@g") == "https://***@host#f@g")
         #expect(HTTPError.redact("http://ü:ß@hôst/ä@") == "http://***@hôst/ä@")
         #expect(HTTPError.redact("user:pw@host") == "user:pw@host")
-        let port = closedPort()
+        let port = unusedPort()
         let e = try #require(expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
         #expect(e.description == "connection refused to http://***@127.0.0.1:\(port)/")
     }
@@ -218,7 +232,7 @@ import Testing
             let c = HTTPClient(maxConnections: 8)
             for _ in 0..<20 {
                 let results = await c.sendAll((0..<100).map { i in
-                    .get(i % 10 == 0 ? "http://127.0.0.1:\(closedPort())/" : "\(s.base)/status/200")
+                    .get(i % 10 == 0 ? "http://127.0.0.1:\(unusedPort())/" : "\(s.base)/status/200")
                 })
                 #expect(results.filter { (try? $0.get().status) == 200 }.count == 90)
             }
@@ -228,11 +242,9 @@ import Testing
             #expect(cached > 0 && cached <= 90, "\(cached) connections cached")
         }
         // The client is gone: its multi handle and cached connections with it.
-        var left = establishedConnections(toPort: s.port)
-        for _ in 0..<50 where left > 0 {
-            try await Task.sleep(for: .milliseconds(20))
-            left = establishedConnections(toPort: s.port)
-        }
+        // Closing is asynchronous to this task: wait for it (generously), then check.
+        try? await waitUntil("the released client's connections to close") { establishedConnections(toPort: s.port) == 0 }
+        let left = establishedConnections(toPort: s.port)
         #expect(left == 0, "\(left) connections still open after the client was released")
     }
 }
@@ -268,18 +280,3 @@ extension Result where Success == HTTPResponse, Failure == HTTPError {
         return nil
     }
 }
-
-/// A temporary directory removed (with its content) when released.
-final class TempDir: Sendable {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/rollbackd-test-XXXXXX".utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SystemError("mkdtemp", path: "/tmp")
-        }
-        path = String(cString: p)
-    }
-    deinit { removeTree(path) }
-}
-
-func removeTree(_ path: String) { FileIO.removeTree(path) }

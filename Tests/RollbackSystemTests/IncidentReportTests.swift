@@ -5,6 +5,7 @@ import Glibc
 @testable import RollbackSystem
 @testable import RollbackService
 import Testing
+import TestSupport
 
 @Suite("incident reports")
 struct IncidentReportTests {
@@ -41,8 +42,9 @@ struct IncidentReportTests {
     }
 
     @Test func writesJSONAndMarkdownIntoTheStateDirectory() throws {
-        let dir = try makeTempDirectory("rbincident")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbincident")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let incident = Self.sampleIncident()
         let paths = try IncidentReportWriter(stateDirectory: dir).write(incident, thresholds: try Self.thresholds())
         #expect(paths.json == dir + "/incidents/inc-20261122T135300Z-v2.3.1.json")

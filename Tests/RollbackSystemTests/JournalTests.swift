@@ -5,6 +5,7 @@ import Logging
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("journald mapping")
 struct JournalMappingTests {
@@ -200,10 +201,10 @@ struct JournalSystemTests {
             if let previous { try? FileIO.writeAtomically(path: installed, bytes: previous, mode: 0o644) } else { unlink(installed) }
             if previous != ours { _ = try? ProcessRunner.runBlocking(["journalctl", "--update-catalog"], environment: [:], stdin: [], timeout: .seconds(30), maxOutputBytes: 1 << 16).get() }
         }
-        let update = try await ProcessRunner.run(["journalctl", "--update-catalog"], timeout: .seconds(30))
+        let update = try await ProcessRunner.run(["journalctl", "--update-catalog"], timeout: .seconds(60))
         #expect(update.succeeded, "\(update.stderrText)")
         let x = try await ProcessRunner.run(["journalctl", "-x", "--no-pager", "SYSLOG_IDENTIFIER=\(identifier)"],
-                                            timeout: .seconds(20))
+                                            timeout: .seconds(60))
         #expect(x.stdoutText.contains("critical_error_rate fired: error_rate 14% > 10%"))
         // The subject with the entry's own trigger substituted, and the advice.
         #expect(x.stdoutText.contains("Subject: rollbackd trigger critical_error_rate fired"), "\(x.stdoutText)")
@@ -234,8 +235,9 @@ struct JournalSystemTests {
     }
 
     @Test func withoutJournalTheSameEventsGoToStderr() async throws {
-        let dir = try makeTempDirectory("rbstderr")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbstderr")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let config = try writeThresholds(dir: dir, webhooks: [])
         let r = try await runRollbackd(["notify-drill", "--config", config, "--state-dir", dir, "--count", "2",
                                      "--incident", "inc-tty", "--journal", "stderr"])

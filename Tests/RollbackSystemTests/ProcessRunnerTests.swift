@@ -4,7 +4,7 @@ import RollbackCore
 
 @Suite struct ProcessRunnerTests {
     @Test func capturesOutputAndStatus() async throws {
-        let r = try await ProcessRunner.run(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], timeout: .seconds(5))
+        let r = try await ProcessRunner.run(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], timeout: .seconds(60))
         #expect(r.termination == .exited(3))
         #expect(r.stdoutText == "out\n")
         #expect(r.stderrText == "err\n")
@@ -14,7 +14,7 @@ import RollbackCore
     @Test func passesEnvironmentAndStdin() async throws {
         let r = try await ProcessRunner.run(["/bin/sh", "-c", "printf '%s-' \"$ROLLBACKD_TO\"; cat"],
                                             environment: ["ROLLBACKD_TO": "v1 'quoted'"], stdin: Array("input".utf8),
-                                            timeout: .seconds(5))
+                                            timeout: .seconds(60))
         #expect(r.stdoutText == "v1 'quoted'-input")
     }
 

@@ -1,17 +1,18 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// `rollbackd sample`, the real binary against a real prometheus_client instance.
 @Suite struct SamplingCLITests {
-    func config(_ dir: TempDir, instance: String) throws -> String {
+    func config(_ dir: ScratchDir, instance: String) throws -> String {
         let text = """
             {"service": "cli-test", "interval": "1s", "instances": ["\(instance)"],
-             "version": {"type": "url", "url": "\(instance)/version"},
+             "version": {"type": "url", "url": "\(instance)/version", "timeout": "30s"},
              "metrics": {
-               "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
+               "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
                               "counter": "http_requests_total", "errorLabels": {"code": "5.."}},
-               "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio"}
+               "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "30s"}
              },
              "triggers": [{"name": "t", "metric": "error_rate", "condition": {"above": 0.1}, "severity": "high",
                            "respondWithin": "5m", "automation": "manual"}],
@@ -26,12 +27,13 @@ import Testing
         let app = try await ServerProcess.python("metrics_app.py")
         try await post("\(app.base)/simulate?ok=9&errors=1")
         try await post("\(app.base)/version?v=v7")
-        let dir = try TempDir()
+        let dir = try ScratchDir("sample")
+        defer { dir.remove() }
         let path = try config(dir, instance: app.base)
         // Traffic at 10 % errors all along, made inside the app, so some lands between the two ticks (one second
         // apart) however busy this test process is.
         try await post("\(app.base)/background?ok=18&errors=2&every=0.1")
-        let r = try await ProcessRunner.run([RepoPaths.binary, "sample", "--config", path, "--count", "2", "--json"], timeout: .seconds(20))
+        let r = try await runRollbackd(["sample", "--config", path, "--count", "2", "--json"])
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         let lines = try r.stdoutText.split(separator: "\n").map { try JSONParser.parse(String($0)) }
         #expect(lines.count == 6)
@@ -50,10 +52,11 @@ import Testing
     }
 
     @Test func printsTextAndExitsThreeWhenBlind() async throws {
-        let dir = try TempDir()
-        let port = closedPort()
+        let dir = try ScratchDir("sample")
+        defer { dir.remove() }
+        let port = unusedPort()
         let path = try config(dir, instance: "http://127.0.0.1:\(port)")
-        let r = try await ProcessRunner.run([RepoPaths.binary, "sample", "--config", path], timeout: .seconds(20))
+        let r = try await runRollbackd(["sample", "--config", path])
         #expect(r.termination == .exited(3))
         let text = r.stdoutText
         #expect(text.hasPrefix("tick 1 at "))
@@ -64,10 +67,10 @@ import Testing
     }
 
     @Test func rejectsABadConfigOrCount() async throws {
-        let r = try await ProcessRunner.run([RepoPaths.binary, "sample", "--config", "/nonexistent/thresholds.json"], timeout: .seconds(20))
+        let r = try await runRollbackd(["sample", "--config", "/nonexistent/thresholds.json"])
         #expect(r.termination == .exited(1))
         #expect(r.stderrText.hasPrefix("/nonexistent/thresholds.json: cannot read: "))
-        let r2 = try await ProcessRunner.run([RepoPaths.binary, "sample", "--count", "0"], timeout: .seconds(20))
+        let r2 = try await runRollbackd(["sample", "--count", "0"])
         #expect(r2.termination == .exited(2))
     }
 }

@@ -1,17 +1,20 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + s * 1000) }
 
 /// Every fault a metrics target can show gives the right value or no-data with a clear reason — never a crash,
 /// never a hang past the timeout. The targets are the real fault server (Tests/Servers/fault_server.py).
 @Suite struct SamplingFaultTests {
-    func errorRate(_ target: String, timeout: String = "1s") throws -> Sampler {
+    /// The error rate of `target`. Without a `timeout` a patient one: only the tests of timeouts name theirs (and
+    /// keep a 500 ms connect timeout); on a loaded runner a good answer can take seconds.
+    func errorRate(_ target: String, timeout: String? = nil) throws -> Sampler {
         Sampler(thresholds: try samplingThresholds(metrics: """
             "error_rate": {"type": "scrape", "targets": ["\(target)"], "measure": "errorRatio",
-                           "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "timeout": "\(timeout)",
-                           "connectTimeout": "500ms"}
+                           "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "timeout": "\(timeout ?? "60s")",
+                           "connectTimeout": "\(timeout == nil ? "60s" : "500ms")"}
             """))
     }
 
@@ -32,7 +35,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     }
 
     @Test func refusedConnection() async throws {
-        let url = "http://127.0.0.1:\(closedPort())/metrics"
+        let url = "http://127.0.0.1:\(unusedPort())/metrics"
         let (s, _) = await once(try errorRate(url))
         #expect(s == .noData(reason: "connection refused to \(url)"))
     }
@@ -127,7 +130,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     @Test func manyFaultsAtOnceStayWithinOneTimeout() async throws {
         let f = try await SharedServers.fault()
         let targets = ["\(f.base)/hang", "\(f.base)/drip?bytes=100000&ms=20", "\(f.base)/garbage", "\(f.base)/close",
-                       "http://127.0.0.1:\(closedPort())/metrics", "\(f.base)/status/503"]
+                       "http://127.0.0.1:\(unusedPort())/metrics", "\(f.base)/status/503"]
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
             "error_rate": {"type": "scrape", "targets": [\(targets.map { "\"\($0)\"" }.joined(separator: ","))],
                            "measure": "errorRatio", "counter": "http_requests_total", "errorLabels": {"code": "5.."},

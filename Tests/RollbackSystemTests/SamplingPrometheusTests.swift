@@ -1,21 +1,27 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A real Prometheus server (Debian's `prometheus`), started by the test on a free loopback port with a temporary
 /// storage directory, scraping real prometheus_client instances.
 final class PrometheusServer: Sendable {
     let process: ServerProcess
-    let dir: TempDir
+    let dir: ScratchDir
     var base: String { process.base }
 
-    private init(process: ServerProcess, dir: TempDir) {
+    private init(process: ServerProcess, dir: ScratchDir) {
         self.process = process
         self.dir = dir
     }
 
+    func stop() {
+        process.stop()
+        dir.remove()
+    }
+
     static func start(scraping targets: [String]) async throws -> PrometheusServer {
-        let dir = try TempDir()
+        let dir = try ScratchDir("prometheus")
         let hostPorts = targets.map { $0.replacing("http://", with: "") }
         let config = """
             global:
@@ -30,43 +36,46 @@ final class PrometheusServer: Sendable {
         try FileIO.writeAtomically(path: dir.path + "/prometheus.yml", bytes: Array(config.utf8))
         var lastError: Error?
         // A free port can be taken between picking and binding: try a few.
+        guard let prometheus = program(named: "prometheus") else {
+            throw TestFailure("prometheus is not installed (make test-deps installs Debian's prometheus)")
+        }
         for _ in 0..<3 {
-            let port = closedPort()
+            let port = unusedPort()
             do {
+                // run_watched.py says READY once Prometheus answers /-/ready (it cannot say so itself).
                 let p = try await ServerProcess.start([
-                    "python3", RepoPaths.root + "/Tests/Servers/run_watched.py", String(port), "/-/ready", "--",
-                    "prometheus", "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+                    python3, RepoPaths.server("run_watched.py"), String(port), "/-/ready", "--",
+                    prometheus, "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
                     "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-                ], timeout: 40)
+                ], seconds: 90)
                 return PrometheusServer(process: p, dir: dir)
             } catch {
                 lastError = error
             }
         }
-        throw lastError ?? ServerProcess.StartError(description: "prometheus did not start")
+        dir.remove()
+        throw lastError ?? TestFailure("prometheus did not start")
     }
 
-    /// Runs a query until it returns `expected` (Prometheus needs a scrape or two), at most `seconds`.
-    func waitFor(_ query: String, equals expected: Double, seconds: Int = 20) async throws {
+    /// Runs a query until it returns `expected` (Prometheus needs a scrape or two).
+    func waitFor(_ query: String, equals expected: Double) async throws {
         var c = PrometheusConfig(url: base, query: query, http: HTTPOptions())
-        c.http.timeout = .seconds(2)
+        c.http = patientHTTP()
         let source = PrometheusSource(name: "wait", config: c)
         var last: SampleValue?
-        for _ in 0..<(seconds * 5) {
+        try await waitUntil("\(query) to reach \(expected)", every: .milliseconds(200), explain: { "last: \(String(describing: last))" }) {
             last = await source.sample(now: SystemTime.now())["wait"]
-            if last == .value(expected) { return }
-            try await Task.sleep(for: .milliseconds(200))
+            return last == .value(expected)
         }
-        throw ServerProcess.StartError(description: "\(query) did not reach \(expected) in \(seconds)s: \(String(describing: last))")
     }
 }
 
 @Suite struct SamplingPrometheusTests {
-    func source(_ base: String, _ query: String, timeout: String = "2s") throws -> PrometheusSource {
+    func source(_ base: String, _ query: String, timeout: String = "60s") throws -> PrometheusSource {
         let th = try samplingThresholds(metrics: """
             "q": {"type": "prometheus", "url": "\(base)", "query": \(JSONValue.quote(query)), "timeout": "\(timeout)"}
             """)
-        guard case let .prometheus(c) = th.metrics[0].source else { throw ServerProcess.StartError(description: "not prometheus") }
+        guard case let .prometheus(c) = th.metrics[0].source else { throw TestFailure("not prometheus") }
         return PrometheusSource(name: "q", config: c)
     }
 
@@ -80,7 +89,7 @@ final class PrometheusServer: Sendable {
         try await post("\(a.base)/simulate?ok=270&errors=30&latency=0.2")
         try await post("\(b.base)/simulate?ok=100&errors=0&latency=0.2")
         let prom = try await PrometheusServer.start(scraping: [a.base, b.base])
-        defer { prom.process.stop() }
+        defer { prom.stop() }
         try await prom.waitFor("sum(http_requests_total)", equals: 400)
 
         // The value of a real PromQL query: 30 errors of 400 requests.
@@ -103,7 +112,7 @@ final class PrometheusServer: Sendable {
     }
 
     @Test func anUnreachableOrHangingServer() async throws {
-        let port = closedPort()
+        let port = unusedPort()
         let refused = try source("http://127.0.0.1:\(port)", "up")
         #expect(await ask(refused) == .noData(reason: "connection refused to http://127.0.0.1:\(port)/api/v1/query (query up)"))
         let f = try await SharedServers.fault()

@@ -1,6 +1,7 @@
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A thresholds.json around the given `metrics` object (JSON text), loaded through the real config reader.
 func samplingThresholds(metrics: String, instances: [String] = [], version: String? = nil) throws -> Thresholds {
@@ -26,9 +27,9 @@ extension JSONValue {
 
 /// Tells a metrics_app.py instance what to have served.
 func post(_ url: String) async throws {
-    let r = await HTTPClient.shared.send(HTTPRequest(method: "POST", url: url))
+    let r = await HTTPClient.shared.send(HTTPRequest(method: "POST", url: url, options: patientHTTP()))
     guard case let .success(resp) = r, resp.status == 200 else {
-        throw ServerProcess.StartError(description: "POST \(url) failed: \(r)")
+        throw TestFailure("POST \(url) failed: \(r)")
     }
 }
 
@@ -38,16 +39,19 @@ private func value(_ s: SampleValue?) -> Double? { s?.number }
 
 /// Application instances built on the real `prometheus_client` package, scraped by the real sources.
 @Suite struct SamplingScrapeTests {
+    /// Patient timeouts (one value for every scrape, so they still share a fetch): the values are tested, not how
+    /// quickly a loaded runner answers.
     static let metrics = """
         "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
-                       "errorLabels": {"code": "5.."}, "window": "30s"},
+                       "errorLabels": {"code": "5.."}, "window": "30s", "timeout": "60s"},
         "latency_p95": {"type": "scrape", "path": "/metrics", "measure": "quantile",
-                        "histogram": "http_request_duration_seconds", "quantile": 0.95, "window": "30s"},
+                        "histogram": "http_request_duration_seconds", "quantile": 0.95, "window": "30s", "timeout": "60s"},
         "latency_p50": {"type": "scrape", "path": "/metrics", "measure": "quantile",
-                        "histogram": "http_request_duration_seconds", "quantile": 0.5, "window": "30s"},
-        "throughput": {"type": "scrape", "path": "/metrics", "measure": "rate", "counter": "http_requests_total", "window": "1m"},
-        "inflight": {"type": "scrape", "path": "/metrics", "measure": "gauge", "gauge": "inflight_requests"},
-        "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s",
+                        "histogram": "http_request_duration_seconds", "quantile": 0.5, "window": "30s", "timeout": "60s"},
+        "throughput": {"type": "scrape", "path": "/metrics", "measure": "rate", "counter": "http_requests_total", "window": "1m",
+                       "timeout": "60s"},
+        "inflight": {"type": "scrape", "path": "/metrics", "measure": "gauge", "gauge": "inflight_requests", "timeout": "60s"},
+        "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "60s",
                       "expect": {"jsonField": "status", "equals": "ok"}}
         """
 
@@ -126,7 +130,7 @@ private func value(_ s: SampleValue?) -> Double? { s?.number }
         let app = try await ServerProcess.python("metrics_app.py")
         try await post("\(app.base)/simulate?ok=5")
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "rps": {"type": "scrape", "targets": ["\(app.base)/metrics"], "measure": "rate", "counter": "http_requests"}
+            "rps": {"type": "scrape", "targets": ["\(app.base)/metrics"], "measure": "rate", "counter": "http_requests", "timeout": "60s"}
             """))
         let tick = await sampler.tick(now: t(0))
         #expect(tick.samples["rps"] == .noData(reason: "no http_requests samples (the exposition has http_requests_total: set \"counter\": \"http_requests_total\") of \(app.base)/metrics"))

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_800_000_000_000 + s * 1000) }
 
@@ -16,9 +17,10 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         let targets = ["\(f.base)/doc/probe-ok", "\(f.base)/doc/probe-db-down", "\(f.base)/doc/probe-html"]
         let list = targets.map { "\"\($0)\"" }.joined(separator: ",")
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "db": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio",
+            "db": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "timeout": "60s",
                    "expect": {"jsonField": "checks.db", "equals": "up"}},
-            "text": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "expect": {"contains": "ok"}}
+            "text": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "timeout": "60s",
+                     "expect": {"contains": "ok"}}
             """))
         let tick = await sampler.tick(now: t(0))
         #expect(tick.samples["db"].map { abs(($0.number ?? 0) - 2.0 / 3) < 1e-12 } == true)
@@ -31,12 +33,12 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 
     @Test func errorRatioAndLatencyOverTheWindow() async throws {
         let f = try await SharedServers.fault()
-        let closed = "http://127.0.0.1:\(closedPort())/healthz"
+        let closed = "http://127.0.0.1:\(unusedPort())/healthz"
         let slow = "\(f.base)/slow?ms=200"
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "errors": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "errorRatio", "window": "10s"},
-            "p95": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "latencyQuantile", "window": "10s"},
-            "down": {"type": "probe", "targets": ["\(closed)"], "measure": "latencyQuantile", "window": "10s"}
+            "errors": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "errorRatio", "window": "10s", "timeout": "60s"},
+            "p95": {"type": "probe", "targets": ["\(slow)", "\(closed)"], "measure": "latencyQuantile", "window": "10s", "timeout": "60s"},
+            "down": {"type": "probe", "targets": ["\(closed)"], "measure": "latencyQuantile", "window": "10s", "timeout": "60s"}
             """))
         // One probe of both targets per tick, shared by the two metrics.
         #expect(sampler.sources.count == 2)
@@ -50,8 +52,9 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 
     @Test func smokeChecksListOnlyTheFailures() async throws {
         let f = try await SharedServers.fault()
-        let port = closedPort()
-        let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"])
+        let port = unusedPort()
+        let lines = await ProbeSource.failures(of: ["\(f.base)/status/200", "\(f.base)/status/502", "http://127.0.0.1:\(port)/"],
+                                               options: patientHTTP())
         #expect(lines == ["HTTP 502 from \(f.base)/status/502", "connection refused to http://127.0.0.1:\(port)/"])
     }
 
@@ -64,7 +67,7 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
 }
 
 @Suite struct SamplingCommandTests {
-    func run(_ argv: [String], value: String = "stdout", timeout: String = "5s") async throws -> SampleValue? {
+    func run(_ argv: [String], value: String = "stdout", timeout: String = "60s") async throws -> SampleValue? {
         let list = argv.map { JSONValue.quote($0) }.joined(separator: ",")
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
             "c": {"type": "command", "argv": [\(list)], "value": "\(value)", "timeout": "\(timeout)"}
@@ -97,20 +100,23 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         let f = try await SharedServers.fault()
         try await putDoc(f, "version-text", "  v2.3.1\nbuilt yesterday\n")
         try await putDoc(f, "version-json", "{\"build\": {\"version\": \"2026.11.22-1\", \"number\": 42}}")
+        // Each version source with a patient timeout: how long the answer takes is not what is tested.
         func read(_ json: String) async throws -> (String?, String?) {
-            try await Sampler(thresholds: samplingThresholds(metrics: "\"m\": {\"type\": \"command\", \"argv\": [\"/bin/true\"]}", version: json)).readVersion()
+            let patient = #"{"timeout": "60s", "# + json.dropFirst()
+            return try await Sampler(thresholds: samplingThresholds(metrics: "\"m\": {\"type\": \"command\", \"argv\": [\"/bin/true\"]}", version: patient)).readVersion()
         }
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-text\"}") == ("v2.3.1", nil))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"build.version\"}") == ("2026.11.22-1", nil))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"build.number\"}") == ("42", nil))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/doc/version-json\", \"jsonField\": \"tag\"}") == (nil, "the version body of \(f.base)/doc/version-json has no field tag"))
         #expect(try await read("{\"type\": \"url\", \"url\": \"\(f.base)/status/404\"}") == (nil, "cannot read the version: HTTP 404 from \(f.base)/status/404"))
-        let port = closedPort()
+        let port = unusedPort()
         #expect(try await read("{\"type\": \"url\", \"url\": \"http://127.0.0.1:\(port)/version\"}") == (nil, "cannot read the version: connection refused to http://127.0.0.1:\(port)/version"))
     }
 
     @Test func fromAFile() async throws {
-        let dir = try TempDir()
+        let dir = try ScratchDir("version")
+        defer { dir.remove() }
         try FileIO.writeAtomically(path: dir.path + "/VERSION", bytes: Array("release-17\n".utf8))
         #expect(await VersionReader(source: .file(dir.path + "/VERSION")).read() == ("release-17", nil))
         try FileIO.writeAtomically(path: dir.path + "/EMPTY", bytes: Array("\n\n".utf8))

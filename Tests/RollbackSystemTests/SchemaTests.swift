@@ -1,6 +1,7 @@
 import Testing
 import RollbackCore
 import RollbackSystem
+import TestSupport
 
 /// `thresholds.schema.json` checked by an independent validator (Python's `jsonschema`, draft 2020-12, with format
 /// assertion on), and held to the loader: the same documents must be accepted and rejected by both.
@@ -22,19 +23,19 @@ import RollbackSystem
             ("files", .array(files.map { .string($0) })),
             ("documents", .array(documents.map { .string($0) })),
         ])
-        let argv = ["python3", RepoPaths.root + "/Tests/Servers/schema_check.py", Fixtures.schema]
+        let argv = ["python3", RepoPaths.server("schema_check.py"), Fixtures.schema]
         let r: ProcessResult
         do {
             r = try await ProcessRunner.run(argv, stdin: Array(request.serialized.utf8), timeout: .seconds(120),
                                             maxOutputBytes: 16 << 20)
         } catch {
-            throw FixtureError("\(error) (make test-deps installs python3 and jsonschema)")
+            throw TestFailure("\(error) (make test-deps installs python3 and jsonschema)")
         }
         guard r.succeeded else {
-            throw FixtureError("\(ProcessRunner.display(argv)): \(r.summary(timeout: .seconds(120)))")
+            throw TestFailure("\(ProcessRunner.display(argv)): \(r.summary(timeout: .seconds(120)))")
         }
         let root: JSONValue
-        do { root = try JSONParser.parse(r.stdoutText) } catch { throw FixtureError("schema_check.py printed no JSON: \(error)") }
+        do { root = try JSONParser.parse(r.stdoutText) } catch { throw TestFailure("schema_check.py printed no JSON: \(error)") }
         func verdict(_ v: JSONValue?) -> Verdict {
             var errors: [String] = []
             if case let .array(items)? = v?["errors"] {
@@ -49,7 +50,7 @@ import RollbackSystem
         var docs: [Verdict] = []
         if case let .array(items)? = root["documents"] { docs = items.map { verdict($0) } }
         guard docs.count == documents.count, byFile.count == Set(files).count else {
-            throw FixtureError("schema_check.py answered \(docs.count)/\(documents.count) documents, \(byFile.count)/\(files.count) files")
+            throw TestFailure("schema_check.py answered \(docs.count)/\(documents.count) documents, \(byFile.count)/\(files.count) files")
         }
         return Report(schemaProblems: problems, files: byFile, documents: docs)
     }

@@ -4,12 +4,14 @@ import Glibc
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("webhook spool")
 struct SpoolUnitTests {
     @Test func writesLoadsInOrderAndSetsDamageAside() throws {
-        let dir = try makeTempDirectory("rbspool")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbspool")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let spool = WebhookSpool(directory: dir)
         let t = Timestamp(iso8601: "2026-11-22T13:00:00Z")!
         let messages = (0..<5).map { i in
@@ -51,11 +53,12 @@ struct SpoolUnitTests {
 struct SpoolFaultTests {
     @Test func receiverDownWhileAThousandEventsAreProducedThenUp() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbdown")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbdown")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let port = closedPort()
+        let port = unusedPort()
         let notifier = EventNotifier(config: notifyConfig([webhook("ops", url: "http://127.0.0.1:\(port)/ok", secretFile: dir + "/secret")],
                                                           identifier: uniqueIdentifier("rbdown")),
                                      service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(batch: 16),
@@ -91,38 +94,28 @@ struct SpoolFaultTests {
 
     @Test func killMinusNineMidDeliveryThenRestartDeliversTheSpool() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbkill")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbkill")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
         let config = try writeThresholds(dir: dir, webhooks: [
-            webhookJSON(name: "ops", url: receiver.base + "/slow/60", secretFile: dir + "/secret"),
+            webhookJSON(name: "ops", url: receiver.base + "/hold/20", secretFile: dir + "/secret"),
         ], identifier: uniqueIdentifier("rbkill"))
         let total = 150
         let drill = ["notify-drill", "--config", config, "--state-dir", dir + "/state", "--journal", "journal",
                      "--batch-size", "1", "--initial-backoff", "20ms", "--max-backoff", "200ms"]
 
-        // First run: produce and deliver slowly (150 × 60 ms: about 9 s, so a busy test runner still kills it
-        // mid-delivery); SIGKILL once some are delivered.
-        var pid: pid_t = 0
-        let argv = [RepoPaths.binary] + drill + ["--count", String(total), "--wait", "60s"]
-        let cArgv = argv.map { strdup($0) } + [nil]
-        defer { cArgv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
+        // First run: produce everything, deliver 20, then the receiver holds the next delivery until the test lets
+        // it go: the SIGKILL lands mid-delivery however busy the machine is.
         let out = dir + "/drill.out"
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        try #require(posix_spawn(&pid, argv[0], &actions, nil, cArgv, environ) == 0)
+        let first = try ChildProcess([RepoPaths.binary] + drill + ["--count", String(total), "--wait", "60s"], log: out)
+        let pid = first.pid
+        defer { first.stop() }
         // Every event is produced (and so journaled and spooled) before the kill; delivery is then under way.
-        let deadline = monotonicMs() + 30_000
-        while !(String(decoding: (try? FileIO.readAll(path: out)) ?? [], as: UTF8.self)).contains("ENQUEUED \(total)"),
-              monotonicMs() < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        let before = try await receiver.waitFor(.seconds(30)) { $0.count >= 20 }
+        try? await waitUntil("the drill to enqueue \(total) events") { (TestFiles.read(out) ?? "").contains("ENQUEUED \(total)") }
+        let before = try await receiver.waitFor(.seconds(60)) { $0.count > 20 }
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
@@ -135,6 +128,7 @@ struct SpoolFaultTests {
         print("kill -9 after \(deliveredBeforeKill) of \(total) delivered; \(spooled) left in the spool")
 
         // Restart with nothing new: the spool is resumed and drained.
+        receiver.release()
         let second = try await runRollbackd(drill + ["--count", "0", "--wait", "60s"], timeout: .seconds(90))
         #expect(second.succeeded, "\(second.stdoutText) \(second.stderrText)")
         #expect(second.stdoutText.contains("PENDING 0"))

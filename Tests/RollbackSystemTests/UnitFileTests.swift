@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// The systemd units in `systemd/`, checked by systemd's own tools (`systemd-analyze verify` and
 /// `systemd-analyze security --offline=true`), and `make install-files` / `make uninstall` into a DESTDIR.
@@ -15,20 +16,6 @@ import RollbackCore
         try await ProcessRunner.run(argv, timeout: timeout)
     }
 
-    static func read(_ path: String) throws -> String {
-        String(decoding: try FileIO.readAll(path: path, limit: 1 << 20), as: UTF8.self)
-    }
-
-    static func tempDir() throws -> String {
-        var template = Array("/tmp/rollbackd-units-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else {
-            throw SystemdTestFailure("mkdtemp: \(String(cString: strerror(errno)))")
-        }
-        return String(cString: p)
-    }
-
-    static func removeTree(_ path: String) { FileIO.removeTree(path) }
-
     /// `systemd-analyze verify` checks that ExecStart= names an executable, so the copies it checks point at the
     /// binary this build made. Everything else is the file as shipped. Verify prints warnings (an unknown key, a
     /// bad value) but still exits 0 for many of them: the output must be empty, not just the status zero.
@@ -38,10 +25,11 @@ import RollbackCore
             Issue.record("no rollbackd binary at \(binary): run `swift build` first")
             return
         }
-        let dir = try Self.tempDir()
-        defer { Self.removeTree(dir) }
+        let dirDir = try ScratchDir("units")
+        defer { dirDir.remove() }
+        let dir = dirDir.path
         for unit in Self.units {
-            let text = try Self.read(RepoPaths.root + "/systemd/" + unit)
+            let text = try TestFiles.text(RepoPaths.root + "/systemd/" + unit)
             if unit.hasSuffix(".service") {
                 #expect(text.contains("/usr/local/bin/rollbackd"), "\(unit) does not run /usr/local/bin/rollbackd")
             }
@@ -65,12 +53,12 @@ import RollbackCore
         // → Overall exposure level for rollbackd.service: 1.2 OK 🙂
         let line = r.stdoutText.split(separator: "\n").first { $0.contains("Overall exposure level for") }
         guard let line, let colon = line.lastIndex(of: ":") else {
-            throw SystemdTestFailure("systemd-analyze security \(unit): no 'Overall exposure level' line " +
+            throw TestFailure("systemd-analyze security \(unit): no 'Overall exposure level' line " +
                               "(\(r.summary(timeout: .seconds(60))))\n\(r.stdoutText)")
         }
         let number = line[line.index(after: colon)...].split(separator: " ").first.map(String.init) ?? ""
         guard let score = Double(number) else {
-            throw SystemdTestFailure("systemd-analyze security \(unit): cannot read a score in '\(line)'")
+            throw TestFailure("systemd-analyze security \(unit): cannot read a score in '\(line)'")
         }
         return score
     }
@@ -85,7 +73,7 @@ import RollbackCore
     /// added to one and forgotten in the other fails here.
     @Test func templateHasTheSameHardening() throws {
         func settings(_ unit: String) throws -> [String] {
-            try Self.read(RepoPaths.root + "/systemd/" + unit).split(separator: "\n").map(String.init).filter { line in
+            try TestFiles.text(RepoPaths.root + "/systemd/" + unit).split(separator: "\n").map(String.init).filter { line in
                 !line.isEmpty && !line.hasPrefix("#") &&
                     !["Description=", "ExecStart=", "StateDirectory=", "RuntimeDirectory="].contains { line.hasPrefix($0) }
             }
@@ -95,14 +83,14 @@ import RollbackCore
             settings only in rollbackd.service: \(main.filter { !instance.contains($0) })
             settings only in rollbackd@.service: \(instance.filter { !main.contains($0) })
             """)
-        let template = try Self.read(RepoPaths.root + "/systemd/rollbackd@.service")
+        let template = try TestFiles.text(RepoPaths.root + "/systemd/rollbackd@.service")
         #expect(template.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/%i.json --state-dir /var/lib/rollbackd/%i --exec-socket /run/rollbackd-exec.sock --instance %i"))
         #expect(template.contains("StateDirectory=rollbackd/%i"))
     }
 
     /// The settings the design asks for, by name: a typo (`WatchdogSecs=`) would only be a verify warning.
     @Test func daemonUnitHasTheRequiredSettings() throws {
-        let text = try Self.read(RepoPaths.root + "/systemd/rollbackd.service")
+        let text = try TestFiles.text(RepoPaths.root + "/systemd/rollbackd.service")
         let lines = Set(text.split(separator: "\n").map(String.init))
         for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=30s",
                          "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json --exec-socket /run/rollbackd-exec.sock",
@@ -114,7 +102,7 @@ import RollbackCore
             let present = lines.contains(required)
             #expect(present, "rollbackd.service lacks \(required)")
         }
-        let socket = Set(try Self.read(RepoPaths.root + "/systemd/rollbackd-exec.socket").split(separator: "\n").map(String.init))
+        let socket = Set(try TestFiles.text(RepoPaths.root + "/systemd/rollbackd-exec.socket").split(separator: "\n").map(String.init))
         for required in ["ListenStream=/run/rollbackd-exec.sock", "SocketUser=root", "SocketGroup=rollbackd",
                          "SocketMode=0660", "Accept=yes"] {
             let present = socket.contains(required)
@@ -123,13 +111,14 @@ import RollbackCore
     }
 
     @Test func sysusersCreatesTheUserAndGroup() async throws {
-        let dir = try Self.tempDir()
-        defer { Self.removeTree(dir) }
+        let dirDir = try ScratchDir("units")
+        defer { dirDir.remove() }
+        let dir = dirDir.path
         try FileIO.makeDirectories(dir + "/etc", mode: 0o755)
         let r = try await Self.run(["systemd-sysusers", "--root=" + dir, RepoPaths.root + "/systemd/rollbackd.sysusers"])
         #expect(r.termination == .exited(0), "systemd-sysusers: \(r.summary(timeout: .seconds(60)))")
-        let passwd = try Self.read(dir + "/etc/passwd")
-        let group = try Self.read(dir + "/etc/group")
+        let passwd = try TestFiles.text(dir + "/etc/passwd")
+        let group = try TestFiles.text(dir + "/etc/group")
         let user = passwd.split(separator: "\n").first { $0.hasPrefix("rollbackd:") }.map(String.init) ?? ""
         #expect(user.hasSuffix(":/var/lib/rollbackd:/usr/sbin/nologin"), "passwd line: \(user)")
         let uid = user.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first.flatMap { Int($0) }
@@ -151,8 +140,9 @@ import RollbackCore
             Issue.record("no rollbackd binary at \(binary): run `swift build` first")
             return
         }
-        let dest = try Self.tempDir()
-        defer { Self.removeTree(dest) }
+        let destDir = try ScratchDir("units")
+        defer { destDir.remove() }
+        let dest = destDir.path
         let make = ["make", "-s", "-C", RepoPaths.root, "--no-print-directory"]
         let install = make + ["install-files", "DESTDIR=" + dest, "INSTALL_BIN=" + binary]
         var r = try await Self.run(install)
@@ -187,18 +177,14 @@ import RollbackCore
         #expect(try FileIO.readAll(path: dest + "/etc/rollbackd/thresholds.json", limit: 4096) == mine)
 
         // Another PREFIX: the binary moves, ExecStart follows, and the units go where systemd looks (/etc).
-        let dest2 = try Self.tempDir()
-        defer { Self.removeTree(dest2) }
+        let dest2Dir = try ScratchDir("units")
+        defer { dest2Dir.remove() }
+        let dest2 = dest2Dir.path
         r = try await Self.run(make + ["install-files", "DESTDIR=" + dest2, "INSTALL_BIN=" + binary, "PREFIX=/opt/rollbackd"])
         #expect(r.succeeded, "make install-files PREFIX=/opt/rollbackd: \(r.stderrText)")
-        let unit = try Self.read(dest2 + "/etc/systemd/system/rollbackd.service")
+        let unit = try TestFiles.text(dest2 + "/etc/systemd/system/rollbackd.service")
         #expect(unit.contains("ExecStart=/opt/rollbackd/bin/rollbackd run --config /etc/rollbackd/thresholds.json"))
         #expect(!unit.contains("/usr/local/"), "a /usr/local path is left in the unit")
         #expect(Self.mode(dest2 + "/opt/rollbackd/bin/rollbackd")?.mode == 0o755)
     }
-}
-
-struct SystemdTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

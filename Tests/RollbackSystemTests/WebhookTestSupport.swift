@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import RollbackCore
 @testable import RollbackSystem
+import TestSupport
 
 /// A `whsec_` secret of 24 random bytes.
 func newSecret() -> String {
@@ -27,7 +28,7 @@ func writeThresholds(dir: String, webhooks: [JSONValue], maxAge: String = "24h",
 }
 
 func webhookJSON(name: String, url: String, secretFile: String, format: String = "standard",
-                 minSeverity: String = "low", events: [String] = [], timeout: String = "5s") -> JSONValue {
+                 minSeverity: String = "low", events: [String] = [], timeout: String = "60s") -> JSONValue {
     .object([
         ("name", .string(name)), ("url", .string(url)), ("secretFile", .string(secretFile)),
         ("format", .string(format)), ("minSeverity", .string(minSeverity)),
@@ -74,6 +75,12 @@ struct Receiver {
 
     func requests() throws -> [Request] { try Self.requests(log: log) }
 
+    /// Lets the requests a `/hold/N` URL holds go on (and every later one).
+    func release() {
+        let fd = open(log + ".release", O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
+        if fd >= 0 { close(fd) }
+    }
+
     /// Polls until `condition` holds for the requests received, or `timeout` passes.
     func waitFor(_ timeout: Interval, _ condition: ([Request]) -> Bool) async throws -> [Request] {
         let deadline = monotonicMs() + timeout.milliseconds
@@ -103,7 +110,7 @@ func notifyConfig(_ webhooks: [WebhookConfig], identifier: String, maxAge: Inter
 }
 
 func webhook(_ name: String, url: String, secretFile: String, format: WebhookFormat = .standard,
-             minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(5)) -> WebhookConfig {
+             minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(60)) -> WebhookConfig {
     var http = HTTPOptions()
     http.timeout = timeout
     return WebhookConfig(name: name, url: url, secretFile: secretFile, format: format, minSeverity: minSeverity,

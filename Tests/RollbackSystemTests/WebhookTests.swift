@@ -4,6 +4,7 @@ import Glibc
 import RollbackCore
 @testable import RollbackSystem
 import Testing
+import TestSupport
 
 @Suite("webhook signing and payload")
 struct WebhookUnitTests {
@@ -152,8 +153,9 @@ struct WebhookUnitTests {
 struct WebhookSystemTests {
     @Test func everySignatureVerifiesAtAnIndependentReceiver() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbhook")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbhook")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array((secret + "\n").utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -170,7 +172,7 @@ struct WebhookSystemTests {
         await notifier.notify(drillEvent(1, kind: .decision, severity: .critical))
         await notifier.notify(drillEvent(2, kind: .decision, severity: .medium))
         await notifier.notify(drillEvent(3, kind: .rollbackFailed, severity: .critical))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
 
         let got = try receiver.requests()
@@ -195,8 +197,9 @@ struct WebhookSystemTests {
 
     @Test func aWrongSecretFailsVerificationAndIsReported() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbwrong")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbwrong")
+        defer { scratch.remove() }
+        let dir = scratch.path
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let receiver = try await Receiver.start(secret: newSecret(), log: dir + "/received.jsonl")
         let identifier = uniqueIdentifier("rbwrong")
@@ -206,7 +209,7 @@ struct WebhookSystemTests {
                                      journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1, incident: "inc-wrong"))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         #expect(got.count == 1, "401 is not retried")
@@ -228,8 +231,9 @@ struct WebhookSystemTests {
 
     @Test func retryAfterIsHonoured() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rb429")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rb429")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -239,7 +243,7 @@ struct WebhookSystemTests {
                                      journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         try #require(got.count == 2)
@@ -253,8 +257,9 @@ struct WebhookSystemTests {
 
     @Test func fiveHundredsAreRetriedAndOtherFourHundredsAreNot() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rb5xx")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rb5xx")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -265,7 +270,7 @@ struct WebhookSystemTests {
         policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
-        #expect(await notifier.drain(timeout: .seconds(20)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         let got = try receiver.requests()
         #expect(got.filter { $0.path == "/fail/3" }.count == 4)
@@ -277,11 +282,12 @@ struct WebhookSystemTests {
 
     @Test func tooOldNotificationsAreDroppedWithAJournalError() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbage")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbage")
+        defer { scratch.remove() }
+        let dir = scratch.path
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let identifier = uniqueIdentifier("rbage")
-        let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(closedPort())/ok", secretFile: dir + "/secret")],
+        let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(unusedPort())/ok", secretFile: dir + "/secret")],
                                                           identifier: identifier, maxAge: .seconds(3)),
                                      service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
                                      journalWriter: JournalWriter(target: .journal))
@@ -289,7 +295,7 @@ struct WebhookSystemTests {
         await notifier.notify(drillEvent(1, incident: "inc-old"))
         await notifier.flush()
         #expect(notifier.spool.count(webhook: "down") == 1)
-        #expect(await notifier.drain(timeout: .seconds(10)))
+        #expect(await notifier.drain(timeout: .seconds(60)))
         await notifier.stop()
         #expect(notifier.spool.count(webhook: "down") == 0)
         let stats = await notifier.stats()
@@ -307,8 +313,9 @@ struct WebhookSystemTests {
 
     @Test func aHangingReceiverDoesNotDelayARollback() async throws {
         try await Journald.ensure()
-        let dir = try makeTempDirectory("rbhang")
-        defer { removeTree(dir) }
+        let scratch = try ScratchDir("rbhang")
+        defer { scratch.remove() }
+        let dir = scratch.path
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
@@ -320,7 +327,7 @@ struct WebhookSystemTests {
         await notifier.start()
         // Prime: the receiver holds this one open for the whole test.
         await notifier.notify(drillEvent(0, kind: .decision))
-        _ = try await receiver.waitFor(.seconds(10)) { !$0.isEmpty }
+        _ = try await receiver.waitFor(.seconds(60)) { !$0.isEmpty }
 
         // One tick: announce, swap the release symlink (what the symlink executor does), announce.
         try FileIO.makeDirectories(dir + "/releases/v1")
@@ -328,7 +335,7 @@ struct WebhookSystemTests {
         _ = symlink(dir + "/releases/v2", dir + "/current")
         let start = monotonicMs()
         await notifier.notify(drillEvent(1, kind: .rollbackStarted))
-        let swap = try await ProcessRunner.run(["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(5))
+        let swap = try await ProcessRunner.run(["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(60))
         #expect(swap.succeeded)
         #expect(rename(dir + "/current.new", dir + "/current") == 0)
         await notifier.notify(drillEvent(2, kind: .rollbackFinished))

@@ -10,7 +10,7 @@ Options: [PORT] [--tls CERT KEY]
 Paths:
   /status/NNN            status NNN, body "status NNN"
   /echo                  JSON of the request: method, path, headers (lower-case names), body
-  /hang                  reads the request, never answers
+  /hang                  reads the request, never answers (counted: /count/hang)
   /hang-body             sends headers promising 100 bytes, then nothing
   /drip?bytes=N&ms=M     Content-Length N, one byte every M ms
   /big?bytes=N           N bytes with Content-Length
@@ -71,6 +71,7 @@ async def handle(reader, writer):
                            "body": body.decode("utf-8", "replace")}
                 writer.write(response(200, json.dumps(payload).encode(), {"Content-Type": "application/json"}))
             elif path == "/hang" or path.startswith("/hang/"):
+                counts["hang"] = counts.get("hang", 0) + 1
                 await asyncio.sleep(3600)
             elif path == "/hang-body":
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")

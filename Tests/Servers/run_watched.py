@@ -3,7 +3,7 @@
 
     run_watched.py PORT READY_PATH -- ARGV...
 
-starts ARGV, polls http://127.0.0.1:PORT/READY_PATH until it answers 200 (30 s at most), then prints
+starts ARGV, polls http://127.0.0.1:PORT/READY_PATH until it answers 200 (80 s at most), then prints
 "READY PORT". The child is stopped (SIGTERM, then SIGKILL) when this wrapper gets SIGTERM or its parent (the
 test process) goes away, so no server outlives its test. If the child exits early, its exit status is printed
 with the end of its output and the wrapper exits non-zero.
@@ -40,7 +40,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     url = f"http://127.0.0.1:{port}{ready_path}"
-    deadline = time.time() + 30
+    deadline = time.time() + 80
     ready = False
     while time.time() < deadline:
         if child.poll() is not None:

@@ -11,6 +11,8 @@ Paths (the webhook URL chooses the behaviour):
   /retry-after/S      the first request of each webhook-id: 429 with "Retry-After: S"; later ones as /ok
   /fail/N             the first N requests (all ids): 503; later ones as /ok
   /slow/MS            as /ok after MS milliseconds
+  /hold/N             the first N requests (all ids) as /ok; later ones wait until the file <--log>.release exists
+                      (at most 10 minutes), then as /ok: delivery stops at a point the test chooses
   /hang               records the request, then never answers
 """
 import argparse
@@ -27,6 +29,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 lock = threading.Lock()
 seen_ids = set()
 failures = [0]
+answered = [0]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,6 +90,13 @@ class Handler(BaseHTTPRequestHandler):
                 return
         if kind == "slow":
             time.sleep(int(parts[1]) / 1000)
+        if kind == "hold":
+            with lock:
+                answered[0] += 1
+                held = answered[0] > int(parts[1])
+            deadline = time.time() + 600
+            while held and not os.path.exists(self.server.log_path + ".release") and time.time() < deadline:
+                time.sleep(0.05)
         self.answer(204 if verified else 401)
 
 

@@ -1,67 +1,48 @@
 #!/usr/bin/env python3
-"""Background helpers for the executor tests (loopback only).
+"""Helpers for the executor tests (loopback only). Each runs in the foreground, prints "READY <port>" on a line of
+its own once it is ready (the test kit's ServerProcess waits for it) and exits when its parent (the test process)
+goes away or on SIGTERM.
 
   fixture.py serve --body TEXT
-      Starts a detached HTTP server on 127.0.0.1 (a free port) answering every GET with TEXT; GET /__count
-      answers how many other requests it served. Prints {"port": N, "pid": P} once it listens, then exits.
+      An HTTP server on 127.0.0.1 (a free port) answering every GET with TEXT; GET /__count answers how many
+      other requests it served.
 
   fixture.py record --log FILE
-      Starts a detached HTTP server that appends every request (any method) to FILE as a JSON line
+      An HTTP server that appends every request (any method) to FILE as a JSON line
       {"method", "path", "headers", "body"} and answers: /status/NNN -> NNN with body "status NNN";
-      /slow -> 200 after 30 s; anything else -> 200 {"ok": true}. Prints {"port": N, "pid": P}.
+      /slow -> 200 after 30 s; anything else -> 200 {"ok": true}.
 
   fixture.py client --url URL --stop-file F --out O
-      Starts a detached client that GETs URL in a tight loop, a new connection per request, until F exists, then
-      writes {"ok": n, "failed": n, "errors": [...], "bodies": {body: count}, "transitions": [[t, body], ...]}
-      to O (t: seconds since the epoch). Prints {"pid": P} once the first request was answered (or failed).
+      A client that GETs URL in a tight loop, a new connection per request, until F exists, then writes
+      {"ok": n, "failed": n, "errors": [...], "bodies": {body: count}, "transitions": [[t, body], ...]}
+      to O (t: seconds since the epoch) and exits. Prints "READY 0" once the first request was answered (or failed).
 """
 import argparse
 import http.client
 import http.server
 import json
 import os
+import signal
 import socketserver
 import sys
 import threading
 import time
 
 
-def daemonize(ready_payload_fn, run_fn):
-    """Forks a detached grandchild that prepares (ready_payload_fn returns a dict), reports it, then runs."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(w)
-        data = b""
-        while True:
-            chunk = os.read(r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        os.waitpid(pid, 0)
-        if not data:
-            sys.stderr.write("fixture: background process failed to start\n")
-            sys.exit(1)
-        sys.stdout.write(data.decode() + "\n")
-        sys.exit(0)
-    os.close(r)
-    os.setsid()
-    if os.fork() > 0:
+def run_ready(ready_port_fn, run_fn):
+    """Prepares (ready_port_fn returns the port, 0 for none), says READY, then runs until done or orphaned."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+    port = ready_port_fn()
+    parent = os.getppid()
+
+    def watch_parent():
+        while os.getppid() == parent:
+            time.sleep(0.5)
         os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    try:
-        state = ready_payload_fn()
-    except Exception as e:  # report nothing: the parent fails
-        os._exit(1)
-    state["pid"] = os.getpid()
-    os.write(w, json.dumps(state).encode())
-    os.close(w)
-    try:
-        run_fn()
-    finally:
-        os._exit(0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    print(f"READY {port}", flush=True)
+    run_fn()
 
 
 def serve(args):
@@ -99,9 +80,9 @@ def serve(args):
     def prepare():
         srv = Server(("127.0.0.1", args.port), Handler)
         holder["srv"] = srv
-        return {"port": srv.server_address[1]}
+        return srv.server_address[1]
 
-    daemonize(prepare, lambda: holder["srv"].serve_forever())
+    run_ready(prepare, lambda: holder["srv"].serve_forever())
 
 
 def record(args):
@@ -142,9 +123,9 @@ def record(args):
     def prepare():
         srv = Server(("127.0.0.1", 0), Handler)
         holder["srv"] = srv
-        return {"port": srv.server_address[1]}
+        return srv.server_address[1]
 
-    daemonize(prepare, lambda: holder["srv"].serve_forever())
+    run_ready(prepare, lambda: holder["srv"].serve_forever())
 
 
 def client(args):
@@ -173,7 +154,7 @@ def client(args):
 
     def prepare():
         once()
-        return {}
+        return 0
 
     def run():
         while not os.path.exists(args.stop_file):
@@ -185,7 +166,7 @@ def client(args):
             json.dump(result, f)
         os.rename(tmp, args.out)
 
-    daemonize(prepare, run)
+    run_ready(prepare, run)
 
 
 def main():
