@@ -27,9 +27,11 @@ public enum Demo {
         /// Events to journald (identifier `rollbackd-demo`) when its socket exists; always to `events.jsonl`.
         public var journal: Bool
 
-        public init(serviceBinary: String, workDirectory: String? = nil, instances: Int = 3, badErrorRate: Double = 0.3,
-                    warmUp: Interval = .seconds(4), timeout: Interval = .seconds(60),
-                    journal: Bool = JournalWriter.socketExists(JournalWriter.defaultSocketPath)) {
+        public init(
+            serviceBinary: String, workDirectory: String? = nil, instances: Int = 3, badErrorRate: Double = 0.3,
+            warmUp: Interval = .seconds(4), timeout: Interval = .seconds(60),
+            journal: Bool = JournalWriter.socketExists(JournalWriter.defaultSocketPath)
+        ) {
             self.serviceBinary = serviceBinary
             self.workDirectory = workDirectory
             self.instances = instances
@@ -78,9 +80,16 @@ public enum Demo {
                 ("incident", str(incident)), ("report", str(report)), ("reportJSON", str(reportJSON)),
                 ("events", .string(events)), ("journalIdentifier", str(journalIdentifier)),
                 ("workDirectory", .string(workDirectory)), ("instances", .number(Double(instances))),
-                ("timeline", .array(timeline.map {
-                    .object([("offsetSeconds", num($0.offset)), ("kind", .string($0.kind)), ("text", .string($0.text))])
-                })),
+                (
+                    "timeline",
+                    .array(
+                        timeline.map {
+                            .object([
+                                ("offsetSeconds", num($0.offset)), ("kind", .string($0.kind)),
+                                ("text", .string($0.text)),
+                            ])
+                        })
+                ),
             ])
         }
     }
@@ -120,7 +129,9 @@ public enum Demo {
         }
         await scene.tearDown()
         summary.wallSeconds = Double(SystemTime.monotonicMs() - started) / 1000
-        console.line("cleaned up: instances and daemon stopped, \(scene.dir)/releases removed; kept \(scene.dir)/state, events.jsonl, thresholds.json and logs/")
+        console.line(
+            "cleaned up: instances and daemon stopped, \(scene.dir)/releases removed; kept \(scene.dir)/state, events.jsonl, thresholds.json and logs/"
+        )
         return summary
     }
 
@@ -128,40 +139,44 @@ public enum Demo {
     static func config(service: String, dir: String, ports: [Int], journal: Bool) -> String {
         let instances = ports.map { "\"http://127.0.0.1:\($0)\"" }.joined(separator: ", ")
         return """
-        {
-          "service": "\(service)",
-          "interval": "1s",
-          "instances": [\(instances)],
-          "metrics": {
-            "errors": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
-                           "errorLabels": {"code": "5.."}, "window": "3s", "description": "share of 5xx API responses"},
-            "p95": {"type": "scrape", "path": "/metrics", "measure": "quantile", "quantile": 0.95,
-                            "histogram": "http_request_duration_seconds", "window": "3s"},
-            "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s"}
-          },
-          "triggers": [
-            {"name": "critical-error-rate", "metric": "errors", "condition": {"above": 0.1}, "breaches": 3, "clears": 2,
-             "severity": "critical", "respondWithin": "2m", "automation": "full"},
-            {"name": "latency-degradation", "metric": "p95", "condition": {"aboveBaseline": 2.0}, "breaches": 3,
-             "clears": 2, "severity": "high", "respondWithin": "5m", "automation": "semi"},
-            {"name": "health-check-failure", "metric": "unhealthy", "condition": {"above": 0.3}, "breaches": 2,
-             "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}
-          ],
-          "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"},
-                       "phaseTimeout": "10s"},
-          "safety": {"cooldown": "0s", "budget": {"max": 5, "window": "1h"}, "deployWindow": "10m", "soak": "1h",
-                     "verifyFor": "8s", "baselineWindow": "30s", "blindAfter": 3},
-          "notify": {"journal": {"enabled": \(journal), "identifier": "\(journalIdentifier)"}, "webhooks": []}
-        }
+            {
+              "service": "\(service)",
+              "interval": "1s",
+              "instances": [\(instances)],
+              "metrics": {
+                "errors": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
+                               "errorLabels": {"code": "5.."}, "window": "3s", "description": "share of 5xx API responses"},
+                "p95": {"type": "scrape", "path": "/metrics", "measure": "quantile", "quantile": 0.95,
+                                "histogram": "http_request_duration_seconds", "window": "3s"},
+                "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s"}
+              },
+              "triggers": [
+                {"name": "critical-error-rate", "metric": "errors", "condition": {"above": 0.1}, "breaches": 3, "clears": 2,
+                 "severity": "critical", "respondWithin": "2m", "automation": "full"},
+                {"name": "latency-degradation", "metric": "p95", "condition": {"aboveBaseline": 2.0}, "breaches": 3,
+                 "clears": 2, "severity": "high", "respondWithin": "5m", "automation": "semi"},
+                {"name": "health-check-failure", "metric": "unhealthy", "condition": {"above": 0.3}, "breaches": 2,
+                 "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}
+              ],
+              "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"},
+                           "phaseTimeout": "10s"},
+              "safety": {"cooldown": "0s", "budget": {"max": 5, "window": "1h"}, "deployWindow": "10m", "soak": "1h",
+                         "verifyFor": "8s", "baselineWindow": "30s", "blindAfter": 3},
+              "notify": {"journal": {"enabled": \(journal), "identifier": "\(journalIdentifier)"}, "webhooks": []}
+            }
 
-        """
+            """
     }
 
-    static func writeRelease(_ dir: String, _ version: String, errorRate: Double, latencyMs: Double) throws(SystemError) {
+    static func writeRelease(_ dir: String, _ version: String, errorRate: Double, latencyMs: Double) throws(SystemError)
+    {
         try FileIO.makeDirectories("\(dir)/releases/\(version)", mode: 0o755)
-        let json = JSONValue.object([("version", .string(version)), ("errorRate", .number(errorRate)),
-                                     ("latencyMs", .number(latencyMs)), ("healthy", .bool(true))])
-        try FileIO.writeAtomically(path: "\(dir)/releases/\(version)/release.json", bytes: Array((json.serialized + "\n").utf8), mode: 0o644)
+        let json = JSONValue.object([
+            ("version", .string(version)), ("errorRate", .number(errorRate)),
+            ("latencyMs", .number(latencyMs)), ("healthy", .bool(true)),
+        ])
+        try FileIO.writeAtomically(
+            path: "\(dir)/releases/\(version)/release.json", bytes: Array((json.serialized + "\n").utf8), mode: 0o644)
     }
 
     /// `ln -sfn` done atomically: a new link renamed over the old one (what a deploy tool does).

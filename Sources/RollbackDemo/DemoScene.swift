@@ -27,14 +27,18 @@ extension Demo {
             self.options = options
             self.console = console
             guard access(options.serviceBinary, X_OK) == 0 else {
-                throw Failure("the demo service \(options.serviceBinary) is missing or not executable; `swift build` builds it next to rollbackd (or pass --service-binary)")
+                throw Failure(
+                    "the demo service \(options.serviceBinary) is missing or not executable; `swift build` builds it next to rollbackd (or pass --service-binary)"
+                )
             }
             if let d = options.workDirectory {
                 try FileIO.makeDirectories(d, mode: 0o755)
                 dir = d
             } else {
                 var template = Array("/tmp/rollbackd-demo-XXXXXX".utf8CString)
-                guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp", path: "/tmp/rollbackd-demo-XXXXXX") }
+                guard let made = mkdtemp(&template) else {
+                    throw SystemError("mkdtemp", path: "/tmp/rollbackd-demo-XXXXXX")
+                }
                 dir = String(cString: made)
             }
             guard !FileIO.exists(dir + "/current"), !FileIO.exists(dir + "/state/state.json") else {
@@ -52,7 +56,9 @@ extension Demo {
             let text = Demo.config(service: "demo-shop", dir: dir, ports: ports, journal: options.journal)
             try FileIO.writeAtomically(path: configPath, bytes: Array(text.utf8), mode: 0o600)
             // The real loader checks the demo table like any other.
-            if case let .failure(e) = ConfigFile.load(path: configPath) { throw Failure("the demo table is invalid: \(e)") }
+            if case let .failure(e) = ConfigFile.load(path: configPath) {
+                throw Failure("the demo table is invalid: \(e)")
+            }
         }
 
         func offset(_ t: Timestamp) -> String { "+" + Demo.fixed1((t - startWall).seconds) + "s" }
@@ -60,17 +66,28 @@ extension Demo {
         func play(_ summary: inout Summary) async throws {
             let badPercent = ValueFormat.percent(options.badErrorRate)
             console.line("rollbackd demo in \(dir)")
-            console.line("  releases: v1 (good) and v2 (bad: \(badPercent) of API requests fail), symlink strategy: current -> releases/v1")
-            console.line("  table:    critical-error-rate > 10% (full), latency-degradation P95 > 200% of baseline (semi), health-check-failure > 30% unhealthy (full); interval 1s")
-            console.line("  events:   \(eventsPath)" + (options.journal ? " and journald (SYSLOG_IDENTIFIER=\(Demo.journalIdentifier))" : " (no journald socket here)"))
+            console.line(
+                "  releases: v1 (good) and v2 (bad: \(badPercent) of API requests fail), symlink strategy: current -> releases/v1"
+            )
+            console.line(
+                "  table:    critical-error-rate > 10% (full), latency-degradation P95 > 200% of baseline (semi), health-check-failure > 30% unhealthy (full); interval 1s"
+            )
+            console.line(
+                "  events:   \(eventsPath)"
+                    + (options.journal
+                        ? " and journald (SYSLOG_IDENTIFIER=\(Demo.journalIdentifier))" : " (no journald socket here)"))
 
             // The instances.
             for (i, port) in ports.enumerated() {
-                instances.append(try ChildProcess([options.serviceBinary, "--port", String(port), "--release-dir", dir + "/current"],
-                                                  log: "\(dir)/logs/instance-\(i + 1).log"))
+                instances.append(
+                    try ChildProcess(
+                        [options.serviceBinary, "--port", String(port), "--release-dir", dir + "/current"],
+                        log: "\(dir)/logs/instance-\(i + 1).log"))
             }
             try await waitHealthy()
-            console.line("  started \(ports.count) instances of rollbackd-demo-service on " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))
+            console.line(
+                "  started \(ports.count) instances of rollbackd-demo-service on "
+                    + ports.map { "127.0.0.1:\($0)" }.joined(separator: ", "))
 
             // The daemon: the same Daemon and RealWorld as `rollbackd run`, with every event also in events.jsonl.
             let console = self.console
@@ -79,23 +96,26 @@ extension Demo {
                 console.line("\(Demo.fixedOffset(e.at, from: start))  \(Demo.pad(e.kind.rawValue, 20)) \(e.message)")
             }
             let journal: JournalTarget = options.journal ? .journal : .stderr
-            let daemon = try Daemon(options: DaemonOptions(configPath: configPath, stateDirectory: stateDirectory),
-                                    makeWorld: { t, dir in
-                                        var world = try RealWorld.make(t, stateDirectory: dir, journal: journal)
-                                        let notify = world.notify
-                                        world.notify = { e in
-                                            await notify(e)
-                                            await log.record(e)
-                                        }
-                                        return world
-                                    })
+            let daemon = try Daemon(
+                options: DaemonOptions(configPath: configPath, stateDirectory: stateDirectory),
+                makeWorld: { t, dir in
+                    var world = try RealWorld.make(t, stateDirectory: dir, journal: journal)
+                    let notify = world.notify
+                    world.notify = { e in
+                        await notify(e)
+                        await log.record(e)
+                    }
+                    return world
+                })
             self.daemon = daemon
             runTask = Task { await daemon.run(signals: nil) }
             startTraffic()
             startStatus(daemon)
 
             // v1 live, marked known-good, serving for a while (the windows and the baseline fill).
-            try await waitUntil(seconds: 15, "the daemon to see v1 live") { await daemon.snapshot().state.ledger.current == "v1" }
+            try await waitUntil(seconds: 15, "the daemon to see v1 live") {
+                await daemon.snapshot().state.ledger.current == "v1"
+            }
             do {
                 try await ControlHandler.events(daemon) { engine, now throws(EngineRefusal) in
                     try engine.markKnownGood("v1", by: "rollbackd demo", now: now)
@@ -151,11 +171,13 @@ extension Demo {
                 if FileIO.exists(md) { summary.report = md }
                 if FileIO.exists(js) { summary.reportJSON = js }
                 if let incident = await daemon.snapshot().state.incident(id) {
-                    summary.timeline = [((0.0), "deploy", "v2 deployed (current -> releases/v2)")]
+                    summary.timeline =
+                        [((0.0), "deploy", "v2 deployed (current -> releases/v2)")]
                         + incident.timeline.map { (($0.at - deployed).seconds, $0.kind.rawValue, $0.text) }
                 }
             }
-            summary.live = try? await Executors.make(daemon.snapshot().config.rollback, stateDirectory: stateDirectory).currentVersion()
+            summary.live = try? await Executors.make(daemon.snapshot().config.rollback, stateDirectory: stateDirectory)
+                .currentVersion()
             statusTask?.cancel()
             console.endStatus()
             report(summary)
@@ -166,7 +188,9 @@ extension Demo {
             console.line("")
             switch s.outcome {
             case "verified":
-                console.line("RESULT: v2 was detected in \(secs(s.detectSeconds)) (\(s.trigger ?? "?")), rolled back to v1 \(secs(s.rollbackSeconds)) after the deploy (the rollback itself took \(s.rollbackDurationSeconds.map { ValueFormat.format($0, unit: .seconds) } ?? "—")), recovery verified \(secs(s.verifiedRecoverySeconds)) after the deploy. Live now: \(s.live ?? "?").")
+                console.line(
+                    "RESULT: v2 was detected in \(secs(s.detectSeconds)) (\(s.trigger ?? "?")), rolled back to v1 \(secs(s.rollbackSeconds)) after the deploy (the rollback itself took \(s.rollbackDurationSeconds.map { ValueFormat.format($0, unit: .seconds) } ?? "—")), recovery verified \(secs(s.verifiedRecoverySeconds)) after the deploy. Live now: \(s.live ?? "?")."
+                )
             default:
                 console.line("RESULT: \(s.outcome): \(s.detail)")
             }
@@ -175,7 +199,9 @@ extension Demo {
                 console.line("Incident \(s.incident ?? "") timeline (seconds after the deploy):")
                 for t in s.timeline {
                     let off = "+" + Demo.fixed1(t.offset) + "s"
-                    console.line(String(repeating: " ", count: max(0, 8 - off.count)) + off + "  \(Demo.pad(t.kind, 20)) \(t.text)")
+                    console.line(
+                        String(repeating: " ", count: max(0, 8 - off.count)) + off
+                            + "  \(Demo.pad(t.kind, 20)) \(t.text)")
                 }
             }
             console.line("")
@@ -183,7 +209,9 @@ extension Demo {
             if let r = s.reportJSON { console.line("                  \(r)") }
             console.line("event log:        \(eventsPath)")
             if options.journal {
-                console.line("journal:          journalctl -t \(Demo.journalIdentifier) -o verbose   or   rollbackd history --identifier \(Demo.journalIdentifier) --since 10m")
+                console.line(
+                    "journal:          journalctl -t \(Demo.journalIdentifier) -o verbose   or   rollbackd history --identifier \(Demo.journalIdentifier) --since 10m"
+                )
             }
             console.line("state:            \(stateDirectory)/state.json (release ledger, incidents)")
         }
@@ -201,7 +229,9 @@ extension Demo {
             let deadline = SystemTime.monotonicMs() + Int64(seconds * 1000)
             while !(await condition()) {
                 try Task.checkCancellation()
-                if SystemTime.monotonicMs() > deadline { throw Failure("timed out after \(Demo.fixed1(seconds))s waiting for \(what)") }
+                if SystemTime.monotonicMs() > deadline {
+                    throw Failure("timed out after \(Demo.fixed1(seconds))s waiting for \(what)")
+                }
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
@@ -212,7 +242,8 @@ extension Demo {
             trafficTask = Task.detached {
                 let client = HTTPClient(maxConnections: 16)
                 while !Task.isCancelled {
-                    _ = await client.sendAll(urls.flatMap { u in (0..<2).map { _ in HTTPRequest.get(u, options: HTTPOptions()) } })
+                    _ = await client.sendAll(
+                        urls.flatMap { u in (0..<2).map { _ in HTTPRequest.get(u, options: HTTPOptions()) } })
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }
@@ -225,7 +256,8 @@ extension Demo {
             statusTask = Task.detached {
                 while !Task.isCancelled {
                     let snap = await daemon.snapshot()
-                    console.status(Demo.statusLine(snap.config, snap.state, snap.samples, now: SystemTime.now(), start: start))
+                    console.status(
+                        Demo.statusLine(snap.config, snap.state, snap.samples, now: SystemTime.now(), start: start))
                     try? await Task.sleep(for: .milliseconds(every))
                 }
             }
@@ -257,7 +289,9 @@ extension Demo {
         return "\(sign)\(a / 10).\(a % 10)"
     }
 
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s : s + String(repeating: " ", count: n - s.count)
+    }
 
     static func fixedOffset(_ t: Timestamp, from start: Timestamp) -> String {
         let s = "+" + fixed1((t - start).seconds) + "s"
@@ -266,7 +300,9 @@ extension Demo {
 
     /// `+7.4s v2 watching | errors 18.3% | p95 9.6ms | unhealthy 0% | critical-error-rate pending 1/3, 2 ok`:
     /// what is happening first, so a narrow terminal cuts the least useful end.
-    static func statusLine(_ config: Thresholds, _ state: EngineState, _ samples: [String: SampleValue], now: Timestamp, start: Timestamp) -> String {
+    static func statusLine(
+        _ config: Thresholds, _ state: EngineState, _ samples: [String: SampleValue], now: Timestamp, start: Timestamp
+    ) -> String {
         var head = fixedOffset(now, from: start) + " "
         if let o = state.activeRollback {
             head += "\(o.from) -> \(o.to) rolling back"
@@ -303,7 +339,8 @@ extension Demo {
             default: notOk.append("\(t.name) \(s.phase.rawValue)")
             }
         }
-        parts.append(notOk.isEmpty ? "all \(ok) triggers ok" : (notOk + (ok > 0 ? ["\(ok) ok"] : [])).joined(separator: ", "))
+        parts.append(
+            notOk.isEmpty ? "all \(ok) triggers ok" : (notOk + (ok > 0 ? ["\(ok) ok"] : [])).joined(separator: ", "))
         return parts.joined(separator: " | ")
     }
 }

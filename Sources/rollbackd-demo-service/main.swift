@@ -129,14 +129,19 @@ final class DemoService: Sendable {
         var path = parts.count >= 2 ? String(parts[1]) : "/"
         if let q = path.firstIndex(of: "?") { path = String(path[..<q]) }
         let (status, type, body) = respond(path: path)
-        let reason = status == 200 ? "OK" : status == 404 ? "Not Found" : status == 503 ? "Service Unavailable" : "Internal Server Error"
+        let reason =
+            status == 200
+            ? "OK" : status == 404 ? "Not Found" : status == 503 ? "Service Unavailable" : "Internal Server Error"
         let bytes = Array(body.utf8)
-        let response = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n"
+        let response =
+            "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\nConnection: close\r\n\r\n"
         var all = Array(response.utf8)
         all.append(contentsOf: bytes)
         var offset = 0
         while offset < all.count {
-            let n = all.withUnsafeBytes { send(client, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = all.withUnsafeBytes {
+                send(client, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if n <= 0 { break }
             offset += n
         }
@@ -185,7 +190,11 @@ var addr = sockaddr_in()
 addr.sin_family = sa_family_t(AF_INET)
 addr.sin_port = port.bigEndian
 addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+let bound = withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    }
+}
 guard bound == 0, listen(listener, 512) == 0 else {
     print("rollbackd-demo-service: cannot listen on 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
     exit(1)

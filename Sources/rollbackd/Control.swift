@@ -10,7 +10,9 @@ struct SocketOption: ParsableArguments {
 }
 
 /// Sends one request to the daemon; prints its message (or the JSON with --json); exit 1 when refused.
-func control(_ members: [(key: String, value: JSONValue)], socket: String, json: Bool = false, printText: Bool = false) throws {
+func control(_ members: [(key: String, value: JSONValue)], socket: String, json: Bool = false, printText: Bool = false)
+    throws
+{
     let response: JSONValue
     do {
         response = try ControlClient.send(.object(members), socket: socket)
@@ -32,14 +34,18 @@ func control(_ members: [(key: String, value: JSONValue)], socket: String, json:
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show triggers, last values, releases, incidents and pending approvals.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show triggers, last values, releases, incidents and pending approvals.")
     @OptionGroup var socket: SocketOption
     @Flag(help: "Print the status as JSON.") var json = false
-    func run() throws { try control([("command", .string("status"))], socket: socket.socket, json: json, printText: true) }
+    func run() throws {
+        try control([("command", .string("status"))], socket: socket.socket, json: json, printText: true)
+    }
 }
 
 struct Approve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Approve the prepared rollback of an incident (automation semi).")
+    static let configuration = CommandConfiguration(
+        abstract: "Approve the prepared rollback of an incident (automation semi).")
     @Argument(help: "The incident id.") var id: String
     @OptionGroup var socket: SocketOption
     func run() throws { try control([("command", .string("approve")), ("id", .string(id))], socket: socket.socket) }
@@ -53,14 +59,17 @@ struct Deny: ParsableCommand {
 }
 
 struct Rearm: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Re-arm automatic rollbacks after a failed rollback or verification.")
+    static let configuration = CommandConfiguration(
+        abstract: "Re-arm automatic rollbacks after a failed rollback or verification.")
     @OptionGroup var socket: SocketOption
     func run() throws { try control([("command", .string("rearm"))], socket: socket.socket) }
 }
 
 struct Pause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start a maintenance window: every trigger notifies only.")
-    @Option(name: .customLong("for"), help: "How long, e.g. 30m (default: until rollbackd resume).") var duration: String?
+    static let configuration = CommandConfiguration(
+        abstract: "Start a maintenance window: every trigger notifies only.")
+    @Option(name: .customLong("for"), help: "How long, e.g. 30m (default: until rollbackd resume).") var duration:
+        String?
     @OptionGroup var socket: SocketOption
     func run() throws {
         var members: [(key: String, value: JSONValue)] = [("command", .string("pause"))]
@@ -76,11 +85,14 @@ struct Resume: ParsableCommand {
 }
 
 struct MarkKnownGood: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mark-known-good",
-                                                    abstract: "Mark a release seen live as known-good (a rollback target).")
+    static let configuration = CommandConfiguration(
+        commandName: "mark-known-good",
+        abstract: "Mark a release seen live as known-good (a rollback target).")
     @Argument(help: "The version.") var version: String
     @OptionGroup var socket: SocketOption
-    func run() throws { try control([("command", .string("mark-known-good")), ("version", .string(version))], socket: socket.socket) }
+    func run() throws {
+        try control([("command", .string("mark-known-good")), ("version", .string(version))], socket: socket.socket)
+    }
 }
 
 /// `rollbackd rollback [--to VERSION] [--dry-run]`: a manual rollback through the running daemon, with the same
@@ -91,7 +103,8 @@ struct RollbackCommand: AsyncParsableCommand {
         abstract: "Roll back now through the running daemon (or print the plan with --dry-run)."
     )
     @Option(help: "The release to roll back to (default: the most recent known-good one).") var to: String?
-    @Flag(name: .customLong("dry-run"), help: "Print the plan and precheck it; change nothing (needs --to).") var dryRun = false
+    @Flag(name: .customLong("dry-run"), help: "Print the plan and precheck it; change nothing (needs --to).")
+    var dryRun = false
     @Option(help: "The thresholds file (for --dry-run).") var config: String = ConfigFile.defaultPath
     @OptionGroup var socket: SocketOption
 

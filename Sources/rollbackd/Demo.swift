@@ -13,16 +13,21 @@ import Glibc
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Show a bad release being detected, rolled back and verified (no root, no systemd, nothing to configure)."
+        abstract:
+            "Show a bad release being detected, rolled back and verified (no root, no systemd, nothing to configure)."
     )
 
     @Flag(help: "Tell the story on stderr and print a JSON summary on stdout.")
     var json = false
 
-    @Option(name: .customLong("work-dir"), help: "Where to lay out releases, state and logs (default: a new /tmp/rollbackd-demo-XXXXXX).")
+    @Option(
+        name: .customLong("work-dir"),
+        help: "Where to lay out releases, state and logs (default: a new /tmp/rollbackd-demo-XXXXXX).")
     var workDir: String?
 
-    @Option(name: .customLong("service-binary"), help: "The demo service (default: rollbackd-demo-service next to this executable).")
+    @Option(
+        name: .customLong("service-binary"),
+        help: "The demo service (default: rollbackd-demo-service next to this executable).")
     var serviceBinary: String?
 
     @Option(help: "Instances of the demo service.")
@@ -31,17 +36,22 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .customLong("error-rate"), help: "Share of v2's API requests that fail (0…1).")
     var errorRate: Double = 0.3
 
-    @Flag(name: .customLong("no-journal"), help: "Do not write to journald even when its socket exists (events.jsonl only).")
+    @Flag(
+        name: .customLong("no-journal"),
+        help: "Do not write to journald even when its socket exists (events.jsonl only).")
     var noJournal = false
 
     func validate() throws {
         guard (1...16).contains(instances) else { throw ValidationError("--instances must be 1…16") }
-        guard errorRate > 0.1, errorRate <= 1 else { throw ValidationError("--error-rate must be above the 10% trigger and at most 1") }
+        guard errorRate > 0.1, errorRate <= 1 else {
+            throw ValidationError("--error-rate must be above the 10% trigger and at most 1")
+        }
     }
 
     func run() async throws {
-        var options = Demo.Options(serviceBinary: serviceBinary ?? Self.besideExecutable("rollbackd-demo-service"),
-                                   workDirectory: workDir, instances: instances, badErrorRate: errorRate)
+        var options = Demo.Options(
+            serviceBinary: serviceBinary ?? Self.besideExecutable("rollbackd-demo-service"),
+            workDirectory: workDir, instances: instances, badErrorRate: errorRate)
         if noJournal { options.journal = false }
         let console = DemoConsole(fd: json ? 2 : 1)
         let demo = Task { await Demo.run(options, console: console) }

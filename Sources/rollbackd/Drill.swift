@@ -9,7 +9,8 @@ import RollbackService
 struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
-        abstract: "Rehearse the configured rollback on a staging target: roll back, verify, roll forward; record the time to verified recovery."
+        abstract:
+            "Rehearse the configured rollback on a staging target: roll back, verify, roll forward; record the time to verified recovery."
     )
 
     @Option(help: "The thresholds file of the staging target.")
@@ -35,8 +36,9 @@ struct DrillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let t = try loadConfigOrExit(config).thresholds
-        let options = Drill.Options(stateDirectory: stateDir ?? StateDirectory.default, to: to,
-                                    verifyFor: verifyFor.flatMap { Interval(parsing: $0) })
+        let options = Drill.Options(
+            stateDirectory: stateDir ?? StateDirectory.default, to: to,
+            verifyFor: verifyFor.flatMap { Interval(parsing: $0) })
         let toStderr = json
         let record: DrillRecord
         do {
@@ -51,7 +53,9 @@ struct DrillCommand: AsyncParsableCommand {
             print(record.json.serialized)
         } else {
             let recovery = record.recoverySeconds.map { ", verified recovery in \(ValueFormat.trim($0))s" } ?? ""
-            print("drill \(record.outcome.rawValue)\(recovery); recorded in \(DrillLog(stateDirectory: options.stateDirectory).path)")
+            print(
+                "drill \(record.outcome.rawValue)\(recovery); recorded in \(DrillLog(stateDirectory: options.stateDirectory).path)"
+            )
         }
         if record.outcome != .verified { throw ExitCode(1) }
     }

@@ -8,7 +8,8 @@ import RollbackService
 struct Execute: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The privileged executor: one rollback request on stdin (started by rollbackd-exec.socket).",
-        discussion: "Reads the configuration and the watchdog's saved state itself, re-checks the gates, then executes.")
+        discussion: "Reads the configuration and the watchdog's saved state itself, re-checks the gates, then executes."
+    )
 
     @Option(help: "The default instance's thresholds file.")
     var config: String = ConfigFile.defaultPath
@@ -19,13 +20,17 @@ struct Execute: AsyncParsableCommand {
     @Option(name: .customLong("daemon-state"), help: "The watchdog's state directory (read only).")
     var daemonState: String = "/var/lib/rollbackd"
 
-    @Option(name: .customLong("state-dir"), help: "The executor's own journal and lock (default: $STATE_DIRECTORY or /var/lib/rollbackd-exec).")
+    @Option(
+        name: .customLong("state-dir"),
+        help: "The executor's own journal and lock (default: $STATE_DIRECTORY or /var/lib/rollbackd-exec).")
     var stateDir: String?
 
     @Option(help: "Besides root, members of this group may ask.")
     var group: String = "rollbackd"
 
-    @Option(name: .customLong("log-target"), help: "Where its entries go: auto (journald when its socket exists), journal or stderr.")
+    @Option(
+        name: .customLong("log-target"),
+        help: "Where its entries go: auto (journald when its socket exists), journal or stderr.")
     var logTarget: String = "auto"
 
     func run() async throws {
@@ -34,9 +39,11 @@ struct Execute: AsyncParsableCommand {
             throw ExitCode(2)
         }
         RollbackLogging.bootstrap(identifier: "rollbackd-exec", target: target)
-        let paths = ExecServer.Paths(config: config, configDirectory: configDir, daemonState: daemonState,
-                                     executorState: stateDir ?? StateDirectory.fromEnvironment ?? "/var/lib/rollbackd-exec")
-        let code = await ExecServer(paths: paths, group: group, journal: JournalWriter(target: target)).serve(input: 0, output: 1)
+        let paths = ExecServer.Paths(
+            config: config, configDirectory: configDir, daemonState: daemonState,
+            executorState: stateDir ?? StateDirectory.fromEnvironment ?? "/var/lib/rollbackd-exec")
+        let code = await ExecServer(paths: paths, group: group, journal: JournalWriter(target: target)).serve(
+            input: 0, output: 1)
         if code != 0 { throw ExitCode(code) }
     }
 }

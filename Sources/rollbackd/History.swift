@@ -10,7 +10,10 @@ struct History: ParsableCommand {
         abstract: "Print rollbackd's decisions and actions from the journal, as a timeline per incident."
     )
 
-    @Option(help: "Only events journald received at or after this time: RFC 3339 (2026-11-22T13:00:00Z), @<unix seconds>, or a duration ago (90m, 2h, 1d).")
+    @Option(
+        help:
+            "Only events journald received at or after this time: RFC 3339 (2026-11-22T13:00:00Z), @<unix seconds>, or a duration ago (90m, 2h, 1d)."
+    )
     var since: String?
 
     @Option(help: "Only events received at or before this time (same forms as --since).")
@@ -38,9 +41,10 @@ struct History: ParsableCommand {
     }
 
     func run() throws {
-        let query = JournalQuery(identifier: identifier, since: since.flatMap { HistoryReport.parseTime($0) },
-                                 until: until.flatMap { HistoryReport.parseTime($0) }, incident: incident,
-                                 directory: directory)
+        let query = JournalQuery(
+            identifier: identifier, since: since.flatMap { HistoryReport.parseTime($0) },
+            until: until.flatMap { HistoryReport.parseTime($0) }, incident: incident,
+            directory: directory)
         do {
             let reader = try JournalReader(directory: directory)
             let groups = HistoryReport.group(try reader.events(query))

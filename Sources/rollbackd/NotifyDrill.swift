@@ -46,7 +46,9 @@ struct NotifyDrill: AsyncParsableCommand {
 
     func run() async throws {
         let loaded = try loadConfigOrExit(config)
-        guard let target = JournalTarget(rawValue: journal) else { throw ValidationError("--journal: auto, journal or stderr") }
+        guard let target = JournalTarget(rawValue: journal) else {
+            throw ValidationError("--journal: auto, journal or stderr")
+        }
         var policy = DeliveryPolicy()
         if let s = initialBackoff {
             guard let v = Interval(parsing: s) else { throw ValidationError("--initial-backoff \(s): not a duration") }
@@ -63,15 +65,17 @@ struct NotifyDrill: AsyncParsableCommand {
             waitFor = v
         }
         let t = loaded.thresholds
-        let notifier = EventNotifier(config: t.notify, service: t.service,
-                                     spoolDirectory: EventNotifier.spoolDirectory(stateDirectory: stateDir),
-                                     policy: policy, journalWriter: JournalWriter(target: target))
+        let notifier = EventNotifier(
+            config: t.notify, service: t.service,
+            spoolDirectory: EventNotifier.spoolDirectory(stateDirectory: stateDir),
+            policy: policy, journalWriter: JournalWriter(target: target))
         await notifier.start()
         for i in 0..<max(0, count) {
-            let event = Event(kind: .decision, at: SystemTime.now(),
-                              message: "notify drill event \(i + 1) of \(count) for \(t.service)", severity: .critical,
-                              incident: incident, trigger: "drill", automation: .manual, decision: "notify",
-                              reason: "notify-drill", dryRun: true, extra: ["drill_seq": String(i)])
+            let event = Event(
+                kind: .decision, at: SystemTime.now(),
+                message: "notify drill event \(i + 1) of \(count) for \(t.service)", severity: .critical,
+                incident: incident, trigger: "drill", automation: .manual, decision: "notify",
+                reason: "notify-drill", dryRun: true, extra: ["drill_seq": String(i)])
             await notifier.notify(event)
         }
         print("ENQUEUED \(count)")

@@ -109,14 +109,18 @@ struct RunPlan: AsyncParsableCommand {
         }
         let order: RollbackOrder
         if let p = pending, p.plan.to == options.to, options.from == nil || options.from == p.plan.from,
-           options.incident == nil || options.incident == p.plan.incident {
-            order = RollbackOrder(incident: p.plan.incident, from: p.plan.from, to: p.plan.to, automatic: false,
-                                  orderedAt: SystemTime.now())
+            options.incident == nil || options.incident == p.plan.incident
+        {
+            order = RollbackOrder(
+                incident: p.plan.incident, from: p.plan.from, to: p.plan.to, automatic: false,
+                orderedAt: SystemTime.now())
         } else {
-            order = RollbackOrder(incident: options.incidentID, from: try await options.fromVersion(procedure.executor),
-                                  to: options.to, automatic: false, orderedAt: SystemTime.now())
+            order = RollbackOrder(
+                incident: options.incidentID, from: try await options.fromVersion(procedure.executor),
+                to: options.to, automatic: false, orderedAt: SystemTime.now())
         }
-        let result = await procedure.run(order, holder: "rollbackd run-plan --to \(options.to)", reporter: PrintingReporter())
+        let result = await procedure.run(
+            order, holder: "rollbackd run-plan --to \(options.to)", reporter: PrintingReporter())
         switch result {
         case .succeeded: return
         case .failed, .interrupted, .demotedToApproval: throw ExitCode(1)
@@ -135,7 +139,9 @@ struct RunPlan: AsyncParsableCommand {
 struct PrintingReporter: RollbackReporter {
     func resuming(_ journal: ExecutionJournal) async {
         let after = journal.completed.last.map { "phase " + $0 } ?? "no completed phase"
-        print("resuming the interrupted rollback \(journal.plan.from) -> \(journal.plan.to) (incident \(journal.plan.incident)) after \(after)")
+        print(
+            "resuming the interrupted rollback \(journal.plan.from) -> \(journal.plan.to) (incident \(journal.plan.incident)) after \(after)"
+        )
     }
 
     func checked(_ gate: GateResult) async {

@@ -8,9 +8,12 @@ struct Rollbackd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollbackd",
         abstract: "An automatic, trigger-driven rollback watchdog.",
-        subcommands: [Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
-                       MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, Execute.self, NotifyDrill.self, RunPlan.self,
-                       DemoCommand.self, DrillCommand.self]
+        subcommands: [
+            Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
+            MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, Execute.self,
+            NotifyDrill.self, RunPlan.self,
+            DemoCommand.self, DrillCommand.self,
+        ]
     )
 
     /// Usage errors exit 2 (not ArgumentParser's 64), so scripts can tell them from an invalid config (1).
@@ -45,7 +48,11 @@ struct Check: ParsableCommand {
     @Flag(help: "Print the effective table as JSON.")
     var json = false
 
-    @Option(name: .customLong("state-dir"), help: "Also warn when this state directory's last successful rollback drill is older than 30 days (default: the default state directory when FILE is the default config).")
+    @Option(
+        name: .customLong("state-dir"),
+        help:
+            "Also warn when this state directory's last successful rollback drill is older than 30 days (default: the default state directory when FILE is the default config)."
+    )
     var stateDir: String?
 
     func run() throws {
@@ -53,7 +60,8 @@ struct Check: ParsableCommand {
         // The drill log belongs to an installation, not to a file: consulted for the installed config or
         // when a state directory is named, so checking an arbitrary file stays quiet.
         if let dir = stateDir ?? (file == ConfigFile.defaultPath ? StateDirectory.default : nil),
-           let w = DrillLog(stateDirectory: dir).warning(now: SystemTime.now()) {
+            let w = DrillLog(stateDirectory: dir).warning(now: SystemTime.now())
+        {
             Terminal.writeError("warning: \(w)")
         }
         print(json ? TriggerTable.json(loaded.thresholds) : TriggerTable.text(loaded.thresholds), terminator: "")

@@ -19,11 +19,16 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Control socket (default: $RUNTIME_DIRECTORY/control.sock or /run/rollbackd/control.sock).")
     var socket: String?
 
-    @Option(name: .customLong("log-target"), help: "Where events go: auto (journald when its socket exists), journal or stderr.")
+    @Option(
+        name: .customLong("log-target"),
+        help: "Where events go: auto (journald when its socket exists), journal or stderr.")
     var logTarget: String = "auto"
 
-    @Option(name: .customLong("exec-socket"),
-            help: "Send rollbacks to the privileged executor at this socket (rollbackd-exec.socket) instead of running them in this process.")
+    @Option(
+        name: .customLong("exec-socket"),
+        help:
+            "Send rollbacks to the privileged executor at this socket (rollbackd-exec.socket) instead of running them in this process."
+    )
     var execSocket: String?
 
     @Option(help: "The instance name the executor uses to find this watchdog's config and state (rollbackd@NAME).")
@@ -47,15 +52,17 @@ struct Run: AsyncParsableCommand {
         let state = stateDir ?? StateDirectory.default
         var socketPath = socket ?? ControlClient.defaultSocket
         if socket == nil, let rt = getenv("RUNTIME_DIRECTORY"),
-           let first = String(cString: rt).split(separator: ":").first {
+            let first = String(cString: rt).split(separator: ":").first
+        {
             socketPath = "\(first)/control.sock"
         }
         let hang = getenv("ROLLBACKD_TEST_HANG_AFTER_TICKS").flatMap { Int(String(cString: $0)) }
         let daemon: Daemon
         do {
             try FileIO.makeDirectories(state, mode: 0o700)
-            daemon = try Daemon(options: DaemonOptions(configPath: config, stateDirectory: state, hangAfterTicks: hang),
-                                makeWorld: { t, dir in try RealWorld.make(t, stateDirectory: dir, journal: target, route: route) })
+            daemon = try Daemon(
+                options: DaemonOptions(configPath: config, stateDirectory: state, hangAfterTicks: hang),
+                makeWorld: { t, dir in try RealWorld.make(t, stateDirectory: dir, journal: target, route: route) })
         } catch {
             Terminal.writeError("rollbackd: \(error)")
             throw ExitCode(1)

@@ -32,8 +32,10 @@ struct Sample: AsyncParsableCommand {
         var last: SamplerTick?
         for i in 1...count {
             let tick = await sampler.tick(now: SystemTime.now())
-            print(json ? TickFormat.jsonLines(tick, index: i, thresholds: thresholds)
-                       : TickFormat.text(tick, index: i, thresholds: thresholds), terminator: "")
+            print(
+                json
+                    ? TickFormat.jsonLines(tick, index: i, thresholds: thresholds)
+                    : TickFormat.text(tick, index: i, thresholds: thresholds), terminator: "")
             fflush(nil) // one tick at a time, also through a pipe
             last = tick
             if i < count {

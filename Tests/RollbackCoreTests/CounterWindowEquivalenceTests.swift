@@ -71,8 +71,10 @@ import Testing
         let window = Interval.seconds(Int64(2 + rng.below(20)))
         var fast = CounterWindow(window: window)
         var reference = Reference(window: window)
-        let keys = [SeriesKey(id: "code=\"200\""), SeriesKey(id: "code=\"500\"", isError: true),
-                    SeriesKey(id: "", le: 0.1), SeriesKey(id: "", le: .infinity)]
+        let keys = [
+            SeriesKey(id: "code=\"200\""), SeriesKey(id: "code=\"500\"", isError: true),
+            SeriesKey(id: "", le: 0.1), SeriesKey(id: "", le: .infinity),
+        ]
         let targets = (0..<(1 + rng.below(6))).map { "http://t\($0)" }
         var counters: [String: [SeriesKey: Double]] = [:]
         var t: Int64 = 1_000_000_000
@@ -84,15 +86,16 @@ import Testing
             default: t += Int64(1 + rng.below(5)) * 1000
             }
             let now = Timestamp(millisecondsSinceEpoch: t)
-            for target in targets where rng.below(5) != 0 {  // some targets miss a tick
+            for target in targets where rng.below(5) != 0 { // some targets miss a tick
                 var values = counters[target] ?? [:]
                 for key in keys {
                     switch rng.below(12) {
-                    case 0: values[key] = nil                                 // vanishes
-                    case 1: values[key] = Double(rng.below(5))                // reset
-                    default: if values[key] != nil || rng.below(3) == 0 {     // created on first increment
-                        values[key, default: 0] += Double(rng.below(50))
-                    }
+                    case 0: values[key] = nil // vanishes
+                    case 1: values[key] = Double(rng.below(5)) // reset
+                    default:
+                        if values[key] != nil || rng.below(3) == 0 { // created on first increment
+                            values[key, default: 0] += Double(rng.below(50))
+                        }
                     }
                 }
                 counters[target] = values
@@ -105,8 +108,9 @@ import Testing
             }
             #expect(fast.snapshots == reference.snapshots, "seed \(seed) at \(t)")
             for target in targets {
-                #expect(fast.increase(target: target, now: now) == reference.increase(target: target, now: now),
-                        "seed \(seed) target \(target) at \(t)")
+                #expect(
+                    fast.increase(target: target, now: now) == reference.increase(target: target, now: now),
+                    "seed \(seed) target \(target) at \(t)")
             }
         }
     }

@@ -5,11 +5,14 @@ struct TableSpec {
     var cap = "full"
     var interval = "1s"
     var triggers: [String] = [TableSpec.trigger()]
-    var safety = #"{"cooldown": "10m", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m", "blindAfter": 3}"#
+    var safety =
+        #"{"cooldown": "10m", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m", "blindAfter": 3}"#
 
-    static func trigger(name: String = "errors", metric: String = "error_rate", condition: String = #"{"above": 0.1}"#,
-                        breaches: Int = 3, clears: Int = 2, noData: String = "hold", severity: String = "critical",
-                        automation: String = "full", dryRun: Bool = false) -> String {
+    static func trigger(
+        name: String = "errors", metric: String = "error_rate", condition: String = #"{"above": 0.1}"#,
+        breaches: Int = 3, clears: Int = 2, noData: String = "hold", severity: String = "critical",
+        automation: String = "full", dryRun: Bool = false
+    ) -> String {
         #"{"name": "\#(name)", "metric": "\#(metric)", "condition": \#(condition), "breaches": \#(breaches), "clears": \#(clears), "noData": "\#(noData)", "severity": "\#(severity)", "respondWithin": "2m", "automation": "\#(automation)", "dryRun": \#(dryRun)}"#
     }
 
@@ -57,8 +60,9 @@ struct Harness {
     mutating func tick(_ samples: [String: SampleValue], version: String? = nil, smoke: [String] = []) -> EngineOutput {
         if let version { self.version = version }
         let all = background.merging(samples) { _, new in new }
-        let out = engine.tick(Observation(at: now, samples: all, version: self.version, smokeFailures: smoke),
-                              deployable: deployable)
+        let out = engine.tick(
+            Observation(at: now, samples: all, version: self.version, smokeFailures: smoke),
+            deployable: deployable)
         events += out.events
         if let o = out.rollback { orders.append(o) }
         now = now + step
@@ -67,7 +71,8 @@ struct Harness {
 
     @discardableResult
     mutating func tick(errors: Double?, count: Int = 1) -> [EngineOutput] {
-        (0..<count).map { _ in tick(["error_rate": errors.map { .value($0) } ?? .noData(reason: "connection refused")]) }
+        (0..<count).map { _ in tick(["error_rate": errors.map { .value($0) } ?? .noData(reason: "connection refused")])
+        }
     }
 
     /// Runs v1 clean until it is known-good (soak), then makes `bad` live.

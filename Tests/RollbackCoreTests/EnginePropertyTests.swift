@@ -13,7 +13,8 @@ import Synchronization
         let ordered = Mutex(0)
         await propertyCheck(count: 120, input: Self.steps) { steps in
             var spec = TableSpec()
-            spec.safety = #"{"cooldown": "0s", "budget": {"max": 2, "window": "30m"}, "deployWindow": "1h", "soak": "5s", "verifyFor": "3s", "baselineWindow": "1m"}"#
+            spec.safety =
+                #"{"cooldown": "0s", "budget": {"max": 2, "window": "30m"}, "deployWindow": "1h", "soak": "5s", "verifyFor": "3s", "baselineWindow": "1m"}"#
             var h = try Harness(spec)
             var next = 2
             for step in steps {
@@ -47,8 +48,10 @@ import Synchronization
             ordered.withLock { $0 += h.orders.count }
             // Never back to a release that was successfully rolled back from.
             for (i, o) in h.orders.enumerated() {
-                let leftBefore = h.events.filter { $0.kind == .rollbackFinished && $0.at <= o.orderedAt }.compactMap(\.fromVersion)
-                #expect(!leftBefore.contains(o.to), "order \(i) rolled back to \(o.to), which was rolled back from before")
+                let leftBefore = h.events.filter { $0.kind == .rollbackFinished && $0.at <= o.orderedAt }.compactMap(
+                    \.fromVersion)
+                #expect(
+                    !leftBefore.contains(o.to), "order \(i) rolled back to \(o.to), which was rolled back from before")
             }
         }
         // The property is not vacuous: the sequences did order rollbacks.

@@ -6,7 +6,7 @@ import Testing
     struct Case: CustomTestStringConvertible, Sendable {
         var noData: String
         var samples: String
-        var phases: String  // one letter per sample: o k(ok) p(ending) f(iring) r(ecovering)
+        var phases: String // one letter per sample: o k(ok) p(ending) f(iring) r(ecovering)
         var testDescription: String { "\(noData): \(samples)" }
     }
 
@@ -86,10 +86,16 @@ import Testing
         #expect(incident.toVersion == "v1")
         #expect(incident.rollbackStartedAt != nil && incident.verifiedAt != nil)
         let kinds = incident.timeline.map(\.kind)
-        for k: EventKind in [.triggerPending, .triggerFiring, .incidentOpened, .rollbackStarted, .rollbackFinished, .verificationPassed, .incidentClosed] {
+        for k: EventKind in [
+            .triggerPending, .triggerFiring, .incidentOpened, .rollbackStarted, .rollbackFinished, .verificationPassed,
+            .incidentClosed,
+        ] {
             #expect(kinds.contains(k), "timeline lacks \(k)")
         }
-        #expect(incident.gates.map(\.gate) == ["automation", "armed", "dry_run", "deploy_window", "target", "cooldown", "budget"])
+        #expect(
+            incident.gates.map(\.gate) == [
+                "automation", "armed", "dry_run", "deploy_window", "target", "cooldown", "budget",
+            ])
         #expect(h.state.ledger.release("v2")?.rolledBackFromAt != nil)
         #expect(h.state.ledger.current == "v1")
         #expect(h.orders.count == 1, "no second rollback")
@@ -129,8 +135,9 @@ import Testing
         h.finishRollback(.succeeded, healthyTicks: 0)
         h.tick(errors: nil, count: 7)
         let failed = try #require(h.events.first { $0.kind == .verificationFailed })
-        #expect(failed.reason?.contains("errors is firing and could not show recovery: error_rate has had no data") == true,
-                "\(failed.reason ?? "")")
+        #expect(
+            failed.reason?.contains("errors is firing and could not show recovery: error_rate has had no data") == true,
+            "\(failed.reason ?? "")")
         #expect(failed.reason?.contains("connection refused") == true)
         #expect(h.state.halted != nil)
         #expect(h.orders.count == 1, "no-data never causes a rollback")
@@ -145,8 +152,8 @@ import Testing
         h.tick(errors: 0.3, count: 3)
         h.finishRollback(.succeeded, healthyTicks: 0)
         h.now = h.now + .seconds(4)
-        h.tick(errors: 0.3)          // 4 s late, still the bad window
-        h.tick(errors: 0.0)          // the deadline: recovering, 1 of 2 oks
+        h.tick(errors: 0.3) // 4 s late, still the bad window
+        h.tick(errors: 0.0) // the deadline: recovering, 1 of 2 oks
         #expect(h.count(.verificationFailed) == 0, "judged on 2 of the 5 promised samples")
         #expect(h.state.verification != nil)
         h.tick(errors: 0.0, count: 3)
@@ -200,7 +207,9 @@ import Testing
         var h = try Harness()
         h.knownGoodThenDeploy()
         h.tick(errors: 0.3, count: 3)
-        h.finishRollback(.refused(GateResult(gate: "precheck", passed: false, detail: "/srv/releases/v1 does not exist")), healthyTicks: 0)
+        h.finishRollback(
+            .refused(GateResult(gate: "precheck", passed: false, detail: "/srv/releases/v1 does not exist")),
+            healthyTicks: 0)
         #expect(h.engine.automaticRollbacks(since: h.now - .hours(1)) == 0)
         h.tick(errors: 0.3, count: 20)
         #expect(h.orders.count == 1, "a refused rollback is not retried every tick")
@@ -238,7 +247,9 @@ import Testing
     @Test func capManualTurnsEveryFullIntoANotification() throws {
         var spec = TableSpec()
         spec.cap = "manual"
-        spec.triggers = [TableSpec.trigger(name: "a"), TableSpec.trigger(name: "b", metric: "latency", condition: #"{"above": 1}"#)]
+        spec.triggers = [
+            TableSpec.trigger(name: "a"), TableSpec.trigger(name: "b", metric: "latency", condition: #"{"above": 1}"#),
+        ]
         var h = try Harness(spec)
         h.knownGoodThenDeploy()
         h.tick(["error_rate": .value(0.5), "latency": .value(5)])
@@ -285,8 +296,11 @@ import Testing
         h.tick(errors: 0.3, count: 3)
         let id = try #require(h.state.approvals.first?.incident)
         let out = try h.engine.approve(id, by: "uid 1000", now: h.now)
-        #expect(out.rollback == RollbackOrder(incident: id, from: "v2", to: "v1", trigger: "errors", automatic: false,
-                                              requestedBy: "uid 1000", orderedAt: h.now))
+        #expect(
+            out.rollback
+                == RollbackOrder(
+                    incident: id, from: "v2", to: "v1", trigger: "errors", automatic: false,
+                    requestedBy: "uid 1000", orderedAt: h.now))
     }
 
     @Test func approvalIsWithdrawnWhenTheTriggerClears() throws {
@@ -328,7 +342,7 @@ import Testing
 
     @Test func neverKnownGoodIsNoTarget() throws {
         var h = try Harness()
-        h.tick(errors: 0.01, count: 2)  // v1 seen, but not soaked
+        h.tick(errors: 0.01, count: 2) // v1 seen, but not soaked
         h.version = "v2"
         h.tick(errors: 0.3, count: 3)
         #expect(h.orders.isEmpty)
@@ -339,7 +353,8 @@ import Testing
         // v1 good; v2 bad -> back to v1. Then v2 is redeployed... and v3 on top of it goes bad:
         // the only known-good candidates are v1 (fine) and v2 (rolled back from: never).
         var spec = TableSpec()
-        spec.safety = #"{"cooldown": "0s", "budget": {"max": 10, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
+        spec.safety =
+            #"{"cooldown": "0s", "budget": {"max": 10, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
         var h = try Harness(spec)
         h.knownGoodThenDeploy("v2")
         h.tick(errors: 0.3, count: 3)
@@ -361,12 +376,13 @@ import Testing
 
     @Test func cooldownBlocksThenLiftsLater() throws {
         var spec = TableSpec()
-        spec.safety = #"{"cooldown": "1m", "budget": {"max": 5, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
+        spec.safety =
+            #"{"cooldown": "1m", "budget": {"max": 5, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
         var h = try Harness(spec)
         h.knownGoodThenDeploy("v2")
         h.tick(errors: 0.3, count: 3)
         h.finishRollback()
-        h.tick(errors: 0.0, count: 12)  // v1 soaks again
+        h.tick(errors: 0.0, count: 12) // v1 soaks again
         h.version = "v3"
         h.tick(errors: 0.3, count: 3)
         #expect(h.orders.count == 1)
@@ -377,7 +393,8 @@ import Testing
 
     @Test func budgetStopsTheThirdRollback() throws {
         var spec = TableSpec()
-        spec.safety = #"{"cooldown": "0s", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
+        spec.safety =
+            #"{"cooldown": "0s", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "10s", "verifyFor": "5s", "baselineWindow": "1m"}"#
         var h = try Harness(spec)
         h.knownGoodThenDeploy("v2")
         for bad in ["v3", "v4"] {
@@ -436,7 +453,8 @@ import Testing
     @Test func aPendingTriggerDefersKnownGood() throws {
         var spec = TableSpec()
         spec.triggers = [TableSpec.trigger(breaches: 5, clears: 2)]
-        spec.safety = #"{"cooldown": "10m", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "2s", "verifyFor": "10s", "baselineWindow": "1m", "blindAfter": 3}"#
+        spec.safety =
+            #"{"cooldown": "10m", "budget": {"max": 2, "window": "1h"}, "deployWindow": "1h", "soak": "2s", "verifyFor": "10s", "baselineWindow": "1m", "blindAfter": 3}"#
         var h = try Harness(spec)
         h.tick(errors: 0.3, count: 4)
         #expect(h.state.triggers["errors"]?.phase == .pending)
@@ -451,7 +469,10 @@ import Testing
 
     @Test func ratioTriggersUseThePreviousReleasesMedianAndHoldWithout() throws {
         var spec = TableSpec()
-        spec.triggers = [TableSpec.trigger(name: "slow", metric: "latency", condition: #"{"aboveBaseline": 2.0}"#, automation: "full")]
+        spec.triggers = [
+            TableSpec.trigger(
+                name: "slow", metric: "latency", condition: #"{"aboveBaseline": 2.0}"#, automation: "full")
+        ]
         var h = try Harness(spec)
         // v1 has no baseline (first release): even a huge latency holds.
         for v in [0.1, 0.12, 0.1, 9.0, 0.11, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1] { h.tick(["latency": .value(v)]) }
@@ -471,7 +492,9 @@ import Testing
         h.tick(errors: 0.3, count: 2)
         #expect(h.state.triggers["errors"]?.count == 2)
         var spec = TableSpec()
-        spec.triggers = [TableSpec.trigger(), TableSpec.trigger(name: "new", metric: "latency", condition: #"{"above": 1}"#)]
+        spec.triggers = [
+            TableSpec.trigger(), TableSpec.trigger(name: "new", metric: "latency", condition: #"{"above": 1}"#),
+        ]
         h.engine.reconfigure(try spec.thresholds())
         #expect(h.state.triggers["errors"]?.count == 2)
         h.tick(errors: 0.3)

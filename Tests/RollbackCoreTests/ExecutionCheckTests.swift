@@ -14,10 +14,13 @@ import Testing
         return (h, order)
     }
 
-    static func check(_ h: Harness, _ request: ExecutionCheck.Request, live: String?, journaled: Bool = false,
-                      config: Thresholds? = nil) -> ExecutionCheck.Verdict {
-        ExecutionCheck.check(request, config: config ?? h.engine.config, state: h.state, live: live,
-                             liveReason: live == nil ? "readlink: no such file" : nil, journaled: journaled, now: h.now)
+    static func check(
+        _ h: Harness, _ request: ExecutionCheck.Request, live: String?, journaled: Bool = false,
+        config: Thresholds? = nil
+    ) -> ExecutionCheck.Verdict {
+        ExecutionCheck.check(
+            request, config: config ?? h.engine.config, state: h.state, live: live,
+            liveReason: live == nil ? "readlink: no such file" : nil, journaled: journaled, now: h.now)
     }
 
     static func refusedGate(_ v: ExecutionCheck.Verdict) -> String? {
@@ -63,7 +66,9 @@ import Testing
         guard case let .execute(_, gates) = v else { Issue.record("refused: \(v)"); return }
         #expect(gates.map(\.gate) == ["order", "incident", "live", "resume"])
         // Not journaled: the cap refuses it.
-        #expect(Self.refusedGate(Self.check(h, .init(incident: order.incident, to: "v1"), live: "v2", config: capped)) == "automation")
+        #expect(
+            Self.refusedGate(Self.check(h, .init(incident: order.incident, to: "v1"), live: "v2", config: capped))
+                == "automation")
         _ = order
     }
 
@@ -71,12 +76,18 @@ import Testing
         let (h, order) = try Self.ordered()
         var semi = TableSpec()
         semi.triggers = [TableSpec.trigger(automation: "semi")]
-        #expect(Self.refusedGate(Self.check(h, .init(incident: order.incident, to: "v1"), live: "v2",
-                                            config: try semi.thresholds())) == "automation")
+        #expect(
+            Self.refusedGate(
+                Self.check(
+                    h, .init(incident: order.incident, to: "v1"), live: "v2",
+                    config: try semi.thresholds())) == "automation")
         var renamed = TableSpec()
         renamed.triggers = [TableSpec.trigger(name: "other")]
-        #expect(Self.refusedGate(Self.check(h, .init(incident: order.incident, to: "v1"), live: "v2",
-                                            config: try renamed.thresholds())) == "automation")
+        #expect(
+            Self.refusedGate(
+                Self.check(
+                    h, .init(incident: order.incident, to: "v1"), live: "v2",
+                    config: try renamed.thresholds())) == "automation")
     }
 
     @Test func anInterruptedRollbackStaysTheOrderAndNeitherFailsNorHalts() throws {

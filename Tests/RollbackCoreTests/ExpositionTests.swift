@@ -44,10 +44,15 @@ import Testing
         #expect(e.lines == 17)
         #expect(e.sampleLines == 12)
         #expect(e.types == ["http_requests_total": .counter, "http_request_duration_seconds": .histogram])
-        #expect(e.samples[0] == PromSample(name: "http_requests_total", labels: [PromLabel("code", "200"), PromLabel("method", "get")], value: 1027))
+        #expect(
+            e.samples[0]
+                == PromSample(
+                    name: "http_requests_total", labels: [PromLabel("code", "200"), PromLabel("method", "get")],
+                    value: 1027))
         #expect(e.samples[1].timestamp == 1_395_066_363_000)
         #expect(e.samples[4].label("le") == "+Inf")
-        #expect(e.samples[7] == PromSample(name: "temperature", labels: [PromLabel("room", "a\"b\\c\nd")], value: -0.35))
+        #expect(
+            e.samples[7] == PromSample(name: "temperature", labels: [PromLabel("room", "a\"b\\c\nd")], value: -0.35))
         #expect(e.samples[8] == PromSample(name: "up", value: 1))
         #expect(e.samples[9].value.isNaN)
         #expect(e.samples[10].value == .infinity)
@@ -55,9 +60,13 @@ import Testing
     }
 
     @Test func keepsOnlyTheNamedSamplesButChecksEveryLine() throws {
-        let e = try ExpositionParser.parse(Array(Self.typical.utf8), keeping: ["up", "http_request_duration_seconds_bucket"])
-        #expect(e.samples.map(\.name) == ["http_request_duration_seconds_bucket", "http_request_duration_seconds_bucket",
-                                          "http_request_duration_seconds_bucket", "up"])
+        let e = try ExpositionParser.parse(
+            Array(Self.typical.utf8), keeping: ["up", "http_request_duration_seconds_bucket"])
+        #expect(
+            e.samples.map(\.name) == [
+                "http_request_duration_seconds_bucket", "http_request_duration_seconds_bucket",
+                "http_request_duration_seconds_bucket", "up",
+            ])
         #expect(e.sampleLines == 12)
         #expect(throws: ExpositionError(line: 2, message: "malformed sample other: \"x\" is not a number")) {
             try ExpositionParser.parse(Array("up 1\nother x\n".utf8), keeping: ["up"])
@@ -67,14 +76,20 @@ import Testing
     @Test func toleratesBlanksCRLFAndTrailingCommas() throws {
         let text = "  \n\tfoo { a = \"1\" , b=\"2\", }   7  \r\nbar\t2\r\n\n"
         let e = try ExpositionParser.parse(Array(text.utf8))
-        #expect(e.samples == [PromSample(name: "foo", labels: [PromLabel("a", "1"), PromLabel("b", "2")], value: 7),
-                              PromSample(name: "bar", value: 2)])
+        #expect(
+            e.samples == [
+                PromSample(name: "foo", labels: [PromLabel("a", "1"), PromLabel("b", "2")], value: 7),
+                PromSample(name: "bar", value: 2),
+            ])
         #expect(try ExpositionParser.parse([]).samples.isEmpty)
     }
 
     @Test(arguments: [
         ("up 1", "line 1: truncated: the exposition does not end with a newline (was the response cut off?)"),
-        ("up 1\nhttp_requests_total{code=\"20", "line 2: truncated: the exposition does not end with a newline (was the response cut off?)"),
+        (
+            "up 1\nhttp_requests_total{code=\"20",
+            "line 2: truncated: the exposition does not end with a newline (was the response cut off?)"
+        ),
         ("up 1\n\nup\n", "line 3: malformed sample up: no value"),
         ("up abc\n", "line 1: malformed sample up: \"abc\" is not a number"),
         ("up 1 2 3\n", "line 1: malformed sample up: unexpected \"3\" after the timestamp"),
@@ -115,7 +130,8 @@ import Testing
         ("1", 1.0), ("-1.5", -1.5), ("1e3", 1000), ("1.5E-3", 0.0015), ("0.1", 0.1), ("0.05", 0.05), (".5", 0.5),
         ("5.", 5), ("+7", 7), ("0", 0), ("00012.50", 12.5), ("2.5e+2", 250), ("1e-300", 1e-300),
         ("123456789012345678901", 123456789012345678901.0), ("0.30000000000000004", 0.30000000000000004),
-        ("+Inf", .infinity), ("-Inf", -.infinity), ("Inf", .infinity), ("1.7976931348623157e308", .greatestFiniteMagnitude),
+        ("+Inf", .infinity), ("-Inf", -.infinity), ("Inf", .infinity),
+        ("1.7976931348623157e308", .greatestFiniteMagnitude),
         ("0x1p3", 8), ("9007199254740993", 9007199254740992),
     ])
     func parsesNumbers(text: String, expected: Double) {

@@ -110,8 +110,11 @@ private let err = SeriesKey(id: "code=\"500\"", isError: true)
         w.record(target: "b", CounterSnapshot(at: at(5), values: buckets([5, 30, 45, 50])))
         let incs = ["a", "b"].compactMap { w.increase(target: $0, now: at(5)) }
         let summed = CounterMath.buckets(incs)
-        #expect(summed == [HistogramBucket(upperBound: 0.1, count: 10), HistogramBucket(upperBound: 0.5, count: 60),
-                           HistogramBucket(upperBound: 1, count: 90), HistogramBucket(upperBound: .infinity, count: 100)])
+        #expect(
+            summed == [
+                HistogramBucket(upperBound: 0.1, count: 10), HistogramBucket(upperBound: 0.5, count: 60),
+                HistogramBucket(upperBound: 1, count: 90), HistogramBucket(upperBound: .infinity, count: 100),
+            ])
         #expect(abs(histogramQuantile(0.5, summed).value - 0.42) < 1e-12)
     }
 }
@@ -143,11 +146,14 @@ private let err = SeriesKey(id: "code=\"500\"", isError: true)
 }
 
 @Suite struct ScrapeSelectorTests {
-    func config(_ measure: ScrapeMeasure, counter: String? = nil, histogram: String? = nil, gauge: String? = nil,
-                errorLabels: [String: String] = [:], labels: [String: String] = [:]) -> ScrapeConfig {
-        ScrapeConfig(targets: ["http://x/metrics"], measure: measure, counter: counter, errorLabels: errorLabels,
-                     labels: labels, histogram: histogram, gauge: gauge, quantile: 0.95, window: .seconds(30),
-                     http: HTTPOptions())
+    func config(
+        _ measure: ScrapeMeasure, counter: String? = nil, histogram: String? = nil, gauge: String? = nil,
+        errorLabels: [String: String] = [:], labels: [String: String] = [:]
+    ) -> ScrapeConfig {
+        ScrapeConfig(
+            targets: ["http://x/metrics"], measure: measure, counter: counter, errorLabels: errorLabels,
+            labels: labels, histogram: histogram, gauge: gauge, quantile: 0.95, window: .seconds(30),
+            http: HTTPOptions())
     }
 
     let text = """
@@ -168,16 +174,24 @@ private let err = SeriesKey(id: "code=\"500\"", isError: true)
     }
 
     @Test func selectsCountersWithErrorsMarked() throws {
-        let sel = try selection(config(.errorRatio, counter: "http_requests_total", errorLabels: ["code": "5.."], labels: ["handler": "/api"]))
-        #expect(sel == .series([
-            SeriesKey(id: "code=\"200\",handler=\"/api\""): 90,
-            SeriesKey(id: "code=\"500\",handler=\"/api\"", isError: true): 10,
-        ]))
+        let sel = try selection(
+            config(
+                .errorRatio, counter: "http_requests_total", errorLabels: ["code": "5.."], labels: ["handler": "/api"]))
+        #expect(
+            sel
+                == .series([
+                    SeriesKey(id: "code=\"200\",handler=\"/api\""): 90,
+                    SeriesKey(id: "code=\"500\",handler=\"/api\"", isError: true): 10,
+                ]))
     }
 
     @Test func selectsBucketsByBound() throws {
         let sel = try selection(config(.quantile, histogram: "latency"))
-        #expect(sel == .series([SeriesKey(id: "handler=\"/api\"", le: 0.1): 4, SeriesKey(id: "handler=\"/api\"", le: .infinity): 9]))
+        #expect(
+            sel
+                == .series([
+                    SeriesKey(id: "handler=\"/api\"", le: 0.1): 4, SeriesKey(id: "handler=\"/api\"", le: .infinity): 9,
+                ]))
     }
 
     @Test func sumsGauges() throws {
@@ -186,9 +200,13 @@ private let err = SeriesKey(id: "code=\"500\"", isError: true)
 
     @Test func explainsWhatIsMissing() throws {
         #expect(try selection(config(.rate, counter: "nope")) == .missing("no nope samples in the exposition"))
-        #expect(try selection(config(.rate, counter: "http_requests")) ==
-            .missing("no http_requests samples (the exposition has http_requests_total: set \"counter\": \"http_requests_total\")"))
-        #expect(try selection(config(.rate, counter: "http_requests_total", labels: ["handler": "/nothing"])) ==
-            .missing("no http_requests_total samples match {handler=~\"/nothing\"}"))
+        #expect(
+            try selection(config(.rate, counter: "http_requests"))
+                == .missing(
+                    "no http_requests samples (the exposition has http_requests_total: set \"counter\": \"http_requests_total\")"
+                ))
+        #expect(
+            try selection(config(.rate, counter: "http_requests_total", labels: ["handler": "/nothing"]))
+                == .missing("no http_requests_total samples match {handler=~\"/nothing\"}"))
     }
 }

@@ -11,12 +11,12 @@ private func b(_ pairs: [(Double, Double)]) -> [HistogramBucket] {
     static let latency = b([(0.1, 10), (0.5, 60), (1, 90), (.infinity, 100)])
 
     @Test(arguments: [
-        (0.5, 0.42),    // rank 50 in (0.1, 0.5]: 0.1 + 0.4 × (50 − 10) / 50
-        (0.05, 0.05),   // rank 5 in the lowest bucket, assumed to start at 0: 0.1 × 5 / 10
-        (0.0, 0.0),     // rank 0: the start of the lowest bucket
-        (0.9, 1.0),     // rank 90 exactly at the top of (0.5, 1]
-        (0.75, 0.75),   // rank 75 in (0.5, 1]: 0.5 + 0.5 × 15 / 30
-        (0.95, 1.0),    // rank 95 in the +Inf bucket: the upper bound of the second-highest bucket
+        (0.5, 0.42), // rank 50 in (0.1, 0.5]: 0.1 + 0.4 × (50 − 10) / 50
+        (0.05, 0.05), // rank 5 in the lowest bucket, assumed to start at 0: 0.1 × 5 / 10
+        (0.0, 0.0), // rank 0: the start of the lowest bucket
+        (0.9, 1.0), // rank 90 exactly at the top of (0.5, 1]
+        (0.75, 0.75), // rank 75 in (0.5, 1]: 0.5 + 0.5 × 15 / 30
+        (0.95, 1.0), // rank 95 in the +Inf bucket: the upper bound of the second-highest bucket
         (1.0, 1.0),
     ])
     func interpolatesLinearlyWithinTheBucket(q: Double, expected: Double) {

@@ -17,15 +17,33 @@ import Testing
 
     @Test func readsEveryStrategy() throws {
         let cases: [(String, String)] = [
-            (#"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current", "reload": ["systemctl", "reload", "a"]}}"#, "symlink"),
-            (#"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/etc/nginx/app.conf", "upstreamName": "app", "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"]}}}"#, "nginx-blue-green"),
-            (#"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "/run/haproxy/admin.sock", "backend": "app", "canaryServer": "canary"}}"#, "haproxy-canary"),
+            (
+                #"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current", "reload": ["systemctl", "reload", "a"]}}"#,
+                "symlink"
+            ),
+            (
+                #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/etc/nginx/app.conf", "upstreamName": "app", "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"]}}}"#,
+                "nginx-blue-green"
+            ),
+            (
+                #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "/run/haproxy/admin.sock", "backend": "app", "canaryServer": "canary"}}"#,
+                "haproxy-canary"
+            ),
             (#"{"strategy": "systemd-unit", "systemd-unit": {"template": "app@", "persist": false}}"#, "systemd-unit"),
             (#"{"strategy": "kubernetes", "kubernetes": {"deployment": "web", "namespace": "prod"}}"#, "kubernetes"),
             (#"{"strategy": "docker-swarm", "docker-swarm": {"service": "web", "image": "reg/web"}}"#, "docker-swarm"),
-            (#"{"strategy": "feature-flag", "feature-flag": {"flag": "new_checkout", "file": "/etc/app/flags.json"}}"#, "feature-flag"),
-            (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "put", "url": "https://flags.example/f", "body": {"on": false}, "tokenFile": "/etc/t", "timeout": "3s"}}}"#, "feature-flag"),
-            (#"{"strategy": "config", "config": {"files": ["/etc/app/app.conf"], "gitRepo": "/etc/app", "validate": ["app", "--check"]}}"#, "config"),
+            (
+                #"{"strategy": "feature-flag", "feature-flag": {"flag": "new_checkout", "file": "/etc/app/flags.json"}}"#,
+                "feature-flag"
+            ),
+            (
+                #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "put", "url": "https://flags.example/f", "body": {"on": false}, "tokenFile": "/etc/t", "timeout": "3s"}}}"#,
+                "feature-flag"
+            ),
+            (
+                #"{"strategy": "config", "config": {"files": ["/etc/app/app.conf"], "gitRepo": "/etc/app", "validate": ["app", "--check"]}}"#,
+                "config"
+            ),
             (#"{"strategy": "command", "command": {"argv": ["/usr/local/bin/deploy", "--rollback"]}}"#, "command"),
         ]
         for (json, name) in cases {
@@ -36,7 +54,9 @@ import Testing
         guard case let .systemdUnit(s) = try parse(cases[3].0).strategy else { Issue.record("not systemd"); return }
         #expect(s.persist == false)
         #expect(s.unit("1.4.1") == "app@1.4.1.service")
-        guard case let .featureFlag(f) = try parse(cases[7].0).strategy, let http = f.http else { Issue.record("no http"); return }
+        guard case let .featureFlag(f) = try parse(cases[7].0).strategy, let http = f.http else {
+            Issue.record("no http"); return
+        }
         #expect(http.method == "PUT")
         #expect(http.tokenFile == "/etc/t")
         #expect(http.options.timeout == .seconds(3))
@@ -44,24 +64,42 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c"}, "migrationsDir": "/srv/db/migrate"}"#,
-         #"thresholds.json: rollback.migrationsDir: "/srv/db/migrate" is absolute but has no {version} placeholder"#),
-        (#"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "db/migrate"}"#,
-         #"thresholds.json: rollback.migrationsDir: "db/migrate" is relative to a release directory, which only the symlink strategy has"#),
-        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "GET", "url": "http://x/"}}}"#,
-         #"thresholds.json: rollback.feature-flag.http.method: "GET" is not one of POST, PUT, PATCH, DELETE"#),
-        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "tokenFile": "/a", "bearerTokenFile": "/b"}}}"#,
-         "thresholds.json: rollback.feature-flag.http.bearerTokenFile: give the token once"),
-        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "body": "flag=off"}}}"#,
-         "thresholds.json: rollback.feature-flag.http.body: expected a JSON object or array"),
-        (#"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "file": "/a", "http": {"url": "http://x/"}}}"#,
-         "thresholds.json: rollback.feature-flag: needs exactly one of http or file"),
-        (#"{"strategy": "systemd-unit", "systemd-unit": {"template": "app@", "persist": "yes"}}"#,
-         "thresholds.json: rollback.systemd-unit.persist: expected true or false, found a string"),
-        (#"{"strategy": "command", "command": {"argv": "deploy --rollback"}}"#,
-         "thresholds.json: rollback.command.argv: expected an argv array"),
-        (#"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c", "relaod": ["x"]}}"#,
-         #"thresholds.json: rollback.symlink.relaod: unknown key (did you mean "reload"?)"#),
+        (
+            #"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c"}, "migrationsDir": "/srv/db/migrate"}"#,
+            #"thresholds.json: rollback.migrationsDir: "/srv/db/migrate" is absolute but has no {version} placeholder"#
+        ),
+        (
+            #"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "db/migrate"}"#,
+            #"thresholds.json: rollback.migrationsDir: "db/migrate" is relative to a release directory, which only the symlink strategy has"#
+        ),
+        (
+            #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "GET", "url": "http://x/"}}}"#,
+            #"thresholds.json: rollback.feature-flag.http.method: "GET" is not one of POST, PUT, PATCH, DELETE"#
+        ),
+        (
+            #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "tokenFile": "/a", "bearerTokenFile": "/b"}}}"#,
+            "thresholds.json: rollback.feature-flag.http.bearerTokenFile: give the token once"
+        ),
+        (
+            #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://x/", "body": "flag=off"}}}"#,
+            "thresholds.json: rollback.feature-flag.http.body: expected a JSON object or array"
+        ),
+        (
+            #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "file": "/a", "http": {"url": "http://x/"}}}"#,
+            "thresholds.json: rollback.feature-flag: needs exactly one of http or file"
+        ),
+        (
+            #"{"strategy": "systemd-unit", "systemd-unit": {"template": "app@", "persist": "yes"}}"#,
+            "thresholds.json: rollback.systemd-unit.persist: expected true or false, found a string"
+        ),
+        (
+            #"{"strategy": "command", "command": {"argv": "deploy --rollback"}}"#,
+            "thresholds.json: rollback.command.argv: expected an argv array"
+        ),
+        (
+            #"{"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c", "relaod": ["x"]}}"#,
+            #"thresholds.json: rollback.symlink.relaod: unknown key (did you mean "reload"?)"#
+        ),
     ])
     func rejectsWithThePath(json: String, fragment: String) {
         let lines = errors(json)
@@ -69,11 +107,15 @@ import Testing
     }
 
     @Test func placesMigrationsDirectories() throws {
-        let relative = try parse(#"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current"}, "migrationsDir": "db/migrate"}"#)
+        let relative = try parse(
+            #"{"strategy": "symlink", "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current"}, "migrationsDir": "db/migrate"}"#
+        )
         #expect(relative.migrationsDirectory(for: "v1") == "/srv/a/releases/v1/db/migrate")
-        let absolute = try parse(#"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "/srv/a/{version}/migrations"}"#)
+        let absolute = try parse(
+            #"{"strategy": "command", "command": {"argv": ["x"]}, "migrationsDir": "/srv/a/{version}/migrations"}"#)
         #expect(absolute.migrationsDirectory(for: "v2") == "/srv/a/v2/migrations")
-        #expect(try parse(#"{"strategy": "command", "command": {"argv": ["x"]}}"#).migrationsDirectory(for: "v2") == nil)
+        #expect(
+            try parse(#"{"strategy": "command", "command": {"argv": ["x"]}}"#).migrationsDirectory(for: "v2") == nil)
     }
 
     @Test func configGitPaths() {
@@ -95,8 +137,9 @@ import Testing
     }
 
     @Test func comparesTwoReleases() {
-        let c = MigrationCheck.compare(fromVersion: "v2", current: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "3_c.up.sql"],
-                                       toVersion: "v1", target: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "9_hotfix.sql"])
+        let c = MigrationCheck.compare(
+            fromVersion: "v2", current: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "3_c.up.sql"],
+            toVersion: "v1", target: ["1_a.up.sql", "1_a.down.sql", "2_b.up.sql", "9_hotfix.sql"])
         #expect(c.unknownToTarget == ["3_c"])
         #expect(c.onlyInTarget == ["9_hotfix"])
         #expect(c.targetLacksMigrations)
@@ -104,13 +147,23 @@ import Testing
         #expect(c.allowedAutomation(.semi, compatible: false) == .semi)
         #expect(c.allowedAutomation(.manual, compatible: false) == .manual)
         #expect(c.allowedAutomation(.full, compatible: true) == .full)
-        #expect(c.gate(compatible: false) == GateResult(gate: "database", passed: false,
-            detail: "v1 lacks 1 migration(s) of v2 (3_c); automatic rollback demoted to semi: a human decides about the database (rollbackd never runs down-migrations)"))
+        #expect(
+            c.gate(compatible: false)
+                == GateResult(
+                    gate: "database", passed: false,
+                    detail:
+                        "v1 lacks 1 migration(s) of v2 (3_c); automatic rollback demoted to semi: a human decides about the database (rollbackd never runs down-migrations)"
+                ))
         #expect(c.gate(compatible: true).passed)
         let same = MigrationCheck.compare(fromVersion: "v2", current: ["1_a.sql"], toVersion: "v1", target: ["1_a.sql"])
         #expect(!same.targetLacksMigrations)
-        #expect(same.gate(compatible: false) == GateResult(gate: "database", passed: true, detail: "v1 knows every migration of v2"))
-        let many = MigrationCheck.compare(fromVersion: "b", current: (1...8).map { "\($0)_m.sql" }, toVersion: "a", target: [])
-        #expect(many.gate(compatible: false).detail.hasPrefix("a lacks 8 migration(s) of b (1_m, 2_m, 3_m, 4_m, 5_m and 3 more)"))
+        #expect(
+            same.gate(compatible: false)
+                == GateResult(gate: "database", passed: true, detail: "v1 knows every migration of v2"))
+        let many = MigrationCheck.compare(
+            fromVersion: "b", current: (1...8).map { "\($0)_m.sql" }, toVersion: "a", target: [])
+        #expect(
+            many.gate(compatible: false).detail.hasPrefix(
+                "a lacks 8 migration(s) of b (1_m, 2_m, 3_m, 4_m, 5_m and 3 more)"))
     }
 }

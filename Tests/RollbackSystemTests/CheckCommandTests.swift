@@ -31,12 +31,15 @@ import TestSupport
         #expect(lines.count == 10, "\(r.stdoutText)") // summary, header, eight rows
         #expect(lines.first?.hasPrefix("service example-api: interval 5s") == true)
         #expect(lines.count > 1 && lines[1].hasPrefix("TRIGGER") && lines[1].contains("RESPOND WITHIN"))
-        let names = ["critical-error-rate", "latency-degradation", "health-check-failure", "business-metric-drop",
-                     "security-incident", "data-corruption", "performance-regression", "feature-regression"]
+        let names = [
+            "critical-error-rate", "latency-degradation", "health-check-failure", "business-metric-drop",
+            "security-incident", "data-corruption", "performance-regression", "feature-regression",
+        ]
         for (i, name) in names.enumerated() where i + 2 < lines.count {
             #expect(lines[i + 2].hasPrefix(name + " "), "row \(i + 1): \(lines[i + 2])")
         }
-        #expect(lines.count > 2 && lines[2].contains("error_rate > 10%") && lines[2].contains("critical")
+        #expect(
+            lines.count > 2 && lines[2].contains("error_rate > 10%") && lines[2].contains("critical")
                 && lines[2].contains("full"))
     }
 
@@ -56,7 +59,9 @@ import TestSupport
         #expect(triggers.first?["respondWithinSeconds"] == .number(120))
     }
 
-    @Test(arguments: [["check", "--no-such-flag", "thresholds.json"], ["check", "a.json", "b.json"], ["no-such-command"]])
+    @Test(arguments: [
+        ["check", "--no-such-flag", "thresholds.json"], ["check", "a.json", "b.json"], ["no-such-command"],
+    ])
     func exitsTwoOnUsageErrors(_ arguments: [String]) async throws {
         let r = try await runRollbackd(arguments)
         #expect(r.termination == .exited(2), "\(arguments): \(r.termination) \(r.stderrText)")
@@ -75,7 +80,10 @@ import TestSupport
         let slow = Fixtures.dir + "/warnings/slow-detection.json"
         var r = try await runRollbackd(["check", slow])
         #expect(r.termination == .exited(0))
-        #expect(r.stderrText == "warning: \(slow): triggers[0].breaches: detection takes 2m30s (interval 5s × 30 breaches), longer than respondWithin 2m\n")
+        #expect(
+            r.stderrText
+                == "warning: \(slow): triggers[0].breaches: detection takes 2m30s (interval 5s × 30 breaches), longer than respondWithin 2m\n"
+        )
         #expect(r.stdoutText.contains("2m30s (30×5s)"))
 
         let capped = Fixtures.dir + "/warnings/capped.json"
@@ -83,7 +91,11 @@ import TestSupport
         #expect(r.termination == .exited(0))
         let warnings = r.stderrText.split(separator: "\n")
         #expect(warnings.count == 2)
-        #expect(warnings.allSatisfy { $0.hasPrefix("warning: \(capped): triggers[") && $0.hasSuffix("automation: full is capped to manual by the top-level automation") })
+        #expect(
+            warnings.allSatisfy {
+                $0.hasPrefix("warning: \(capped): triggers[")
+                    && $0.hasSuffix("automation: full is capped to manual by the top-level automation")
+            })
         #expect(r.stdoutText.contains("manual (capped from full)"))
     }
 

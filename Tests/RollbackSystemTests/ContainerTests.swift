@@ -17,11 +17,13 @@ import TestSupport
     /// Runs `container.sh ARGS…`; a failure carries the script's own reason (its stderr).
     @discardableResult
     static func sh(_ args: [String], timeout: Interval = .seconds(60)) async throws -> String {
-        let r = try await ProcessRunner.run([script] + args,
-                                            environment: ["ROLLBACKD_BIN": RepoPaths.binary], timeout: timeout)
+        let r = try await ProcessRunner.run(
+            [script] + args,
+            environment: ["ROLLBACKD_BIN": RepoPaths.binary], timeout: timeout)
         guard r.succeeded else {
-            throw TestFailure("container.sh \(ProcessRunner.display(args)): \(r.summary(timeout: timeout))\n" +
-                          r.stderrText.split(separator: "\n").suffix(25).joined(separator: "\n"))
+            throw TestFailure(
+                "container.sh \(ProcessRunner.display(args)): \(r.summary(timeout: timeout))\n"
+                    + r.stderrText.split(separator: "\n").suffix(25).joined(separator: "\n"))
         }
         return r.stdoutText.trimmingSuffix("\n")
     }
@@ -34,16 +36,17 @@ import TestSupport
     /// connect() to the executor socket as `user`; returns errno (0 = connected).
     static func connectErrno(_ name: String, as user: String, group: String) async throws -> String {
         let probe = """
-        import socket, sys
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect("/run/rollbackd-exec.sock")
-        except OSError as e:
-            print(e.errno); sys.exit(0)
-        print(0)
-        """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect("/run/rollbackd-exec.sock")
+            except OSError as e:
+                print(e.errno); sys.exit(0)
+            print(0)
+            """
         let groups = user == "nobody" ? "--clear-groups" : "--init-groups"
-        return try await inside(name, ["setpriv", "--reuid=" + user, "--regid=" + group, groups, "python3", "-c", probe])
+        return try await inside(
+            name, ["setpriv", "--reuid=" + user, "--regid=" + group, groups, "python3", "-c", probe])
     }
 
     /// Boots a container from the prepared root, runs `body` with its name, and always stops it. The binary must
@@ -74,15 +77,23 @@ import TestSupport
         try await Self.sh(["install", name])
 
         // The units load, from where `make install` puts them.
-        let cat = try await Self.inside(name, ["systemctl", "cat", "rollbackd.service", "rollbackd@example-api.service",
-                                               "rollbackd-exec.socket", "rollbackd-exec@0-1-2.service"])
+        let cat = try await Self.inside(
+            name,
+            [
+                "systemctl", "cat", "rollbackd.service", "rollbackd@example-api.service",
+                "rollbackd-exec.socket", "rollbackd-exec@0-1-2.service",
+            ])
         #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd.service"))
         #expect(cat.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json"))
         #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd@.service"))
         #expect(cat.contains("# /usr/local/lib/systemd/system/rollbackd-exec.socket"))
-        let load = try await Self.inside(name, ["systemctl", "show", "-P", "LoadState", "rollbackd.service",
-                                                "rollbackd@example-api.service", "rollbackd-exec.socket",
-                                                "rollbackd-exec@0-1-2.service"])
+        let load = try await Self.inside(
+            name,
+            [
+                "systemctl", "show", "-P", "LoadState", "rollbackd.service",
+                "rollbackd@example-api.service", "rollbackd-exec.socket",
+                "rollbackd-exec@0-1-2.service",
+            ])
         #expect(load.split(separator: "\n") == ["loaded", "loaded", "loaded", "loaded"], "LoadState: \(load)")
 
         // The system user, and the config handed to its group.
@@ -97,8 +108,9 @@ import TestSupport
         #expect(socket == "660 root:rollbackd socket")
         let active = try await Self.inside(name, ["systemctl", "is-active", "rollbackd-exec.socket"])
         #expect(active == "active")
-        #expect(try await Self.connectErrno(name, as: "nobody", group: "nogroup") == "13",
-                "a user outside group rollbackd must get EACCES (13)")
+        #expect(
+            try await Self.connectErrno(name, as: "nobody", group: "nogroup") == "13",
+            "a user outside group rollbackd must get EACCES (13)")
         #expect(try await Self.connectErrno(name, as: "rollbackd", group: "rollbackd") == "0")
         let accepted = try await Self.inside(name, ["systemctl", "show", "-P", "NAccepted", "rollbackd-exec.socket"])
         #expect(accepted == "1", "the socket accepted \(accepted) connections; only rollbackd's should count")
@@ -128,7 +140,9 @@ extension ContainerTests {
     func daemonScenariosInARealSystemd() async throws {
         try await Self.withContainer("rbd-scen") { name in
             try await Self.sh(["install", name])
-            var scenarios: [[String]] = [["ready"], ["status"], ["nonroot"], ["exec-refused"], ["rollback"], ["reload"], ["watchdog"]]
+            var scenarios: [[String]] = [
+                ["ready"], ["status"], ["nonroot"], ["exec-refused"], ["rollback"], ["reload"], ["watchdog"],
+            ]
             for phase in ["swap", "reload"] {
                 for who in ["daemon", "executor"] { scenarios.append(["kill9", phase, who]) }
             }
@@ -136,7 +150,9 @@ extension ContainerTests {
             for scenario in scenarios {
                 let args = ["scenario-" + scenario[0], name] + scenario.dropFirst()
                 let said = try await Self.sh(args, timeout: .minutes(3))
-                #expect(said.hasPrefix("scenario-\(scenario[0]):"), "container.sh \(args.joined(separator: " ")) said: \(said)")
+                #expect(
+                    said.hasPrefix("scenario-\(scenario[0]):"),
+                    "container.sh \(args.joined(separator: " ")) said: \(said)")
             }
         }
     }
@@ -154,9 +170,13 @@ extension ContainerTests {
             let r = try await runRollbackd(["check", path])
             #expect(r.succeeded, "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
             // No warning either: a table that cannot verify a rollback would fail the scenarios for its own sake.
-            #expect(!r.stderrText.contains("warning:"), "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
+            #expect(
+                !r.stderrText.contains("warning:"), "rollbackd check \(ProcessRunner.display(args)): \(r.stderrText)")
             let invalid = dir + "/scenario-\(i)-invalid.json"
-            try FileIO.writeAtomically(path: invalid, bytes: Array(config.replacing("\"automation\": \"full\"", with: "\"automation\": \"fulll\"").utf8), mode: 0o600)
+            try FileIO.writeAtomically(
+                path: invalid,
+                bytes: Array(config.replacing("\"automation\": \"full\"", with: "\"automation\": \"fulll\"").utf8),
+                mode: 0o600)
             let bad = try await runRollbackd(["check", invalid])
             #expect(bad.termination == .exited(1) && bad.stderrText.contains("fulll"))
         }

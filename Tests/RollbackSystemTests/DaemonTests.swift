@@ -23,8 +23,9 @@ import Glibc
             port = Int.random(in: 20000...29999)
             for (v, rate) in [("v1", 0.0), ("v2", 0.6)] {
                 try FileIO.makeDirectories("\(dir)/releases/\(v)")
-                try FileIO.writeAtomically(path: "\(dir)/releases/\(v)/release.json",
-                                           bytes: Array(#"{"version": "\#(v)", "errorRate": \#(rate), "latencyMs": 2}"#.utf8), mode: 0o644)
+                try FileIO.writeAtomically(
+                    path: "\(dir)/releases/\(v)/release.json",
+                    bytes: Array(#"{"version": "\#(v)", "errorRate": \#(rate), "latencyMs": 2}"#.utf8), mode: 0o644)
             }
             _ = symlink("\(dir)/releases/v1", "\(dir)/current")
             try writeConfig(interval: "1s")
@@ -33,14 +34,14 @@ import Glibc
         func writeConfig(interval: String, extra: String = "", reload: String? = nil) throws {
             let reloadKey = reload.map { #", "reload": \#($0)"# } ?? ""
             let json = """
-            {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
-                                        "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
-             "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
-                           "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
-             "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"\(reloadKey)}},
-             "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}}
-            """
+                {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
+                 "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
+                                            "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "3s"}\(extra)},
+                 "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
+                               "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
+                 "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"\(reloadKey)}},
+                 "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}}
+                """
             try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
         }
 
@@ -49,7 +50,8 @@ import Glibc
         /// died never leaves it behind.)
         func gatedReload(_ gate: String) -> String {
             let file = "\(dir)/\(gate)"
-            return #"["/bin/sh", "-c", "i=0; while [ ! -e \#(file) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; [ -e \#(file) ]"]"#
+            return
+                #"["/bin/sh", "-c", "i=0; while [ ! -e \#(file) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; [ -e \#(file) ]"]"#
         }
 
         func release(_ gate: String) {
@@ -69,22 +71,31 @@ import Glibc
         func startService() async throws {
             let bin = RepoPaths.demoService
             guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
-            let service = try spawn([bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
+            let service = try spawn(
+                [bin, "--port", String(port), "--release-dir", "\(dir)/current"], log: "\(dir)/service.log")
             // Traffic from a process of its own: a task here could be starved by a busy test runner, and a watchdog
             // that sees no traffic cannot verify a recovery.
-            try spawn(["/usr/bin/python3", RepoPaths.server("traffic.py"), "http://127.0.0.1:\(port)/api/x",
-                       "--burst", "4", "--every", "0.02"], log: "\(dir)/traffic.log")
+            try spawn(
+                [
+                    "/usr/bin/python3", RepoPaths.server("traffic.py"), "http://127.0.0.1:\(port)/api/x",
+                    "--burst", "4", "--every", "0.02",
+                ], log: "\(dir)/traffic.log")
             let serviceLog = "\(dir)/service.log", url = "http://127.0.0.1:\(port)/metrics"
             try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(serviceLog) ?? "" }) {
-                guard kill(service, 0) == 0 else { throw TestFailure("the demo service exited: \(TestFiles.read(serviceLog) ?? "")") }
+                guard kill(service, 0) == 0 else {
+                    throw TestFailure("the demo service exited: \(TestFiles.read(serviceLog) ?? "")")
+                }
                 return (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
             }
         }
 
         @discardableResult
         func startDaemon(_ extra: [String] = []) throws -> pid_t {
-            try spawn([RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
-                       "--socket", "\(dir)/control.sock", "--log-target", "stderr"] + extra, log: "\(dir)/daemon.log")
+            try spawn(
+                [
+                    RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
+                    "--socket", "\(dir)/control.sock", "--log-target", "stderr",
+                ] + extra, log: "\(dir)/daemon.log")
         }
 
         func control(_ members: [(key: String, value: JSONValue)]) throws -> JSONValue {
@@ -100,8 +111,10 @@ import Glibc
         /// every other suite); a timeout shows the daemon's log.
         func waitFor(_ what: String, seconds: Double = generousWait, _ condition: () -> Bool) async throws {
             let logPath = "\(dir)/daemon.log"
-            try await waitUntil(what, seconds: seconds, every: .milliseconds(100),
-                                explain: { "daemon log:\n" + (TestFiles.read(logPath) ?? "") }) { condition() }
+            try await waitUntil(
+                what, seconds: seconds, every: .milliseconds(100),
+                explain: { "daemon log:\n" + (TestFiles.read(logPath) ?? "") }
+            ) { condition() }
         }
 
         func current() -> String { TestFiles.readLink("\(dir)/current") ?? "" }
@@ -159,7 +172,8 @@ import Glibc
         let daemon = try s.startDaemon()
         try await s.waitFor("the first tick") { s.log.contains("release_deployed") }
         // An invalid file on disk: rejected, the daemon keeps running the old table.
-        try FileIO.writeAtomically(path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
+        try FileIO.writeAtomically(
+            path: "\(s.dir)/thresholds.json", bytes: Array(#"{"service": "demo", "interval": "1x"}"#.utf8), mode: 0o644)
         try await s.waitFor("config_rejected") { s.log.contains("config_rejected") }
         #expect(s.log.contains("interval: \"1x\" is not a duration"))
         // SIGHUP with a valid one: loaded.
@@ -174,7 +188,9 @@ import Glibc
         // before it saves the state of that tick, and the restarted daemon answers status from the saved state until
         // its first tick is done: so the kill comes once the saved state says v1 is known-good.
         try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
-        try await s.waitFor("v1 known-good in the saved state") { s.savedState()?.ledger.release("v1")?.isKnownGood == true }
+        try await s.waitFor("v1 known-good in the saved state") {
+            s.savedState()?.ledger.release("v1")?.isKnownGood == true
+        }
         s.killAndReap(daemon)
         try s.startDaemon()
         try await s.waitFor("restart") { s.log.components(separatedBy: "rollbackd started").count - 1 == 2 }

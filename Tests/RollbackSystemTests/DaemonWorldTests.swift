@@ -65,9 +65,11 @@ import RollbackCore
         defer { dir.remove() }
         dir.write("thresholds.json", Self.config, mode: 0o600)
         let script = Script()
-        let daemon = try Daemon(options: DaemonOptions(configPath: dir.sub("thresholds.json"), stateDirectory: dir.sub("state"),
-                                                       clock: script.clock),
-                                makeWorld: { _, _ in script.world() })
+        let daemon = try Daemon(
+            options: DaemonOptions(
+                configPath: dir.sub("thresholds.json"), stateDirectory: dir.sub("state"),
+                clock: script.clock),
+            makeWorld: { _, _ in script.world() })
         func tick(_ n: Int = 1) async {
             for _ in 0..<n {
                 await daemon.tickOnce()
@@ -101,8 +103,10 @@ import RollbackCore
         #expect(state.activeRollback == nil && state.verification == nil && state.halted == nil)
         #expect(state.ledger.release("v2")?.rolledBackFromAt != nil)
         let kinds = script.kinds()
-        for kind in [EventKind.triggerFiring, .decision, .rollbackStarted, .rollbackPhase, .rollbackFinished,
-                     .verificationPassed, .incidentClosed] {
+        for kind in [
+            EventKind.triggerFiring, .decision, .rollbackStarted, .rollbackPhase, .rollbackFinished,
+            .verificationPassed, .incidentClosed,
+        ] {
             #expect(kinds.contains(kind), "no \(kind.rawValue) in \(kinds.map(\.rawValue))")
         }
         #expect(!kinds.contains(.rollbackFailed) && !kinds.contains(.verificationFailed))

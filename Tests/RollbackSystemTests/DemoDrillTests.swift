@@ -32,7 +32,7 @@ import Glibc
         #expect(rollback >= detect && rollback < detect + 30, "rollback \(rollback)")
         #expect(recovery >= rollback + 7.5 && recovery < 90, "recovery \(recovery)")
         #expect(wall > recovery && wall < 120, "wall \(wall)")
-        #expect(summary["live"] == .string("v1"))  // when the story ended, before clean-up removed the releases
+        #expect(summary["live"] == .string("v1")) // when the story ended, before clean-up removed the releases
         #expect(summary["trigger"] == .string("critical-error-rate"))
         // The report and the event log stay; the releases, the link and every process are gone.
         guard case let .string(report)? = summary["report"] else { throw TestFailure("no report in \(r.stdoutText)") }
@@ -59,8 +59,10 @@ import Glibc
         defer { unlink(log) }
         let demo = try ChildProcess([RepoPaths.binary, "demo", "--no-journal", "--work-dir", dir], log: log)
         defer { demo.stop() }
-        try await waitUntil("the demo to reach release_known_good", every: .milliseconds(100),
-                            explain: { TestFiles.read(log) ?? "" }) { (TestFiles.read(log) ?? "").contains("release_known_good") }
+        try await waitUntil(
+            "the demo to reach release_known_good", every: .milliseconds(100),
+            explain: { TestFiles.read(log) ?? "" }
+        ) { (TestFiles.read(log) ?? "").contains("release_known_good") }
         #expect(!Processes.mentioning(dir + "/current").isEmpty)
         kill(demo.pid, SIGINT)
         let end = await BlockingThread.run { demo.waitExit(timeout: .seconds(60)) }
@@ -86,21 +88,25 @@ import Glibc
             try Demo.writeRelease(dir, "v2", errorRate: 0, latencyMs: 2)
             try Demo.pointLink(dir + "/current", at: dir + "/releases/v2")
             let json = """
-            {"service": "staging", "interval": "1s", "instances": ["http://127.0.0.1:\(port)"],
-             "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
-                                        "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "2s"}},
-             "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 2,
-                           "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
-             "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"}},
-             "safety": {"verifyFor": "4s"}}
-            """
+                {"service": "staging", "interval": "1s", "instances": ["http://127.0.0.1:\(port)"],
+                 "metrics": {"error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "timeout": "30s",
+                                            "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "2s"}},
+                 "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 2,
+                               "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
+                 "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"}},
+                 "safety": {"verifyFor": "4s"}}
+                """
             try FileIO.writeAtomically(path: dir + "/thresholds.json", bytes: Array(json.utf8), mode: 0o600)
-            service = try ChildProcess([RepoPaths.demoService, "--port", String(port), "--release-dir", dir + "/current"],
-                                       log: dir + "/service.log")
+            service = try ChildProcess(
+                [RepoPaths.demoService, "--port", String(port), "--release-dir", dir + "/current"],
+                log: dir + "/service.log")
             // Traffic from a process of its own, which a busy test runner cannot starve.
-            traffic = try ChildProcess(["/usr/bin/python3", RepoPaths.server("traffic.py"),
-                                        "http://127.0.0.1:\(port)/api/x", "--burst", "3", "--every", "0.03"],
-                                       log: dir + "/traffic.log")
+            traffic = try ChildProcess(
+                [
+                    "/usr/bin/python3", RepoPaths.server("traffic.py"),
+                    "http://127.0.0.1:\(port)/api/x", "--burst", "3", "--every", "0.03",
+                ],
+                log: dir + "/traffic.log")
         }
 
         var state: String { dir + "/state" }
@@ -117,19 +123,27 @@ import Glibc
         }
 
         func drill(_ extra: [String] = []) async throws -> ProcessResult {
-            try await runRollbackd(["drill", "--config", config, "--state-dir", state, "--to", "v1",
-                                    "--verify-for", "4s", "--json"] + extra, timeout: .seconds(90))
+            try await runRollbackd(
+                [
+                    "drill", "--config", config, "--state-dir", state, "--to", "v1",
+                    "--verify-for", "4s", "--json",
+                ] + extra, timeout: .seconds(90))
         }
 
         /// `rollbackd status --json` of a daemon started on this state directory, then stopped.
         func status() async throws -> JSONValue {
             let socket = dir + "/control.sock"
-            let d = try ChildProcess([RepoPaths.binary, "run", "--config", config, "--state-dir", state, "--socket", socket,
-                                      "--log-target", "stderr"], log: dir + "/daemon.log")
+            let d = try ChildProcess(
+                [
+                    RepoPaths.binary, "run", "--config", config, "--state-dir", state, "--socket", socket,
+                    "--log-target", "stderr",
+                ], log: dir + "/daemon.log")
             defer { d.stop() }
             let log = dir + "/daemon.log"
-            return try await waitFor("the daemon to answer status on \(socket)", every: .milliseconds(100),
-                                     explain: { TestFiles.read(log) ?? "" }) {
+            return try await waitFor(
+                "the daemon to answer status on \(socket)", every: .milliseconds(100),
+                explain: { TestFiles.read(log) ?? "" }
+            ) {
                 try? ControlClient.send(.object([("command", .string("status"))]), socket: socket)
             }
         }
@@ -145,12 +159,16 @@ import Glibc
         try await s.serviceAnswers()
         // Never drilled: check (with the state directory) and status warn; check of the file alone does not.
         let before = try await runRollbackd(["check", s.config, "--state-dir", s.state])
-        #expect(before.succeeded && before.stderrText.contains("no rollback drill has been recorded"), "\(before.stderrText)")
+        #expect(
+            before.succeeded && before.stderrText.contains("no rollback drill has been recorded"),
+            "\(before.stderrText)")
         let plain = try await runRollbackd(["check", s.config])
         #expect(plain.succeeded && !plain.stderrText.contains("drill"), "\(plain.stderrText)")
         let statusBefore = try await s.status()
         #expect(statusBefore["report"]?["drillWarning"] != .null)
-        if case let .string(text)? = statusBefore["text"] { #expect(text.contains("warning: ") && text.contains("rollback drill")) }
+        if case let .string(text)? = statusBefore["text"] {
+            #expect(text.contains("warning: ") && text.contains("rollback drill"))
+        }
 
         // Another rollback holds the lock: the drill refuses and changes nothing.
         do {
@@ -198,9 +216,11 @@ import Glibc
         // A success older than 30 days: check warns.
         let old = try ScratchDir("drill-old").path
         let when = SystemTime.now() - .hours(24 * 40)
-        try DrillLog(stateDirectory: old).append(DrillRecord(id: "d", startedAt: when, finishedAt: when, from: "v2", to: "v1",
-                                                             strategy: "symlink", outcome: .verified, recoverySeconds: 10,
-                                                             rollbackSeconds: 0.01, rolledForward: true, detail: ""))
+        try DrillLog(stateDirectory: old).append(
+            DrillRecord(
+                id: "d", startedAt: when, finishedAt: when, from: "v2", to: "v1",
+                strategy: "symlink", outcome: .verified, recoverySeconds: 10,
+                rollbackSeconds: 0.01, rolledForward: true, detail: ""))
         let stale = try await runRollbackd(["check", s.config, "--state-dir", old])
         #expect(stale.succeeded && stale.stderrText.contains("40 days ago"), "\(stale.stderrText)")
     }

@@ -11,8 +11,12 @@ import TestSupport
         let dir = try ScratchDir("command")
         defer { dir.remove() }
         // An argument with shell metacharacters arrives verbatim: no shell ever sees it.
-        let script = dir.script("deploy.sh", "printf '%s|%s|%s|%s\\n' \"$1\" \"$ROLLBACKD_FROM\" \"$ROLLBACKD_TO\" \"$ROLLBACKD_INCIDENT\" > \(dir.sub("out"))")
-        let exec = CommandExecutor(CommandStrategy(argv: [script, "$(touch \(dir.sub("pwned"))); `id`"]), phaseTimeout: .seconds(60))
+        let script = dir.script(
+            "deploy.sh",
+            "printf '%s|%s|%s|%s\\n' \"$1\" \"$ROLLBACKD_FROM\" \"$ROLLBACKD_TO\" \"$ROLLBACKD_INCIDENT\" > \(dir.sub("out"))"
+        )
+        let exec = CommandExecutor(
+            CommandStrategy(argv: [script, "$(touch \(dir.sub("pwned"))); `id`"]), phaseTimeout: .seconds(60))
         try await exec.precheck(target: "v1")
         let outcome = try await runPlan(exec, from: "v2 'x'", to: "v1", incident: "inc;rm", state: dir.sub("state"))
         #expect(outcome.status == .finished, "\(outcome.summary)")
@@ -26,10 +30,17 @@ import TestSupport
         let script = dir.script("fail.sh", "echo starting; echo 'deploy: image v1 not found' >&2; exit 3")
         let exec = CommandExecutor(CommandStrategy(argv: [script, "--to", "v1"]), phaseTimeout: .seconds(60))
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
-        #expect(outcome.status == .failed(phase: "command", message: "command: \(script) --to v1: exit status 3: deploy: image v1 not found"))
-        await #expect { try await exec.currentVersion() } throws: { e in "\(e)".contains("cannot tell which release is live") }
+        #expect(
+            outcome.status
+                == .failed(
+                    phase: "command", message: "command: \(script) --to v1: exit status 3: deploy: image v1 not found"))
+        await #expect { try await exec.currentVersion() } throws: { e in
+            "\(e)".contains("cannot tell which release is live")
+        }
         let missing = CommandExecutor(CommandStrategy(argv: [dir.sub("nope.sh")]), phaseTimeout: .seconds(60))
-        await #expect { try await missing.precheck(target: "v1") } throws: { e in "\(e)" == "command: \(dir.sub("nope.sh")) does not exist" }
+        await #expect { try await missing.precheck(target: "v1") } throws: { e in
+            "\(e)" == "command: \(dir.sub("nope.sh")) does not exist"
+        }
     }
 }
 
@@ -37,8 +48,10 @@ import TestSupport
     @Test func turnsABooleanFlagOffKeepingTheRest() async throws {
         let dir = try ScratchDir("flag")
         defer { dir.remove() }
-        let file = dir.write("flags.json", #"{"new_checkout": true, "dark_mode": true, "limits": {"max": 3}}"# + "\n", mode: 0o640)
-        let exec = FeatureFlagExecutor(FeatureFlagStrategy(flag: "new_checkout", file: file), phaseTimeout: .seconds(60))
+        let file = dir.write(
+            "flags.json", #"{"new_checkout": true, "dark_mode": true, "limits": {"max": 3}}"# + "\n", mode: 0o640)
+        let exec = FeatureFlagExecutor(
+            FeatureFlagStrategy(flag: "new_checkout", file: file), phaseTimeout: .seconds(60))
         try await exec.precheck(target: "off")
         #expect(try exec.isOn())
         let outcome = try await runPlan(exec, from: "on", to: "off", state: dir.sub("state"))
@@ -76,7 +89,9 @@ import TestSupport
         }
         let broken = dir.write("broken.json", "{\"a\": tru}")
         let bad = FeatureFlagExecutor(FeatureFlagStrategy(flag: "a", file: broken), phaseTimeout: .seconds(60))
-        await #expect { try await bad.precheck(target: "off") } throws: { e in "\(e)".hasPrefix("feature-flag: \(broken): invalid JSON at line 1") }
+        await #expect { try await bad.precheck(target: "off") } throws: { e in
+            "\(e)".hasPrefix("feature-flag: \(broken): invalid JSON at line 1")
+        }
     }
 }
 
@@ -91,7 +106,8 @@ import TestSupport
         #expect(try await exec.availableVersions() == ["v2", "v1"])
         try await exec.precheck(target: "v1")
         await #expect { try await exec.precheck(target: "v7") } throws: { e in
-            "\(e)" == "config: \(dir.sub("releases/v7/app.conf")) is missing or unreadable (release v7 has no copy of \(dir.sub("live/app.conf")))"
+            "\(e)"
+                == "config: \(dir.sub("releases/v7/app.conf")) is missing or unreadable (release v7 has no copy of \(dir.sub("live/app.conf")))"
         }
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         #expect(outcome.status == .finished, "\(outcome.summary)")
@@ -104,21 +120,26 @@ import TestSupport
     @Test func aValidateThatHangsIsStoppedAndTheFilesPutBack() async throws {
         let dir = try ScratchDir("config")
         defer { dir.remove() }
-        let exec = ConfigExecutor(ExecutorRunnerTests.configLayout(dir, validate: "sleep 30"), phaseTimeout: .ms(500),
-                                  stateDirectory: dir.sub("state"))
+        let exec = ConfigExecutor(
+            ExecutorRunnerTests.configLayout(dir, validate: "sleep 30"), phaseTimeout: .ms(500),
+            stateDirectory: dir.sub("state"))
         let outcome = try await runPlan(exec, from: "v2", to: "v1", state: dir.sub("state"))
         guard case let .failed(phase, message) = outcome.status else { Issue.record("\(outcome.summary)"); return }
         #expect(phase == "validate")
-        #expect(message.hasPrefix("config: \(dir.sub("validate.sh")): timed out after 500ms; put back the previous"), "\(message)")
+        #expect(
+            message.hasPrefix("config: \(dir.sub("validate.sh")): timed out after 500ms; put back the previous"),
+            "\(message)")
         #expect(TestFiles.read(dir.sub("live/app.conf")) == "setting = bad\n")
         #expect(TestFiles.read(dir.sub("live/extra.conf")) == "extra = 2\n")
         #expect(!FileIO.exists(dir.sub("reloads.log")))
         // A new attempt after the failure starts again from the first phase.
-        let retry = ConfigExecutor(ExecutorRunnerTests.configLayout(dir, validate: "exit 0"), phaseTimeout: .seconds(60),
-                                   stateDirectory: dir.sub("state"))
+        let retry = ConfigExecutor(
+            ExecutorRunnerTests.configLayout(dir, validate: "exit 0"), phaseTimeout: .seconds(60),
+            stateDirectory: dir.sub("state"))
         let second = try await runPlan(retry, from: "v2", to: "v1", state: dir.sub("state"))
         #expect(second.status == .finished, "\(second.summary)")
-        #expect(second.reports.filter { $0.state == .completed }.map(\.phase.name) == ["restore", "validate", "reload"])
+        #expect(
+            second.reports.filter { $0.state == .completed }.map(\.phase.name) == ["restore", "validate", "reload"])
         #expect(try ExecutionRunner.journal(stateDirectory: dir.sub("state"))?.attempt == 2)
         #expect(TestFiles.read(dir.sub("live/app.conf")) == "setting = good\n")
     }
@@ -127,7 +148,10 @@ import TestSupport
         let dir = try ScratchDir("config")
         defer { dir.remove() }
         let repo = dir.mkdirs("etc-app")
-        let env = ["GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"]
+        let env = [
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        ]
         func git(_ args: String...) async throws {
             let r = try await ProcessRunner.run(["git", "-C", repo] + args, environment: env, timeout: .seconds(60))
             #expect(r.succeeded, "git \(args): \(r.stderrText)")
@@ -141,7 +165,8 @@ import TestSupport
         }
         // The live file is inside the repository's work tree: `git show TAG:conf.d/app.conf`.
         let live = dir.sub("etc-app/conf.d/app.conf")
-        let exec = ConfigExecutor(ConfigStrategy(files: [live], gitRepo: repo), phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
+        let exec = ConfigExecutor(
+            ConfigStrategy(files: [live], gitRepo: repo), phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
         #expect(try await exec.availableVersions() == ["v1.10.0", "v1.9.0"])
         #expect(try await exec.currentVersion() == "v1.10.0")
         try await exec.precheck(target: "v1.9.0")
@@ -161,12 +186,17 @@ import TestSupport
         let server = try await Fixture.record(log: dir.sub("requests.log"))
         defer { server.stop() }
         let token = dir.write("token", "s3cret-token\n", mode: 0o600)
-        let http = FeatureFlagHTTP(method: "PATCH", url: "http://\(server.hostPort)/api/flags/new_checkout",
-                                   body: .object([("enabled", .bool(false))]), tokenFile: token)
-        let exec = FeatureFlagExecutor(FeatureFlagStrategy(flag: "new_checkout", http: http), phaseTimeout: .seconds(60))
+        let http = FeatureFlagHTTP(
+            method: "PATCH", url: "http://\(server.hostPort)/api/flags/new_checkout",
+            body: .object([("enabled", .bool(false))]), tokenFile: token)
+        let exec = FeatureFlagExecutor(
+            FeatureFlagStrategy(flag: "new_checkout", http: http), phaseTimeout: .seconds(60))
         try await exec.precheck(target: "off")
         let plan = exec.plan(from: "on", to: "off", incident: "i")
-        #expect(plan.phases.map(\.description) == ["PATCH http://\(server.hostPort)/api/flags/new_checkout with body {\"enabled\":false} (Authorization: Bearer from \(token)), expecting 2xx"])
+        #expect(
+            plan.phases.map(\.description) == [
+                "PATCH http://\(server.hostPort)/api/flags/new_checkout with body {\"enabled\":false} (Authorization: Bearer from \(token)), expecting 2xx"
+            ])
         let outcome = try await runPlan(exec, from: "on", to: "off", state: dir.sub("state"))
         #expect(outcome.status == .finished, "\(outcome.summary)")
         let requests = try Fixture.recorded(dir.sub("requests.log"))
@@ -185,24 +215,37 @@ import TestSupport
         defer { dir.remove() }
         let server = try await Fixture.record(log: dir.sub("requests.log"))
         defer { server.stop() }
-        let denied = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/status/403")),
-                                         phaseTimeout: .seconds(60))
-        #expect(try await runPlan(denied, from: "on", to: "off", state: dir.sub("state")).status
-                == .failed(phase: "flag-off", message: "feature-flag: PUT http://\(server.hostPort)/status/403 for flag f: HTTP 403: status 403"))
-        let slow = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/slow")),
-                                       phaseTimeout: .ms(500))
+        let denied = FeatureFlagExecutor(
+            FeatureFlagStrategy(
+                flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/status/403")),
+            phaseTimeout: .seconds(60))
+        #expect(
+            try await runPlan(denied, from: "on", to: "off", state: dir.sub("state")).status
+                == .failed(
+                    phase: "flag-off",
+                    message: "feature-flag: PUT http://\(server.hostPort)/status/403 for flag f: HTTP 403: status 403"))
+        let slow = FeatureFlagExecutor(
+            FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(method: "PUT", url: "http://\(server.hostPort)/slow")),
+            phaseTimeout: .ms(500))
         let started = monotonicMs()
         let outcome = try await runPlan(slow, from: "on", to: "off", incident: "i2", state: dir.sub("state"))
-        #expect(outcome.status == .failed(phase: "flag-off", message: "feature-flag: PUT for flag f: timeout after 500ms for http://\(server.hostPort)/slow"))
+        #expect(
+            outcome.status
+                == .failed(
+                    phase: "flag-off",
+                    message: "feature-flag: PUT for flag f: timeout after 500ms for http://\(server.hostPort)/slow"))
         // Cut by the 500 ms phase timeout, far below the 30 s the server takes (generous for a loaded machine).
         #expect(Double(monotonicMs() - started) / 1000 < 15)
-        let closed = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://127.0.0.1:\(unusedPort())/f")),
-                                         phaseTimeout: .seconds(60))
+        let closed = FeatureFlagExecutor(
+            FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://127.0.0.1:\(unusedPort())/f")),
+            phaseTimeout: .seconds(60))
         let refused = try await runPlan(closed, from: "on", to: "off", incident: "i3", state: dir.sub("state"))
         guard case let .failed(_, message) = refused.status else { Issue.record("\(refused.summary)"); return }
-        #expect(message.hasPrefix("feature-flag: PATCH for flag f: connection refused to http://127.0.0.1:"), "\(message)")
-        let noToken = FeatureFlagExecutor(FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://x/", tokenFile: dir.sub("missing"))),
-                                          phaseTimeout: .seconds(60))
+        #expect(
+            message.hasPrefix("feature-flag: PATCH for flag f: connection refused to http://127.0.0.1:"), "\(message)")
+        let noToken = FeatureFlagExecutor(
+            FeatureFlagStrategy(flag: "f", http: FeatureFlagHTTP(url: "http://x/", tokenFile: dir.sub("missing"))),
+            phaseTimeout: .seconds(60))
         await #expect { try await noToken.precheck(target: "off") } throws: { e in
             "\(e)" == "feature-flag: \(dir.sub("missing")) (the token file) is missing or unreadable"
         }

@@ -90,7 +90,8 @@ struct HAProxyInstance {
 
                 """
             try FileIO.writeAtomically(path: d + "/haproxy.cfg", bytes: Array(cfg.utf8), mode: 0o644)
-            let r = try await ProcessRunner.run([binary, "-D", "-f", d + "/haproxy.cfg", "-p", d + "/haproxy.pid"], timeout: .seconds(20))
+            let r = try await ProcessRunner.run(
+                [binary, "-D", "-f", d + "/haproxy.cfg", "-p", d + "/haproxy.pid"], timeout: .seconds(20))
             if r.succeeded {
                 reaper.add(pidFile: d + "/haproxy.pid")
                 try await waitUntil("haproxy's runtime API socket \(h.socket)") { FileIO.exists(h.socket) }
@@ -126,9 +127,11 @@ struct HAProxyInstance {
         let green = try await Fixture.serve(body: "v2")
         defer { green.stop() }
 
-        var strategy = NginxBlueGreenStrategy(upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
-                                              colors: ["blue": [blue.hostPort], "green": [green.hostPort], "broken": ["127.0.0.1:99999"]])
-        let initial = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(60), stateDirectory: dir.sub("state")).upstreamText(colour: "green")
+        var strategy = NginxBlueGreenStrategy(
+            upstreamFile: dir.sub("nginx/upstream.conf"), upstreamName: "app",
+            colors: ["blue": [blue.hostPort], "green": [green.hostPort], "broken": ["127.0.0.1:99999"]])
+        let initial = NginxBlueGreenExecutor(strategy, phaseTimeout: .seconds(60), stateDirectory: dir.sub("state"))
+            .upstreamText(colour: "green")
         let nginx = try await NginxInstance.start(dir: dir, upstream: initial, reaper: reaper)
         strategy.test = nginx.base + ["-t", "-q"]
         strategy.reload = nginx.base + ["-s", "reload"]
@@ -147,7 +150,8 @@ struct HAProxyInstance {
 
         // A colour nginx rejects: `nginx -t` fails, the include is put back, nothing is reloaded.
         let before = TestFiles.read(nginx.upstreamFile)
-        let rejected = try await runPlan(exec, from: "v2", to: "broken", incident: "inc-broken", state: dir.sub("state"))
+        let rejected = try await runPlan(
+            exec, from: "v2", to: "broken", incident: "inc-broken", state: dir.sub("state"))
         guard case let .failed(phase, message) = rejected.status else { Issue.record("\(rejected.summary)"); return }
         #expect(phase == "test")
         #expect(message.contains("nginx -t") || message.contains("-t -q"), "\(message)")
@@ -156,7 +160,9 @@ struct HAProxyInstance {
 
         // The real switch, green -> blue, while the client keeps requesting through nginx.
         try await exec.precheck(target: "v1")
-        await #expect { try await exec.precheck(target: "v7") } throws: { e in "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)" }
+        await #expect { try await exec.precheck(target: "v7") } throws: { e in
+            "\(e)" == "nginx-blue-green: no colour runs v7 (colours: blue, broken, green)"
+        }
         let outcome = try await runPlan(exec, from: "v2", to: "v1", incident: "inc-nginx", state: dir.sub("state"))
         let done = Fixture.wallClock()
         #expect(outcome.status == .finished, "\(outcome.summary)")
@@ -172,14 +178,18 @@ struct HAProxyInstance {
         #expect(result.transitions.last?.1 == "v1")
         // nginx reloads asynchronously; soon after the executor returned only blue answers (generous bound: the
         // test machine is shared).
-        if let last = result.transitions.last { #expect(last.0 < done + 5, "blue took over \(last.0 - done)s after the executor returned") }
+        if let last = result.transitions.last {
+            #expect(last.0 < done + 5, "blue took over \(last.0 - done)s after the executor returned")
+        }
         // While old workers finish, old and new workers both answer for a moment; that overlap stays short.
         let firstBlue = result.transitions.first { $0.1 == "v1" }?.0 ?? 0
         let overlap = (result.transitions.last?.0 ?? 0) - firstBlue
         #expect(overlap < 5, "green and blue alternated for \(overlap)s")
         #expect(try exec.activeColour() == "blue")
         #expect(try await exec.currentVersion() == "v1")
-        print("nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s")
+        print(
+            "nginx blue-green: \(result.ok) requests through the switch, \(result.failed) failed, green/blue overlap \(ValueFormat.trim(overlap))s"
+        )
     }
 }
 
@@ -193,9 +203,11 @@ struct HAProxyInstance {
         defer { stable.stop() }
         let canary = try await Fixture.serve(body: "canary")
         defer { canary.stop() }
-        let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", stable.port), ("canary", canary.port)], reaper: reaper)
-        let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary"),
-                                         phaseTimeout: .seconds(60))
+        let haproxy = try await HAProxyInstance.start(
+            dir: dir, servers: [("stable", stable.port), ("canary", canary.port)], reaper: reaper)
+        let exec = HAProxyCanaryExecutor(
+            HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary"),
+            phaseTimeout: .seconds(60))
         let servers = try await exec.servers()
         #expect(servers.map(\.server) == ["stable", "canary"])
         #expect(servers.allSatisfy { $0.takesNewRequests }, "\(servers)")
@@ -213,13 +225,16 @@ struct HAProxyInstance {
         // A request already on its way to the canary may finish: the client sends one request at a time, so once
         // the stable server has answered two more, any request that was in flight at the drain has been counted.
         let stableAfterDrain = try await Fixture.count(stable)
-        try await Fixture.waitForCount(stable, atLeast: stableAfterDrain + 2, "the stable server to answer after the drain")
+        try await Fixture.waitForCount(
+            stable, atLeast: stableAfterDrain + 2, "the stable server to answer after the drain")
         let atDrain = try await Fixture.count(canary)
         let stableAtDrain = try await Fixture.count(stable)
         // Until the stable server has taken 10 more requests (a busy runner may send slowly; the bound is generous).
         let waitStarted = monotonicMs()
         var stableLater = try await Fixture.count(stable)
-        if let later = try? await Fixture.waitForCount(stable, atLeast: stableAtDrain + 11, "10 more requests on the stable server") {
+        if let later = try? await Fixture.waitForCount(
+            stable, atLeast: stableAtDrain + 11, "10 more requests on the stable server")
+        {
             stableLater = later
         }
         let waited = Double(monotonicMs() - waitStarted) / 1000
@@ -229,24 +244,32 @@ struct HAProxyInstance {
         #expect(later == atDrain, "the canary got \(later - atDrain) new requests after the drain")
         #expect(stableLater > stableAtDrain + 10, "the stable server stopped getting requests")
         #expect(result.failed == 0, "\(result.errors)")
-        print("haproxy canary: canary served \(atDrain) before the drain and \(later - atDrain) after; stable +\(stableLater - stableAtDrain) in \(ValueFormat.trim(waited))s; \(result.failed) failed")
+        print(
+            "haproxy canary: canary served \(atDrain) before the drain and \(later - atDrain) after; stable +\(stableLater - stableAtDrain) in \(ValueFormat.trim(waited))s; \(result.failed) failed"
+        )
 
         // Draining again is harmless (idempotent), and a precheck now refuses to drain the last server.
-        #expect(try await runPlan(exec, from: "canary", to: "stable", incident: "inc-2", state: dir.sub("state")).status == .finished)
-        let last = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "stable"),
-                                         phaseTimeout: .seconds(60))
+        #expect(
+            try await runPlan(exec, from: "canary", to: "stable", incident: "inc-2", state: dir.sub("state")).status
+                == .finished)
+        let last = HAProxyCanaryExecutor(
+            HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "stable"),
+            phaseTimeout: .seconds(60))
         await #expect { try await last.precheck(target: "x") } throws: { e in
             "\(e)" == "haproxy-canary: draining app/stable would leave backend app with no server taking requests"
         }
-        let unknown = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "nope"),
-                                            phaseTimeout: .seconds(60))
+        let unknown = HAProxyCanaryExecutor(
+            HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "nope"),
+            phaseTimeout: .seconds(60))
         await #expect { try await unknown.precheck(target: "x") } throws: { e in
             "\(e)" == "haproxy-canary: backend app has no server nope (servers: stable, canary)"
         }
-        let noSocket = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: dir.sub("missing.sock"), backend: "app", canaryServer: "canary"),
-                                             phaseTimeout: .seconds(60))
+        let noSocket = HAProxyCanaryExecutor(
+            HAProxyCanaryStrategy(socket: dir.sub("missing.sock"), backend: "app", canaryServer: "canary"),
+            phaseTimeout: .seconds(60))
         await #expect { try await noSocket.precheck(target: "x") } throws: { e in
-            "\(e)" == "haproxy-canary: \(dir.sub("missing.sock")): connect: No such file or directory (command \"show servers state app\")"
+            "\(e)"
+                == "haproxy-canary: \(dir.sub("missing.sock")): connect: No such file or directory (command \"show servers state app\")"
         }
     }
 
@@ -259,9 +282,11 @@ struct HAProxyInstance {
         defer { a.stop() }
         let b = try await Fixture.serve(body: "b")
         defer { b.stop() }
-        let haproxy = try await HAProxyInstance.start(dir: dir, servers: [("stable", a.port), ("canary", b.port)], reaper: reaper)
-        let exec = HAProxyCanaryExecutor(HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary", mode: "weight"),
-                                         phaseTimeout: .seconds(60))
+        let haproxy = try await HAProxyInstance.start(
+            dir: dir, servers: [("stable", a.port), ("canary", b.port)], reaper: reaper)
+        let exec = HAProxyCanaryExecutor(
+            HAProxyCanaryStrategy(socket: haproxy.socket, backend: "app", canaryServer: "canary", mode: "weight"),
+            phaseTimeout: .seconds(60))
         #expect(try await runPlan(exec, from: "x", to: "y", state: dir.sub("state")).status == .finished)
         let canary = try await exec.servers().first { $0.server == "canary" }
         #expect(canary?.userWeight == 0)

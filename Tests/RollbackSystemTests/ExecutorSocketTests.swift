@@ -20,10 +20,13 @@ import Glibc
         guard let activate = program(named: "systemd-socket-activate") else {
             throw TestFailure("systemd-socket-activate is missing (Debian package systemd): make test-deps installs it")
         }
-        let pid = try s.spawn([activate, "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
-                               RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
-                               "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr"],
-                              log: "\(s.dir)/exec.log")
+        let pid = try s.spawn(
+            [
+                activate, "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
+                RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
+                "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr",
+            ],
+            log: "\(s.dir)/exec.log")
         try await s.waitFor("the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
         return pid
     }
@@ -102,7 +105,9 @@ import Glibc
         s.killAndReap(daemon)
         try s.startDaemon(["--exec-socket", "\(s.dir)/exec.sock"])
         // The restarted daemon asks again: a second executor, waiting for the lock the first one holds.
-        try await s.waitFor("the restarted daemon's executor beside the first") { Processes.children(of: activator).count == 2 }
+        try await s.waitFor("the restarted daemon's executor beside the first") {
+            Processes.children(of: activator).count == 2
+        }
         s.release("release-reload")
         try await s.waitFor("verification after the restart") { s.log.contains("verification_passed") }
         #expect(s.log.contains("Resuming rollback v2 -> v1"))
@@ -132,16 +137,20 @@ import Glibc
         chmod(s.dir, 0o755)
         chmod("\(s.dir)/exec.sock", 0o666)
         let probe = """
-        import socket, sys
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(sys.argv[1])
-        s.sendall(b'{"incident": "x", "to": "v1"}\\n')
-        print(s.makefile().readline().strip())
-        """
-        let r = try await ProcessRunner.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                             "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock"], timeout: .seconds(60))
-        #expect(r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
-                "\(r.stdoutText) \(r.stderrText)")
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            s.sendall(b'{"incident": "x", "to": "v1"}\\n')
+            print(s.makefile().readline().strip())
+            """
+        let r = try await ProcessRunner.run(
+            [
+                "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock",
+            ], timeout: .seconds(60))
+        #expect(
+            r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
+            "\(r.stdoutText) \(r.stderrText)")
         #expect(s.current().hasSuffix("/releases/v1"))
         #expect(Self.execLog(s).contains("uid 65534"))
         #expect(!FileIO.exists("\(s.dir)/exec/rollback-journal.json"))

@@ -58,7 +58,9 @@ final class RunningCount: Sendable {
         // Swap only once both readers run (the machine may be busy), on a thread of its own, at least 200 times and
         // until the readers have read 2000 times meanwhile. Counts, not a duration: each swap fsyncs the directory,
         // and on a loaded runner one fsync can take longer than a second.
-        try? await waitUntil("both readers to run", every: .milliseconds(5)) { running.value.load(ordering: .relaxed) == 2 }
+        try? await waitUntil("both readers to run", every: .milliseconds(5)) {
+            running.value.load(ordering: .relaxed) == 2
+        }
         #expect(running.value.load(ordering: .relaxed) == 2, "the readers did not start")
         let (swaps, swapErrors) = await BlockingThread.run { () -> (Int, [String]) in
             var swaps = 0
@@ -77,14 +79,18 @@ final class RunningCount: Sendable {
         #expect(ra.reads + rb.reads > 1000)
         #expect(ra.seen.union(rb.seen) == ["v1", "v2"])
         #expect(swaps >= 200)
-        print("symlink swap: \(swaps) swaps, \(ra.reads + rb.reads) reads by 2 readers, \(ra.misses + rb.misses) misses")
+        print(
+            "symlink swap: \(swaps) swaps, \(ra.reads + rb.reads) reads by 2 readers, \(ra.misses + rb.misses) misses")
     }
 
     @Test func planSwapsThenReloadsWithTheRollbackEnvironment() async throws {
         let dir = try ScratchDir("symlink")
         defer { dir.remove() }
         var s = Self.layout(dir)
-        let reload = dir.script("reload.sh", "echo \"$ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT $(cat \(dir.sub("current/VERSION")))\" >> \(dir.sub("reload.log"))")
+        let reload = dir.script(
+            "reload.sh",
+            "echo \"$ROLLBACKD_FROM $ROLLBACKD_TO $ROLLBACKD_INCIDENT $(cat \(dir.sub("current/VERSION")))\" >> \(dir.sub("reload.log"))"
+        )
         s.reload = [reload]
         let exec = SymlinkExecutor(s, phaseTimeout: .seconds(60))
         #expect(try await exec.currentVersion() == "v2")
@@ -121,7 +127,9 @@ final class RunningCount: Sendable {
         await #expect { try await exec.precheck(target: "v9") } throws: { e in
             "\(e)" == "symlink: \(dir.sub("releases/v9")) is not a directory (no release v9)"
         }
-        await #expect { try await exec.precheck(target: "../v1") } throws: { e in "\(e)".contains("is not a release name") }
+        await #expect { try await exec.precheck(target: "../v1") } throws: { e in
+            "\(e)".contains("is not a release name")
+        }
         unlink(dir.sub("current"))
         dir.mkdirs("current")
         await #expect { try await exec.precheck(target: "v1") } throws: { e in

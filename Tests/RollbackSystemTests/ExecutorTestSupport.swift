@@ -53,7 +53,8 @@ enum Fixture {
     /// Starts a client; it has had its first answer when this returns.
     static func client(url: String, dir: ScratchDir, name: String = "client") async throws -> Client {
         let stopFile = dir.sub("\(name).stop"), out = dir.sub("\(name).json")
-        let process = try await ServerProcess.python(script, ["client", "--url", url, "--stop-file", stopFile, "--out", out])
+        let process = try await ServerProcess.python(
+            script, ["client", "--url", url, "--stop-file", stopFile, "--out", out])
         return Client(process: process, stopFile: stopFile, out: out)
     }
 
@@ -70,7 +71,9 @@ enum Fixture {
     static func stop(_ c: Client) async throws -> ClientResult {
         let fd = open(c.stopFile, O_CREAT | O_WRONLY | O_CLOEXEC, 0o644)
         if fd >= 0 { close(fd) }
-        let text = try await waitFor("the client's result in \(c.out)", explain: { c.process.output }) { TestFiles.read(c.out) }
+        let text = try await waitFor("the client's result in \(c.out)", explain: { c.process.output }) {
+            TestFiles.read(c.out)
+        }
         c.process.stop()
         let v = try JSONParser.parse(text)
         func n(_ k: String) -> Int { if case let .number(x)? = v[k] { return Int(x) }; return -1 }
@@ -79,7 +82,9 @@ enum Fixture {
         var transitions: [(Double, String)] = []
         if case let .array(items)? = v["transitions"] {
             for item in items {
-                if case let .array(pair) = item, pair.count == 2, case let .number(t) = pair[0], case let .string(b) = pair[1] {
+                if case let .array(pair) = item, pair.count == 2, case let .number(t) = pair[0],
+                    case let .string(b) = pair[1]
+                {
                     transitions.append((t, b))
                 }
             }
@@ -106,8 +111,10 @@ final class Reaper: @unchecked Sendable {
 }
 
 /// Runs a plan with a fresh lock in `state`.
-func runPlan(_ executor: any RollbackExecutor, from: String, to: String, incident: String = "inc-1",
-             state: String) async throws -> ExecutionOutcome {
+func runPlan(
+    _ executor: any RollbackExecutor, from: String, to: String, incident: String = "inc-1",
+    state: String
+) async throws -> ExecutionOutcome {
     let lock = try RollbackLock.acquire(stateDirectory: state, holder: "test")
     defer { lock.release() }
     let runner = ExecutionRunner(executor: executor, stateDirectory: state)

@@ -22,7 +22,9 @@ import TestSupport
         return o
     }
 
-    func expectFailure(_ r: Result<HTTPResponse, HTTPError>, sourceLocation: SourceLocation = #_sourceLocation) -> HTTPError? {
+    func expectFailure(_ r: Result<HTTPResponse, HTTPError>, sourceLocation: SourceLocation = #_sourceLocation)
+        -> HTTPError?
+    {
         switch r {
         case let .success(resp):
             Issue.record("expected a failure, got HTTP \(resp.status)", sourceLocation: sourceLocation)
@@ -55,8 +57,9 @@ import TestSupport
         defer { dir.remove() }
         let tokenFile = dir.path + "/token"
         try FileIO.writeAtomically(path: tokenFile, bytes: Array("s3cr3t-token\n".utf8))
-        let req = HTTPRequest(method: "POST", url: "\(s.base)/echo", headers: [("X-Rollbackd-Test", "yes")],
-                              body: Array("{\"a\":1}".utf8), options: options { $0.bearerTokenFile = tokenFile })
+        let req = HTTPRequest(
+            method: "POST", url: "\(s.base)/echo", headers: [("X-Rollbackd-Test", "yes")],
+            body: Array("{\"a\":1}".utf8), options: options { $0.bearerTokenFile = tokenFile })
         let resp = try await client.send(req).get()
         let echo = try JSONParser.parse(resp.text)
         #expect(echo["method"] == .string("POST"))
@@ -71,11 +74,17 @@ import TestSupport
         let s = try await SharedServers.fault()
         let req = HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = "/nonexistent/token" })
         let e = try #require(expectFailure(await client.send(req)))
-        #expect(e.description == "cannot use bearer token file /nonexistent/token for \(s.base)/echo: open /nonexistent/token: No such file or directory")
+        #expect(
+            e.description
+                == "cannot use bearer token file /nonexistent/token for \(s.base)/echo: open /nonexistent/token: No such file or directory"
+        )
         let dir = try ScratchDir("http")
         defer { dir.remove() }
         try FileIO.writeAtomically(path: dir.path + "/empty", bytes: Array(" \n".utf8))
-        let e2 = try #require(expectFailure(await client.send(HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = dir.path + "/empty" }))))
+        let e2 = try #require(
+            expectFailure(
+                await client.send(
+                    HTTPRequest(url: "\(s.base)/echo", options: options { $0.bearerTokenFile = dir.path + "/empty" }))))
         #expect(e2.description.hasSuffix("the file is empty"))
     }
 
@@ -89,7 +98,8 @@ import TestSupport
     @Test func aServerThatNeverAnswersTimesOutOnTime() async throws {
         let s = try await SharedServers.fault()
         let started = monotonicMs()
-        let e = try #require(expectFailure(await client.send(.get("\(s.base)/hang", options: options(timeout: .ms(500))))))
+        let e = try #require(
+            expectFailure(await client.send(.get("\(s.base)/hang", options: options(timeout: .ms(500))))))
         let elapsed = monotonicMs() - started
         #expect(e.description == "timeout after 500ms for \(s.base)/hang")
         #expect(elapsed >= 450 && elapsed < 10_000, "took \(elapsed) ms")
@@ -98,7 +108,9 @@ import TestSupport
     @Test func aDrippingServerIsCutOffAtTheTimeout() async throws {
         let s = try await SharedServers.fault()
         let started = monotonicMs()
-        let e = try #require(expectFailure(await client.send(.get("\(s.base)/drip?bytes=1000&ms=50", options: options(timeout: .ms(700))))))
+        let e = try #require(
+            expectFailure(
+                await client.send(.get("\(s.base)/drip?bytes=1000&ms=50", options: options(timeout: .ms(700))))))
         let elapsed = monotonicMs() - started
         guard case let .timeout(t, bytes) = e.kind else { Issue.record("not a timeout: \(e)"); return }
         #expect(t == .ms(700))
@@ -110,16 +122,22 @@ import TestSupport
     @Test func responsesOverTheCapAreRefused() async throws {
         let s = try await SharedServers.fault()
         // Declared length over the cap: refused at the headers.
-        let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options()))))
+        let e1 = try #require(
+            expectFailure(await client.send(.get("\(s.base)/big?bytes=\(50 << 20)", options: options()))))
         #expect(e1.description == "response from \(s.base)/big?bytes=52428800 exceeds 16 MiB (maxBodyBytes)")
         // No declared length: cut off while streaming.
-        let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options()))))
+        let e2 = try #require(
+            expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=\(50 << 20)", options: options()))))
         #expect(e2.kind == .bodyTooLarge(limit: 16 << 20))
         // A smaller configured cap.
-        let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/big-chunked?bytes=5000", options: options { $0.maxBodyBytes = 4096 }))))
+        let e3 = try #require(
+            expectFailure(
+                await client.send(.get("\(s.base)/big-chunked?bytes=5000", options: options { $0.maxBodyBytes = 4096 }))
+            ))
         #expect(e3.description == "response from \(s.base)/big-chunked?bytes=5000 exceeds 4 KiB (maxBodyBytes)")
         // Exactly at the cap is fine.
-        let ok = try await client.send(.get("\(s.base)/big?bytes=4096", options: options { $0.maxBodyBytes = 4096 })).get()
+        let ok = try await client.send(.get("\(s.base)/big?bytes=4096", options: options { $0.maxBodyBytes = 4096 }))
+            .get()
         #expect(ok.body.count == 4096)
     }
 
@@ -128,8 +146,10 @@ import TestSupport
         let e1 = try #require(expectFailure(await client.send(.get("\(s.base)/garbage", options: options()))))
         #expect(e1.description.hasPrefix("invalid HTTP response from \(s.base)/garbage"))
         let e2 = try #require(expectFailure(await client.send(.get("\(s.base)/close", options: options()))))
-        #expect(e2.description == "empty reply from \(s.base)/close (the server closed the connection without a response)")
-        let e3 = try #require(expectFailure(await client.send(.get("\(s.base)/hang-body", options: options(timeout: .ms(400))))))
+        #expect(
+            e2.description == "empty reply from \(s.base)/close (the server closed the connection without a response)")
+        let e3 = try #require(
+            expectFailure(await client.send(.get("\(s.base)/hang-body", options: options(timeout: .ms(400))))))
         #expect(e3.kind == .timeout(.ms(400), bytesReceived: 0))
     }
 
@@ -138,7 +158,9 @@ import TestSupport
         let notFollowed = try await client.send(.get("\(s.base)/redirect?to=/status/201", options: options())).get()
         #expect(notFollowed.status == 302)
         #expect(notFollowed.header("Location") == "/status/201")
-        let followed = try await client.send(.get("\(s.base)/redirect?to=/status/201", options: options { $0.followRedirects = true })).get()
+        let followed = try await client.send(
+            .get("\(s.base)/redirect?to=/status/201", options: options { $0.followRedirects = true })
+        ).get()
         #expect(followed.status == 201)
         #expect(followed.header("location") == nil)
     }
@@ -173,8 +195,9 @@ import TestSupport
         #expect((try? results[0].get().status) == 200)
         #expect(results[1].failureDescription == "connection refused to \(refused)")
         // A loaded machine may not even finish the loopback connect within 300 ms; either way it is the timeout.
-        #expect(["timeout after 300ms for \(s.base)/hang", "connect timeout after 300ms to \(s.base)/hang"]
-            .contains(results[2].failureDescription ?? ""), "\(results[2].failureDescription ?? "")")
+        #expect(
+            ["timeout after 300ms for \(s.base)/hang", "connect timeout after 300ms to \(s.base)/hang"]
+                .contains(results[2].failureDescription ?? ""), "\(results[2].failureDescription ?? "")")
         #expect((try? results[3].get().status) == 500)
         #expect(results[4].failureDescription?.hasPrefix("invalid URL not a url") == true)
     }
@@ -184,7 +207,9 @@ import TestSupport
         let s = try await ServerProcess.python("fault_server.py")
         defer { s.stop() }
         let started = monotonicMs()
-        let task = Task { await HTTPClient.shared.send(.get("\(s.base)/hang", options: options(timeout: .seconds(30)))) }
+        let task = Task {
+            await HTTPClient.shared.send(.get("\(s.base)/hang", options: options(timeout: .seconds(30))))
+        }
         // Cancel once the transfer is under way: the server has the request.
         try await waitUntil("the /hang request to reach the server") {
             (try? await HTTPClient.shared.send(.get("\(s.base)/count/hang", options: options())).get().text) == "1"
@@ -199,9 +224,12 @@ import TestSupport
         let dir = try ScratchDir("http")
         defer { dir.remove() }
         let cert = dir.path + "/cert.pem", key = dir.path + "/key.pem"
-        let gen = try await ProcessRunner.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                                               "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                                               "-addext", "subjectAltName=IP:127.0.0.1"], timeout: .seconds(30))
+        let gen = try await ProcessRunner.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1",
+            ], timeout: .seconds(30))
         try #require(gen.succeeded, "openssl: \(gen.stderrText)")
         let server = try await ServerProcess.python("fault_server.py", ["--tls", cert, key])
         defer { server.stop() }
@@ -220,7 +248,8 @@ import TestSupport
         #expect(HTTPError.redact("http://ü:ß@hôst/ä@") == "http://***@hôst/ä@")
         #expect(HTTPError.redact("user:pw@host") == "user:pw@host")
         let port = unusedPort()
-        let e = try #require(expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
+        let e = try #require(
+            expectFailure(await client.send(.get("http://user:pw@127.0.0.1:\(port)/", options: options()))))
         #expect(e.description == "connection refused to http://***@127.0.0.1:\(port)/")
     }
 
@@ -231,9 +260,10 @@ import TestSupport
         do {
             let c = HTTPClient(maxConnections: 8)
             for _ in 0..<20 {
-                let results = await c.sendAll((0..<100).map { i in
-                    .get(i % 10 == 0 ? "http://127.0.0.1:\(unusedPort())/" : "\(s.base)/status/200")
-                })
+                let results = await c.sendAll(
+                    (0..<100).map { i in
+                        .get(i % 10 == 0 ? "http://127.0.0.1:\(unusedPort())/" : "\(s.base)/status/200")
+                    })
                 #expect(results.filter { (try? $0.get().status) == 200 }.count == 90)
             }
             // Idle connections are kept for reuse; libcurl prunes to the limit only as transfers finish, so up to a
@@ -243,7 +273,9 @@ import TestSupport
         }
         // The client is gone: its multi handle and cached connections with it.
         // Closing is asynchronous to this task: wait for it (generously), then check.
-        try? await waitUntil("the released client's connections to close") { establishedConnections(toPort: s.port) == 0 }
+        try? await waitUntil("the released client's connections to close") {
+            establishedConnections(toPort: s.port) == 0
+        }
         let left = establishedConnections(toPort: s.port)
         #expect(left == 0, "\(left) connections still open after the client was released")
     }
@@ -255,7 +287,9 @@ func establishedConnections(toPort port: Int) -> Int {
     var mine = Set<Substring>()
     if let d = opendir("/proc/self/fd") {
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            let name = withUnsafeBytes(of: e.pointee.d_name) {
+                String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
             var buf = [CChar](repeating: 0, count: 64)
             let n = readlink("/proc/self/fd/" + name, &buf, 63)
             guard n > 0 else { continue }
@@ -268,7 +302,9 @@ func establishedConnections(toPort port: Int) -> Int {
     var n = 0
     for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
         let f = line.split(separator: " ")
-        guard f.count > 9, let colon = f[2].lastIndex(of: ":"), let remote = Int(f[2][f[2].index(after: colon)...], radix: 16) else { continue }
+        guard f.count > 9, let colon = f[2].lastIndex(of: ":"),
+            let remote = Int(f[2][f[2].index(after: colon)...], radix: 16)
+        else { continue }
         if remote == port && f[3] == "01" && mine.contains(f[9]) { n += 1 }
     }
     return n

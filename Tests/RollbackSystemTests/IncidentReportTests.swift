@@ -11,16 +11,19 @@ import TestSupport
 struct IncidentReportTests {
     static func sampleIncident(id: String = "inc-20261122T135300Z-v2.3.1") -> Incident {
         let t0 = Timestamp(iso8601: "2026-11-22T13:52:45Z")!
-        let trip = TripSnapshot(trigger: "critical-error-rate", metric: "error_rate", severity: .critical,
-                                automation: .full, value: 0.142, threshold: 0.1, firstBreachAt: t0,
-                                trippedAt: t0 + .seconds(15))
+        let trip = TripSnapshot(
+            trigger: "critical-error-rate", metric: "error_rate", severity: .critical,
+            automation: .full, value: 0.142, threshold: 0.1, firstBreachAt: t0,
+            trippedAt: t0 + .seconds(15))
         return Incident(
             id: id, service: "example-api", fromVersion: "v2.3.1", toVersion: "v2.3.0",
             openedAt: t0 + .seconds(15), closedAt: t0 + .seconds(15 + 150), status: .closed, outcome: .rolledBack,
             trips: [trip],
-            gates: [GateResult(gate: "automation", passed: true, detail: "full"),
-                    GateResult(gate: "deploy_window", passed: true, detail: "v2.3.1 live for 12m (window 2h)"),
-                    GateResult(gate: "target", passed: true, detail: "v2.3.0 known-good since 13:10 | soaked 30m")],
+            gates: [
+                GateResult(gate: "automation", passed: true, detail: "full"),
+                GateResult(gate: "deploy_window", passed: true, detail: "v2.3.1 live for 12m (window 2h)"),
+                GateResult(gate: "target", passed: true, detail: "v2.3.0 known-good since 13:10 | soaked 30m"),
+            ],
             decision: "rollback", decisionReason: "full automation and every gate passed", approver: "uid 1000",
             rollbackStartedAt: t0 + .seconds(16), rollbackFinishedAt: t0 + .seconds(19), verifiedAt: t0 + .seconds(139),
             timeline: [
@@ -29,7 +32,8 @@ struct IncidentReportTests {
                 TimelineEntry(at: t0 + .seconds(15), kind: .decision, text: "roll back v2.3.1 -> v2.3.0"),
                 TimelineEntry(at: t0 + .seconds(16), kind: .rollbackStarted, text: "strategy symlink"),
                 TimelineEntry(at: t0 + .seconds(19), kind: .rollbackFinished, text: "v2.3.0 live"),
-                TimelineEntry(at: t0 + .seconds(139), kind: .verificationPassed, text: "all full triggers clear for 2m"),
+                TimelineEntry(
+                    at: t0 + .seconds(139), kind: .verificationPassed, text: "all full triggers clear for 2m"),
                 TimelineEntry(at: t0 + .seconds(165), kind: .incidentClosed, text: "rolled back"),
             ])
     }
@@ -66,7 +70,8 @@ struct IncidentReportTests {
         #expect(j["times"]?["rollbackFinished"] == .string("2026-11-22T13:53:04.000Z"))
         #expect(j["times"]?["verified"] == .string("2026-11-22T13:55:04.000Z"))
         guard case let .array(trips)? = j["trips"], case let .array(gates)? = j["gates"],
-              case let .array(timeline)? = j["timeline"] else { Issue.record("missing arrays"); return }
+            case let .array(timeline)? = j["timeline"]
+        else { Issue.record("missing arrays"); return }
         #expect(trips.first?["value"] == .number(0.142))
         #expect(trips.first?["valueText"] == .string("14.2%"))
         #expect(trips.first?["thresholdText"] == .string("10%"))
@@ -79,7 +84,10 @@ struct IncidentReportTests {
         #expect(md.contains("| Outcome | rolled back, verification passed |"))
         #expect(md.contains("| Duration | 2m30s |"))
         #expect(md.contains("| Approver | uid 1000 |"))
-        #expect(md.contains("| critical-error-rate | error_rate > 10% | 14.2% | 10% | critical | full | 2026-11-22T13:52:45.000Z | 2026-11-22T13:53:00.000Z |"))
+        #expect(
+            md.contains(
+                "| critical-error-rate | error_rate > 10% | 14.2% | 10% | critical | full | 2026-11-22T13:52:45.000Z | 2026-11-22T13:53:00.000Z |"
+            ))
         #expect(md.contains("| Rollback finished | 2026-11-22T13:53:04.000Z | +19s |"))
         #expect(md.contains("| Verification | 2026-11-22T13:55:04.000Z | +2m19s |"))
         #expect(md.contains(#"| target | passed | v2.3.0 known-good since 13:10 \| soaked 30m |"#), "pipes are escaped")
@@ -91,7 +99,9 @@ struct IncidentReportTests {
         try IncidentReportWriter(stateDirectory: dir).write(later)
         let md2 = String(decoding: try FileIO.readAll(path: paths.markdown), as: UTF8.self)
         #expect(md2.contains("| Approver | none (no approval was involved) |"))
-        #expect(md2.contains("| 14.2% | 0.1 |") == false && md2.contains("| 0.142 | 0.1 |"), "without thresholds, plain numbers")
+        #expect(
+            md2.contains("| 14.2% | 0.1 |") == false && md2.contains("| 0.142 | 0.1 |"),
+            "without thresholds, plain numbers")
     }
 
     @Test func anOpenIncidentReportsWhatIsKnown() throws {

@@ -25,7 +25,8 @@ struct JournalMappingTests {
     }
 
     @Test func catalogExplainsEveryMessageID() throws {
-        let text = String(decoding: try FileIO.readAll(path: RepoPaths.root + "/systemd/rollbackd.catalog"), as: UTF8.self)
+        let text = String(
+            decoding: try FileIO.readAll(path: RepoPaths.root + "/systemd/rollbackd.catalog"), as: UTF8.self)
         let headers = text.split(separator: "\n").filter { $0.hasPrefix("-- ") }.map { String($0.dropFirst(3)) }
         #expect(Set(headers) == Set(EventKind.allCases.map(JournalFields.messageID(for:))))
         #expect(headers.count == EventKind.allCases.count)
@@ -46,12 +47,13 @@ struct JournalMappingTests {
     }
 
     @Test func fieldsRoundTrip() {
-        let e = Event(kind: .decision, at: Timestamp(millisecondsSinceEpoch: 1_795_355_978_123),
-                      message: "Rolling back checkout v2 -> v1: error rate 14% > 10%", severity: .critical,
-                      incident: "inc-1", trigger: "critical_error_rate", automation: .full, metric: "error_rate",
-                      value: 0.14, threshold: 0.1, fromVersion: "v2", toVersion: "v1", decision: "rollback",
-                      reason: "3 consecutive breaches", dryRun: false,
-                      extra: ["phase": "swap", "callerUid": "1000"])
+        let e = Event(
+            kind: .decision, at: Timestamp(millisecondsSinceEpoch: 1_795_355_978_123),
+            message: "Rolling back checkout v2 -> v1: error rate 14% > 10%", severity: .critical,
+            incident: "inc-1", trigger: "critical_error_rate", automation: .full, metric: "error_rate",
+            value: 0.14, threshold: 0.1, fromVersion: "v2", toVersion: "v1", decision: "rollback",
+            reason: "3 consecutive breaches", dryRun: false,
+            extra: ["phase": "swap", "callerUid": "1000"])
         let fields = JournalFields.fields(for: e, identifier: "rollbackd", service: "checkout")
         let map = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
         #expect(map["MESSAGE"] == e.message)
@@ -92,10 +94,14 @@ struct JournalMappingTests {
 
     @Test func noJournalSocketMeansStderr() {
         #expect(JournalWriter(target: .automatic, socketPath: "/nonexistent/journal/socket").target == .stderr)
-        let e = Event(kind: .rollbackFailed, at: Timestamp(iso8601: "2026-11-22T13:53:00Z")!,
-                      message: "phase swap failed", severity: .critical, incident: "inc-9", reason: "ln: no such file")
+        let e = Event(
+            kind: .rollbackFailed, at: Timestamp(iso8601: "2026-11-22T13:53:00Z")!,
+            message: "phase swap failed", severity: .critical, incident: "inc-9", reason: "ln: no such file")
         let line = JournalWriter.readableLine(JournalFields.fields(for: e))
-        #expect(line == #"2026-11-22T13:53:00.000Z rollbackd CRIT rollback_failed: phase swap failed [incident=inc-9 reason="ln: no such file"]"#)
+        #expect(
+            line
+                == #"2026-11-22T13:53:00.000Z rollbackd CRIT rollback_failed: phase swap failed [incident=inc-9 reason="ln: no such file"]"#
+        )
     }
 }
 
@@ -104,15 +110,18 @@ struct JournalSystemTests {
     static func sampleEvents(incident: String) -> [Event] {
         let t0 = Timestamp(iso8601: "2026-11-22T13:50:00Z")!
         return [
-            Event(kind: .triggerFiring, at: t0, message: "critical_error_rate fired: error_rate 14% > 10%",
-                  severity: .critical, incident: incident, trigger: "critical_error_rate", automation: .full,
-                  metric: "error_rate", value: 0.14, threshold: 0.1, fromVersion: "v2.3.1"),
-            Event(kind: .decision, at: t0 + .seconds(1), message: "rolling back v2.3.1 -> v2.3.0",
-                  severity: .critical, incident: incident, trigger: "critical_error_rate", automation: .full,
-                  fromVersion: "v2.3.1", toVersion: "v2.3.0", decision: "rollback",
-                  reason: "full automation, all gates passed", dryRun: false),
-            Event(kind: .rollbackFinished, at: t0 + .seconds(4), message: "v2.3.0 is live", severity: .high,
-                  incident: incident, fromVersion: "v2.3.1", toVersion: "v2.3.0", extra: ["phase": "swap"]),
+            Event(
+                kind: .triggerFiring, at: t0, message: "critical_error_rate fired: error_rate 14% > 10%",
+                severity: .critical, incident: incident, trigger: "critical_error_rate", automation: .full,
+                metric: "error_rate", value: 0.14, threshold: 0.1, fromVersion: "v2.3.1"),
+            Event(
+                kind: .decision, at: t0 + .seconds(1), message: "rolling back v2.3.1 -> v2.3.0",
+                severity: .critical, incident: incident, trigger: "critical_error_rate", automation: .full,
+                fromVersion: "v2.3.1", toVersion: "v2.3.0", decision: "rollback",
+                reason: "full automation, all gates passed", dryRun: false),
+            Event(
+                kind: .rollbackFinished, at: t0 + .seconds(4), message: "v2.3.0 is live", severity: .high,
+                incident: incident, fromVersion: "v2.3.1", toVersion: "v2.3.0", extra: ["phase": "swap"]),
             Event(kind: .configLoaded, at: t0 + .seconds(5), message: "thresholds.json loaded", severity: .low),
         ]
     }
@@ -198,13 +207,23 @@ struct JournalSystemTests {
         try FileIO.makeDirectories("/usr/lib/systemd/catalog", mode: 0o755)
         try FileIO.writeAtomically(path: installed, bytes: ours, mode: 0o644)
         defer {
-            if let previous { try? FileIO.writeAtomically(path: installed, bytes: previous, mode: 0o644) } else { unlink(installed) }
-            if previous != ours { _ = try? ProcessRunner.runBlocking(["journalctl", "--update-catalog"], environment: [:], stdin: [], timeout: .seconds(30), maxOutputBytes: 1 << 16).get() }
+            if let previous {
+                try? FileIO.writeAtomically(path: installed, bytes: previous, mode: 0o644)
+            } else {
+                unlink(installed)
+            }
+            if previous != ours {
+                _ = try? ProcessRunner.runBlocking(
+                    ["journalctl", "--update-catalog"], environment: [:], stdin: [], timeout: .seconds(30),
+                    maxOutputBytes: 1 << 16
+                ).get()
+            }
         }
         let update = try await ProcessRunner.run(["journalctl", "--update-catalog"], timeout: .seconds(60))
         #expect(update.succeeded, "\(update.stderrText)")
-        let x = try await ProcessRunner.run(["journalctl", "-x", "--no-pager", "SYSLOG_IDENTIFIER=\(identifier)"],
-                                            timeout: .seconds(60))
+        let x = try await ProcessRunner.run(
+            ["journalctl", "-x", "--no-pager", "SYSLOG_IDENTIFIER=\(identifier)"],
+            timeout: .seconds(60))
         #expect(x.stdoutText.contains("critical_error_rate fired: error_rate 14% > 10%"))
         // The subject with the entry's own trigger substituted, and the advice.
         #expect(x.stdoutText.contains("Subject: rollbackd trigger critical_error_rate fired"), "\(x.stdoutText)")
@@ -239,12 +258,16 @@ struct JournalSystemTests {
         defer { scratch.remove() }
         let dir = scratch.path
         let config = try writeThresholds(dir: dir, webhooks: [])
-        let r = try await runRollbackd(["notify-drill", "--config", config, "--state-dir", dir, "--count", "2",
-                                     "--incident", "inc-tty", "--journal", "stderr"])
+        let r = try await runRollbackd([
+            "notify-drill", "--config", config, "--state-dir", dir, "--count", "2",
+            "--incident", "inc-tty", "--journal", "stderr",
+        ])
         #expect(r.succeeded, "\(r.stderrText)")
         let lines = r.stderrText.split(separator: "\n")
         #expect(lines.count == 2)
-        #expect(lines.first?.contains("rollbackd CRIT decision: notify drill event 1 of 2 for example-api [") == true, "\(r.stderrText)")
+        #expect(
+            lines.first?.contains("rollbackd CRIT decision: notify drill event 1 of 2 for example-api [") == true,
+            "\(r.stderrText)")
         #expect(lines.first?.contains("incident=inc-tty") == true)
     }
 }

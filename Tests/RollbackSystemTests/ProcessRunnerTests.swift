@@ -12,9 +12,10 @@ import RollbackCore
     }
 
     @Test func passesEnvironmentAndStdin() async throws {
-        let r = try await ProcessRunner.run(["/bin/sh", "-c", "printf '%s-' \"$ROLLBACKD_TO\"; cat"],
-                                            environment: ["ROLLBACKD_TO": "v1 'quoted'"], stdin: Array("input".utf8),
-                                            timeout: .seconds(60))
+        let r = try await ProcessRunner.run(
+            ["/bin/sh", "-c", "printf '%s-' \"$ROLLBACKD_TO\"; cat"],
+            environment: ["ROLLBACKD_TO": "v1 'quoted'"], stdin: Array("input".utf8),
+            timeout: .seconds(60))
         #expect(r.stdoutText == "v1 'quoted'-input")
     }
 

@@ -40,7 +40,10 @@ import TestSupport
         #expect(lines[0]["tick"] == .number(1))
         #expect(lines[0]["metric"] == .string("error_rate"))
         #expect(lines[0]["value"] == .null)
-        #expect(lines[0]["reason"] == .string("collecting a baseline: errorRatio needs two scrapes of a target; the first value comes next tick"))
+        #expect(
+            lines[0]["reason"]
+                == .string(
+                    "collecting a baseline: errorRatio needs two scrapes of a target; the first value comes next tick"))
         #expect(lines[1]["metric"] == .string("unhealthy"))
         #expect(lines[1]["value"] == .number(0))
         #expect(lines[1]["unit"] == .string("ratio"))
@@ -60,7 +63,9 @@ import TestSupport
         #expect(r.termination == .exited(3))
         let text = r.stdoutText
         #expect(text.hasPrefix("tick 1 at "))
-        #expect(text.contains("version unknown (cannot read the version: connection refused to http://127.0.0.1:\(port)/version)"))
+        #expect(
+            text.contains(
+                "version unknown (cannot read the version: connection refused to http://127.0.0.1:\(port)/version)"))
         #expect(text.contains("\n  error_rate  no data: connection refused to http://127.0.0.1:\(port)/metrics\n"))
         #expect(text.contains("\n  unhealthy   100%\n"))
         #expect(text.contains("    note: connection refused to http://127.0.0.1:\(port)/healthz\n"))

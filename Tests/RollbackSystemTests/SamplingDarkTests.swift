@@ -83,19 +83,25 @@ import Glibc
         let targets = ["http://127.0.0.1:\(dark.port)/healthz", "\(f.base)/status/200", "\(f.base)/status/200"]
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: metrics(targets)))
         let tick = await sampler.tick(now: Timestamp(millisecondsSinceEpoch: 1_800_000_000_000))
-        #expect(tick.samples["health"]?.number.map { abs($0 - 1.0 / 3) < 1e-12 } == true, "\(String(describing: tick.samples["health"]))")
+        #expect(
+            tick.samples["health"]?.number.map { abs($0 - 1.0 / 3) < 1e-12 } == true,
+            "\(String(describing: tick.samples["health"]))")
         #expect(tick.samples["probe_errors"]?.number.map { abs($0 - 1.0 / 3) < 1e-12 } == true)
     }
 
     @Test func aRefusalAndAStallAfterConnectingAreUnhealthy() async throws {
         let f = try await SharedServers.fault()
         let refused = "http://127.0.0.1:\(unusedPort())/healthz"
-        let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "health": {"type": "probe", "targets": ["\(refused)", "\(f.base)/hang"], "measure": "unhealthyRatio", "timeout": "1s"}
-            """))
+        let sampler = Sampler(
+            thresholds: try samplingThresholds(
+                metrics: """
+                    "health": {"type": "probe", "targets": ["\(refused)", "\(f.base)/hang"], "measure": "unhealthyRatio", "timeout": "1s"}
+                    """))
         let tick = await sampler.tick(now: Timestamp(millisecondsSinceEpoch: 1_800_000_000_000))
         #expect(tick.samples["health"] == .value(1), "\(String(describing: tick.samples["health"]))")
         let notes = tick.notes["health"]?.joined(separator: " ") ?? ""
-        #expect(notes.contains("connection refused to \(refused)") && notes.contains("timeout after 1s for \(f.base)/hang"), "\(notes)")
+        #expect(
+            notes.contains("connection refused to \(refused)") && notes.contains("timeout after 1s for \(f.base)/hang"),
+            "\(notes)")
     }
 }

@@ -43,11 +43,12 @@ final class PrometheusServer: Sendable {
             let port = unusedPort()
             do {
                 // run_watched.py says READY once Prometheus answers /-/ready (it cannot say so itself).
-                let p = try await ServerProcess.start([
-                    python3, RepoPaths.server("run_watched.py"), String(port), "/-/ready", "--",
-                    prometheus, "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
-                    "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
-                ], seconds: 90)
+                let p = try await ServerProcess.start(
+                    [
+                        python3, RepoPaths.server("run_watched.py"), String(port), "/-/ready", "--",
+                        prometheus, "--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+                        "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+                    ], seconds: 90)
                 return PrometheusServer(process: p, dir: dir)
             } catch {
                 lastError = error
@@ -63,7 +64,9 @@ final class PrometheusServer: Sendable {
         c.http = patientHTTP()
         let source = PrometheusSource(name: "wait", config: c)
         var last: SampleValue?
-        try await waitUntil("\(query) to reach \(expected)", every: .milliseconds(200), explain: { "last: \(String(describing: last))" }) {
+        try await waitUntil(
+            "\(query) to reach \(expected)", every: .milliseconds(200), explain: { "last: \(String(describing: last))" }
+        ) {
             last = await source.sample(now: SystemTime.now())["wait"]
             return last == .value(expected)
         }
@@ -72,9 +75,10 @@ final class PrometheusServer: Sendable {
 
 @Suite struct SamplingPrometheusTests {
     func source(_ base: String, _ query: String, timeout: String = "60s") throws -> PrometheusSource {
-        let th = try samplingThresholds(metrics: """
-            "q": {"type": "prometheus", "url": "\(base)", "query": \(JSONValue.quote(query)), "timeout": "\(timeout)"}
-            """)
+        let th = try samplingThresholds(
+            metrics: """
+                "q": {"type": "prometheus", "url": "\(base)", "query": \(JSONValue.quote(query)), "timeout": "\(timeout)"}
+                """)
         guard case let .prometheus(c) = th.metrics[0].source else { throw TestFailure("not prometheus") }
         return PrometheusSource(name: "q", config: c)
     }
@@ -99,22 +103,35 @@ final class PrometheusServer: Sendable {
         #expect(await ask(try source(prom.base, "scalar(count(up == 1))")) == .value(2))
         // Empty vector.
         let empty = "sum(rate(no_such_metric_total[5m]))"
-        #expect(await ask(try source(prom.base, empty)) == .noData(reason: "empty result for query \(empty) at \(prom.base) (no series matched)"))
+        #expect(
+            await ask(try source(prom.base, empty))
+                == .noData(reason: "empty result for query \(empty) at \(prom.base) (no series matched)"))
         // More than one series.
-        #expect(await ask(try source(prom.base, "up")) == .noData(reason: "query up returned 2 series; aggregate it to one (for example with sum(…))"))
+        #expect(
+            await ask(try source(prom.base, "up"))
+                == .noData(reason: "query up returned 2 series; aggregate it to one (for example with sum(…))"))
         // NaN (0/0).
-        #expect(await ask(try source(prom.base, "sum(http_requests_total{code=\"404\"} or vector(0)) / sum(http_requests_total{code=\"404\"} or vector(0))"))?.reason?.contains("returned NaN") == true)
+        #expect(
+            await ask(
+                try source(
+                    prom.base,
+                    "sum(http_requests_total{code=\"404\"} or vector(0)) / sum(http_requests_total{code=\"404\"} or vector(0))"
+                ))?.reason?.contains("returned NaN") == true)
         // A syntax error: Prometheus' own message.
         let bad = try #require(await ask(try source(prom.base, "sum(")))
         #expect(bad.reason?.hasPrefix("\(prom.base) rejected query sum(: bad_data: ") == true, "\(bad)")
         // A range vector is not a value.
-        #expect(await ask(try source(prom.base, "up[1m]")) == .noData(reason: "query up[1m] returned a matrix; a scalar or a one-element vector is needed"))
+        #expect(
+            await ask(try source(prom.base, "up[1m]"))
+                == .noData(reason: "query up[1m] returned a matrix; a scalar or a one-element vector is needed"))
     }
 
     @Test func anUnreachableOrHangingServer() async throws {
         let port = unusedPort()
         let refused = try source("http://127.0.0.1:\(port)", "up")
-        #expect(await ask(refused) == .noData(reason: "connection refused to http://127.0.0.1:\(port)/api/v1/query (query up)"))
+        #expect(
+            await ask(refused)
+                == .noData(reason: "connection refused to http://127.0.0.1:\(port)/api/v1/query (query up)"))
         let f = try await SharedServers.fault()
         let started = monotonicMs()
         let hang = try source("\(f.base)/hang", "up", timeout: "600ms")
@@ -123,11 +140,15 @@ final class PrometheusServer: Sendable {
         #expect(monotonicMs() - started < 9000)
         // Not Prometheus at all.
         let notProm = try source("\(f.base)/status/200", "up")
-        #expect(await ask(notProm)?.reason == "the answer of \(f.base)/status/200 to query up is not JSON: \"status 200\"")
+        #expect(
+            await ask(notProm)?.reason == "the answer of \(f.base)/status/200 to query up is not JSON: \"status 200\"")
     }
 
     @Test func queriesAreEncoded() throws {
         let s = try source("http://127.0.0.1:9090/", "sum(rate(x{code=~\"5..\"}[5m])) / 2")
-        #expect(s.queryURL == "http://127.0.0.1:9090/api/v1/query?query=sum%28rate%28x%7Bcode%3D~%225..%22%7D%5B5m%5D%29%29%20%2F%202")
+        #expect(
+            s.queryURL
+                == "http://127.0.0.1:9090/api/v1/query?query=sum%28rate%28x%7Bcode%3D~%225..%22%7D%5B5m%5D%29%29%20%2F%202"
+        )
     }
 }

@@ -67,7 +67,10 @@ private func value(_ s: SampleValue?) -> Double? { s?.number }
 
         // Nothing served yet: prometheus_client exports no series for a labelled counter before its first increment.
         let first = await sampler.tick(now: t(0))
-        #expect(first.samples["error_rate"]?.reason?.hasPrefix("3 of 3 targets lack the series: no http_requests_total samples in the exposition of \(a)/metrics; ") == true)
+        #expect(
+            first.samples["error_rate"]?.reason?.hasPrefix(
+                "3 of 3 targets lack the series: no http_requests_total samples in the exposition of \(a)/metrics; ")
+                == true)
         #expect(first.samples["inflight"] == .value(0))
         #expect(first.samples["unhealthy"] == .value(0))
 
@@ -112,7 +115,9 @@ private func value(_ s: SampleValue?) -> Double? { s?.number }
         try await post("\(a)/health?status=200&body=%7B%22status%22%3A%22degraded%22%7D")
         let degraded = await sampler.tick(now: t(25))
         #expect(value(degraded.samples["unhealthy"]).map { abs($0 - 2.0 / 3) < 1e-12 } == true)
-        #expect(degraded.notes["unhealthy"]?.first?.contains("\(a)/healthz: status is \"degraded\", expected \"ok\"") == true)
+        #expect(
+            degraded.notes["unhealthy"]?.first?.contains("\(a)/healthz: status is \"degraded\", expected \"ok\"")
+                == true)
     }
 
     @Test func withoutTrafficTheErrorRateIsNoDataNotZero() async throws {
@@ -121,18 +126,31 @@ private func value(_ s: SampleValue?) -> Double? { s?.number }
         let sampler = Sampler(thresholds: try samplingThresholds(metrics: Self.metrics, instances: [app.base]))
         _ = await sampler.tick(now: t(0))
         let tick = await sampler.tick(now: t(5))
-        #expect(tick.samples["error_rate"] == .noData(reason: "no increase of http_requests_total in the last 30s on any target (no traffic?)"))
-        #expect(tick.samples["latency_p95"] == .noData(reason: "no observations of http_request_duration_seconds in the last 30s on any target (no traffic?)"))
+        #expect(
+            tick.samples["error_rate"]
+                == .noData(reason: "no increase of http_requests_total in the last 30s on any target (no traffic?)"))
+        #expect(
+            tick.samples["latency_p95"]
+                == .noData(
+                    reason:
+                        "no observations of http_request_duration_seconds in the last 30s on any target (no traffic?)"))
         #expect(tick.samples["throughput"] == .value(0))
     }
 
     @Test func aMisnamedCounterSaysWhatTheExpositionHas() async throws {
         let app = try await ServerProcess.python("metrics_app.py")
         try await post("\(app.base)/simulate?ok=5")
-        let sampler = Sampler(thresholds: try samplingThresholds(metrics: """
-            "rps": {"type": "scrape", "targets": ["\(app.base)/metrics"], "measure": "rate", "counter": "http_requests", "timeout": "60s"}
-            """))
+        let sampler = Sampler(
+            thresholds: try samplingThresholds(
+                metrics: """
+                    "rps": {"type": "scrape", "targets": ["\(app.base)/metrics"], "measure": "rate", "counter": "http_requests", "timeout": "60s"}
+                    """))
         let tick = await sampler.tick(now: t(0))
-        #expect(tick.samples["rps"] == .noData(reason: "no http_requests samples (the exposition has http_requests_total: set \"counter\": \"http_requests_total\") of \(app.base)/metrics"))
+        #expect(
+            tick.samples["rps"]
+                == .noData(
+                    reason:
+                        "no http_requests samples (the exposition has http_requests_total: set \"counter\": \"http_requests_total\") of \(app.base)/metrics"
+                ))
     }
 }

@@ -26,8 +26,9 @@ import TestSupport
         let argv = ["python3", RepoPaths.server("schema_check.py"), Fixtures.schema]
         let r: ProcessResult
         do {
-            r = try await ProcessRunner.run(argv, stdin: Array(request.serialized.utf8), timeout: .seconds(120),
-                                            maxOutputBytes: 16 << 20)
+            r = try await ProcessRunner.run(
+                argv, stdin: Array(request.serialized.utf8), timeout: .seconds(120),
+                maxOutputBytes: 16 << 20)
         } catch {
             throw TestFailure("\(error) (make test-deps installs python3 and jsonschema)")
         }
@@ -35,7 +36,9 @@ import TestSupport
             throw TestFailure("\(ProcessRunner.display(argv)): \(r.summary(timeout: .seconds(120)))")
         }
         let root: JSONValue
-        do { root = try JSONParser.parse(r.stdoutText) } catch { throw TestFailure("schema_check.py printed no JSON: \(error)") }
+        do { root = try JSONParser.parse(r.stdoutText) } catch {
+            throw TestFailure("schema_check.py printed no JSON: \(error)")
+        }
         func verdict(_ v: JSONValue?) -> Verdict {
             var errors: [String] = []
             if case let .array(items)? = v?["errors"] {
@@ -50,19 +53,23 @@ import TestSupport
         var docs: [Verdict] = []
         if case let .array(items)? = root["documents"] { docs = items.map { verdict($0) } }
         guard docs.count == documents.count, byFile.count == Set(files).count else {
-            throw TestFailure("schema_check.py answered \(docs.count)/\(documents.count) documents, \(byFile.count)/\(files.count) files")
+            throw TestFailure(
+                "schema_check.py answered \(docs.count)/\(documents.count) documents, \(byFile.count)/\(files.count) files"
+            )
         }
         return Report(schemaProblems: problems, files: byFile, documents: docs)
     }
 
     @Test func shippedTableReferencesTheSchema() throws {
         #expect(try Fixtures.json(Fixtures.shipped)["$schema"] == .string("./thresholds.schema.json"))
-        #expect(try Fixtures.json(Fixtures.schema)["$schema"] == .string("https://json-schema.org/draft/2020-12/schema"))
+        #expect(
+            try Fixtures.json(Fixtures.schema)["$schema"] == .string("https://json-schema.org/draft/2020-12/schema"))
     }
 
     /// The schema is a valid 2020-12 schema, and accepts the shipped table and every valid fixture.
     @Test func acceptsTheShippedTableAndEveryValidFixture() async throws {
-        let files = [Fixtures.shipped] + Fixtures.jsonFiles(in: Fixtures.dir + "/valid")
+        let files =
+            [Fixtures.shipped] + Fixtures.jsonFiles(in: Fixtures.dir + "/valid")
             + Fixtures.jsonFiles(in: Fixtures.dir + "/warnings")
         #expect(files.count >= 12)
         let report = try await Self.validate(files: files)
@@ -91,7 +98,9 @@ import TestSupport
                 #expect(v.parsed && !v.errors.isEmpty, "\(entry.file): the schema accepted it")
                 if !v.errors.isEmpty { rejected += 1 }
             case "accept":
-                #expect(v.parsed && v.errors.isEmpty, "\(entry.file): marked semantic-only, but the schema rejects it: \(v.errors)")
+                #expect(
+                    v.parsed && v.errors.isEmpty,
+                    "\(entry.file): marked semantic-only, but the schema rejects it: \(v.errors)")
             case "syntax":
                 #expect(!v.parsed, "\(entry.file): marked as invalid JSON, but Python parsed it")
             default:
@@ -141,13 +150,17 @@ import TestSupport
         ("triggers.0.respondWithin", "5", false), ("triggers.0.respondWithin", #""immediately""#, false),
         ("triggers.0.condition", #"{"above": 0.5}"#, true), ("triggers.0.condition", "{}", false),
         ("triggers.0.condition", #"{"above": 0.1, "below": 0.01}"#, false),
-        ("triggers.0.condition", #"{"aboveBaseline": 0}"#, false), ("triggers.0.condition", #"{"aboveBaseline": 1.5}"#, true),
-        ("triggers.0.condition", #"{"belowBaseline": -1}"#, false), ("triggers.0.condition", #"{"above": "0.1"}"#, false),
+        ("triggers.0.condition", #"{"aboveBaseline": 0}"#, false),
+        ("triggers.0.condition", #"{"aboveBaseline": 1.5}"#, true),
+        ("triggers.0.condition", #"{"belowBaseline": -1}"#, false),
+        ("triggers.0.condition", #"{"above": "0.1"}"#, false),
         ("triggers.0.condition", #"{"over": 0.1}"#, false), ("triggers.0.condition", #"{"below": 0}"#, true),
         ("triggers.0.condition", #"{"above": 1}"#, true),
         ("triggers.0.breaches", "0", false), ("triggers.0.breaches", "1", true), ("triggers.0.breaches", "1000", true),
-        ("triggers.0.breaches", "1001", false), ("triggers.0.breaches", "2.5", false), ("triggers.0.breaches", "3.0", true),
-        ("triggers.0.breaches", #""3""#, false), ("triggers.0.breaches", "-1", false), ("triggers.0.breaches", "null", false),
+        ("triggers.0.breaches", "1001", false), ("triggers.0.breaches", "2.5", false),
+        ("triggers.0.breaches", "3.0", true),
+        ("triggers.0.breaches", #""3""#, false), ("triggers.0.breaches", "-1", false),
+        ("triggers.0.breaches", "null", false),
         ("triggers.0.clears", "1000", true), ("triggers.0.noData", #""breach""#, true),
         ("triggers.0.dryRun", "true", true), ("triggers.0.dryRun", #""true""#, false),
         ("triggers.0.description", #""x""#, true), ("triggers.0.description", "1", false),
@@ -165,18 +178,49 @@ import TestSupport
         ("rollback", #"{"strategy": "command", "command": {"argv": "x"}}"#, false),
         ("rollback", #"{"strategy": "command", "command": {"argv": ["/x", ""]}}"#, true),
         ("rollback", #"{"strategy": "command", "command": {}}"#, false),
-        ("rollback", #"{"strategy": "command", "command": {"argv": ["/x"]}, "symlink": {"releasesDir": "/r", "currentLink": "/c"}}"#, false),
-        ("rollback", #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "/s", "backend": "b", "canaryServer": "c", "mode": "off"}}"#, false),
-        ("rollback", #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "s", "backend": "b", "canaryServer": "c"}}"#, false),
+        (
+            "rollback",
+            #"{"strategy": "command", "command": {"argv": ["/x"]}, "symlink": {"releasesDir": "/r", "currentLink": "/c"}}"#,
+            false
+        ),
+        (
+            "rollback",
+            #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "/s", "backend": "b", "canaryServer": "c", "mode": "off"}}"#,
+            false
+        ),
+        (
+            "rollback",
+            #"{"strategy": "haproxy-canary", "haproxy-canary": {"socket": "s", "backend": "b", "canaryServer": "c"}}"#,
+            false
+        ),
         ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f"}}"#, false),
-        ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "POST"}}}"#, false),
-        ("rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://f/x", "body": {"enabled": false}}}}"#, true),
+        (
+            "rollback", #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"method": "POST"}}}"#,
+            false
+        ),
+        (
+            "rollback",
+            #"{"strategy": "feature-flag", "feature-flag": {"flag": "f", "http": {"url": "http://f/x", "body": {"enabled": false}}}}"#,
+            true
+        ),
         ("rollback", #"{"strategy": "config", "config": {"files": ["/a"]}}"#, false),
         ("rollback", #"{"strategy": "config", "config": {"files": [], "directory": "/d"}}"#, false),
         ("rollback", #"{"strategy": "config", "config": {"files": ["rel"], "directory": "/d"}}"#, false),
-        ("rollback", #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": ["h:2"]}}}"#, true),
-        ("rollback", #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": []}}}"#, false),
-        ("rollback", #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": ["h:2"]}, "versionURLs": {"a": "nope"}}}"#, false),
+        (
+            "rollback",
+            #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": ["h:2"]}}}"#,
+            true
+        ),
+        (
+            "rollback",
+            #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": []}}}"#,
+            false
+        ),
+        (
+            "rollback",
+            #"{"strategy": "nginx-blue-green", "nginx-blue-green": {"upstreamFile": "/u", "upstreamName": "u", "colors": {"a": ["h:1"], "b": ["h:2"]}, "versionURLs": {"a": "nope"}}}"#,
+            false
+        ),
         ("rollback", #"{"strategy": "kubernetes", "kubernetes": {"deployment": "d", "namespace": ""}}"#, false),
         ("rollback", #"{"strategy": "docker-swarm", "docker-swarm": {"service": "s", "image": "i"}}"#, true),
         ("rollback", #"{"symlink": {"releasesDir": "/r", "currentLink": "/c"}}"#, false),
@@ -185,12 +229,28 @@ import TestSupport
         ("rollback.migrationsDir", #""""#, false), ("rollback.gitTagsRepo", #""rel""#, false),
         ("rollback.migrationsCompatible", "true", true),
         // Metrics of every type.
-        ("metrics.unhealthy", #"{"type": "probe", "targets": ["http://a/h"], "measure": "errorRatio", "window": "1m"}"#, true),
-        ("metrics.unhealthy", #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"contains": "ok"}}"#, true),
-        ("metrics.unhealthy", #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"jsonField": "s"}}"#, false),
+        (
+            "metrics.unhealthy",
+            #"{"type": "probe", "targets": ["http://a/h"], "measure": "errorRatio", "window": "1m"}"#, true
+        ),
+        (
+            "metrics.unhealthy",
+            #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"contains": "ok"}}"#, true
+        ),
+        (
+            "metrics.unhealthy",
+            #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"jsonField": "s"}}"#, false
+        ),
         ("metrics.unhealthy", #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {}}"#, false),
-        ("metrics.unhealthy", #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"equals": 1}}"#, false),
-        ("metrics.unhealthy", #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"jsonField": "s", "equals": null}}"#, true),
+        (
+            "metrics.unhealthy",
+            #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"equals": 1}}"#, false
+        ),
+        (
+            "metrics.unhealthy",
+            #"{"type": "probe", "path": "/h", "measure": "unhealthyRatio", "expect": {"jsonField": "s", "equals": null}}"#,
+            true
+        ),
         ("metrics.unhealthy", #"{"type": "probe", "targets": [], "measure": "unhealthyRatio"}"#, false),
         ("metrics.unhealthy", #"{"type": "probe", "measure": "unhealthyRatio"}"#, false),
         ("metrics.unhealthy", #"{"type": "probe", "path": "h", "measure": "unhealthyRatio"}"#, false),
@@ -207,7 +267,11 @@ import TestSupport
         ("metrics.unhealthy", #"{"type": "scrape", "path": "/m", "measure": "gauge"}"#, false),
         ("metrics.unhealthy", #"{"type": "scrape", "path": "/m", "measure": "rate", "counter": "c"}"#, true),
         ("metrics.unhealthy", #"{"type": "scrape", "path": "/m", "measure": "rate"}"#, false),
-        ("metrics.unhealthy", #"{"type": "scrape", "path": "/m", "measure": "rate", "counter": "c", "labels": {"method": "GET|POST"}}"#, true),
+        (
+            "metrics.unhealthy",
+            #"{"type": "scrape", "path": "/m", "measure": "rate", "counter": "c", "labels": {"method": "GET|POST"}}"#,
+            true
+        ),
         ("metrics.error_rate.errorLabels", #"{"code": 5}"#, false), ("metrics.error_rate.errorLabels", nil, false),
         ("metrics.error_rate.errorLabels", #"{"code": "5..", "method": "POST"}"#, true),
         ("metrics.unhealthy", #"{"type": "prometheus", "url": "http://p:9090", "query": "up"}"#, true),
@@ -230,13 +294,21 @@ import TestSupport
         // Notify.
         ("notify", #"{"journal": {"enabled": false, "identifier": "rb"}}"#, true),
         ("notify", #"{"journal": {"identifier": ""}}"#, false), ("notify", #"{"journal": {"enabled": "no"}}"#, false),
-        ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "format": "slack", "events": []}]}"#, true),
-        ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "minSeverity": "urgent"}]}"#, false),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "format": "slack", "events": []}]}"#,
+            true
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "minSeverity": "urgent"}]}"#, false
+        ),
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x"}]}"#, false),
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "retries": 3}]}"#, false),
         ("notify", #"{"maxAge": "0s"}"#, false), ("notify", #"{"webhooks": {}}"#, false),
         // Safety.
-        ("safety.budget", #"{"max": 0, "window": "1h"}"#, true), ("safety.budget", #"{"max": 101, "window": "1h"}"#, false),
+        ("safety.budget", #"{"max": 0, "window": "1h"}"#, true),
+        ("safety.budget", #"{"max": 101, "window": "1h"}"#, false),
         ("safety.budget", #"{"max": 1}"#, false), ("safety.blindAfter", "0", false),
         ("safety.verifyInterval", #""1s""#, true), ("safety.verifyFor", #""1h""#, true), ("safety.budget", "2", false),
         // Top level.
@@ -290,27 +362,52 @@ import TestSupport
         var cases: [(JSONValue, String, String)] = [
             (base, "", ""),
             (base.setting("version", to: parse(#"{"type": "strategy"}"#)), "version", "$defs/version/allOf/0/then"),
-            (base.setting("version", to: parse(#"{"type": "url", "url": "http://a/v"}"#)), "version", "$defs/version/allOf/1/then"),
-            (base.setting("version", to: parse(#"{"type": "file", "path": "/v"}"#)), "version", "$defs/version/allOf/2/then"),
+            (
+                base.setting("version", to: parse(#"{"type": "url", "url": "http://a/v"}"#)), "version",
+                "$defs/version/allOf/1/then"
+            ),
+            (
+                base.setting("version", to: parse(#"{"type": "file", "path": "/v"}"#)), "version",
+                "$defs/version/allOf/2/then"
+            ),
             (base, "metrics.unhealthy", "$defs/probeMetric"),
-            (base.setting("metrics.unhealthy.expect", to: parse(#"{"contains": "ok"}"#)), "metrics.unhealthy.expect",
-             "$defs/probeMetric/properties/expect"),
+            (
+                base.setting("metrics.unhealthy.expect", to: parse(#"{"contains": "ok"}"#)), "metrics.unhealthy.expect",
+                "$defs/probeMetric/properties/expect"
+            ),
             (base, "metrics.error_rate", "$defs/scrapeMetric"),
-            (base.setting("metrics.unhealthy", to: parse(#"{"type": "prometheus", "url": "http://p", "query": "up"}"#)),
-             "metrics.unhealthy", "$defs/prometheusMetric"),
-            (base.setting("metrics.unhealthy", to: parse(#"{"type": "command", "argv": ["/x"]}"#)),
-             "metrics.unhealthy", "$defs/commandMetric"),
+            (
+                base.setting(
+                    "metrics.unhealthy", to: parse(#"{"type": "prometheus", "url": "http://p", "query": "up"}"#)),
+                "metrics.unhealthy", "$defs/prometheusMetric"
+            ),
+            (
+                base.setting("metrics.unhealthy", to: parse(#"{"type": "command", "argv": ["/x"]}"#)),
+                "metrics.unhealthy", "$defs/commandMetric"
+            ),
             (base, "triggers.0", "$defs/trigger"),
             (base, "triggers.0.condition", "$defs/condition"),
             (base, "safety", "$defs/safety"),
             (base, "safety.budget", "$defs/safety/properties/budget"),
-            (base.setting("notify", to: parse(#"{"journal": {}, "webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
-             "notify", "$defs/notify"),
-            (base.setting("notify", to: parse(#"{"journal": {}}"#)), "notify.journal", "$defs/notify/properties/journal"),
-            (base.setting("notify", to: parse(#"{"webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
-             "notify.webhooks.0", "$defs/webhook"),
-            (base.setting("rollback", to: try rollback("feature-flag")), "rollback.feature-flag.http",
-             "$defs/strategy-feature-flag/properties/http"),
+            (
+                base.setting(
+                    "notify",
+                    to: parse(#"{"journal": {}, "webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
+                "notify", "$defs/notify"
+            ),
+            (
+                base.setting("notify", to: parse(#"{"journal": {}}"#)), "notify.journal",
+                "$defs/notify/properties/journal"
+            ),
+            (
+                base.setting(
+                    "notify", to: parse(#"{"webhooks": [{"name": "a", "url": "http://h", "secretFile": "/s"}]}"#)),
+                "notify.webhooks.0", "$defs/webhook"
+            ),
+            (
+                base.setting("rollback", to: try rollback("feature-flag")), "rollback.feature-flag.http",
+                "$defs/strategy-feature-flag/properties/http"
+            ),
         ]
         for name in RollbackStrategy.names {
             let doc = base.setting("rollback", to: try rollback(name))
@@ -323,7 +420,8 @@ import TestSupport
             var lines: [String] = []
             do { _ = try Thresholds.load(text: text, file: "f") } catch { lines = error.lines }
             let jsonPath = keyPath.split(separator: ".").map { Int($0) != nil ? "[\($0)]" : "." + $0 }.joined()
-            let prefix = "f: " + (jsonPath.hasPrefix(".") ? String(jsonPath.dropFirst()) : jsonPath)
+            let prefix =
+                "f: " + (jsonPath.hasPrefix(".") ? String(jsonPath.dropFirst()) : jsonPath)
                 + ": unknown key; expected one of "
             guard let line = lines.first(where: { $0.hasPrefix(prefix) }) else {
                 Issue.record("\(keyPath): no unknown-key error listing the known keys: \(lines)")
@@ -331,9 +429,16 @@ import TestSupport
             }
             let loaderKeys = Set(line.dropFirst(prefix.count).split(separator: ", ").map(String.init))
             var node: JSONValue? = schema
-            for part in schemaPath.split(separator: "/") { node = Int(part).map { i in
-                if case let .array(items)? = node, items.indices.contains(i) { return items[i] } else { return nil }
-            } ?? node?[String(part)] }
+            for part in schemaPath.split(separator: "/") {
+                node =
+                    Int(part).map { i in
+                        if case let .array(items)? = node, items.indices.contains(i) {
+                            return items[i]
+                        } else {
+                            return nil
+                        }
+                    } ?? node?[String(part)]
+            }
             guard case let .object(props)? = node?["properties"] else {
                 Issue.record("\(schemaPath): no properties in the schema")
                 continue
@@ -344,10 +449,14 @@ import TestSupport
                 let chosen = doc["rollback"]?["strategy"]
                 schemaKeys = schemaKeys.filter { !RollbackStrategy.names.contains($0) || chosen == .string($0) }
             }
-            #expect(loaderKeys.subtracting(schemaKeys).isEmpty,
-                    "\(objectPath.isEmpty ? "top level" : objectPath): keys the loader reads but \(schemaPath) lacks: \(loaderKeys.subtracting(schemaKeys).sorted())")
-            #expect(schemaKeys.subtracting(loaderKeys).isEmpty,
-                    "\(objectPath.isEmpty ? "top level" : objectPath): keys in \(schemaPath) the loader rejects: \(schemaKeys.subtracting(loaderKeys).sorted())")
+            #expect(
+                loaderKeys.subtracting(schemaKeys).isEmpty,
+                "\(objectPath.isEmpty ? "top level" : objectPath): keys the loader reads but \(schemaPath) lacks: \(loaderKeys.subtracting(schemaKeys).sorted())"
+            )
+            #expect(
+                schemaKeys.subtracting(loaderKeys).isEmpty,
+                "\(objectPath.isEmpty ? "top level" : objectPath): keys in \(schemaPath) the loader rejects: \(schemaKeys.subtracting(loaderKeys).sorted())"
+            )
         }
     }
 
@@ -365,11 +474,16 @@ import TestSupport
         #expect(strings(defs?["metricUnit"]?["enum"]) == MetricUnit.allCases.map(\.rawValue))
         #expect(strings(defs?["trigger"]?["properties"]?["noData"]?["enum"]) == NoDataPolicy.allCases.map(\.rawValue))
         #expect(strings(defs?["rollback"]?["properties"]?["strategy"]?["enum"]) == RollbackStrategy.names)
-        #expect(strings(defs?["probeMetric"]?["properties"]?["measure"]?["enum"]) == ProbeMeasure.allCases.map(\.rawValue))
-        #expect(strings(defs?["scrapeMetric"]?["properties"]?["measure"]?["enum"]) == ScrapeMeasure.allCases.map(\.rawValue))
-        #expect(strings(defs?["commandMetric"]?["properties"]?["value"]?["enum"]) == CommandValue.allCases.map(\.rawValue))
+        #expect(
+            strings(defs?["probeMetric"]?["properties"]?["measure"]?["enum"]) == ProbeMeasure.allCases.map(\.rawValue))
+        #expect(
+            strings(defs?["scrapeMetric"]?["properties"]?["measure"]?["enum"]) == ScrapeMeasure.allCases.map(\.rawValue)
+        )
+        #expect(
+            strings(defs?["commandMetric"]?["properties"]?["value"]?["enum"]) == CommandValue.allCases.map(\.rawValue))
         #expect(strings(defs?["webhook"]?["properties"]?["format"]?["enum"]) == WebhookFormat.allCases.map(\.rawValue))
-        #expect(strings(defs?["metric"]?["properties"]?["type"]?["enum"]) == ["probe", "scrape", "prometheus", "command"])
+        #expect(
+            strings(defs?["metric"]?["properties"]?["type"]?["enum"]) == ["probe", "scrape", "prometheus", "command"])
         for name in RollbackStrategy.names {
             #expect(defs?["strategy-" + name] != nil, "no settings schema for strategy \(name)")
         }

@@ -15,16 +15,18 @@ struct SpoolUnitTests {
         let spool = WebhookSpool(directory: dir)
         let t = Timestamp(iso8601: "2026-11-22T13:00:00Z")!
         let messages = (0..<5).map { i in
-            WebhookSpool.newMessage(webhook: "ops/pager duty", type: "rollbackd.decision", severity: .high,
-                                    createdAt: t + .seconds(Int64(i % 2)), body: Array(#"{"n":\#(i),"s":"é\n"}"#.utf8),
-                                    incident: i == 0 ? nil : "inc-\(i)")
+            WebhookSpool.newMessage(
+                webhook: "ops/pager duty", type: "rollbackd.decision", severity: .high,
+                createdAt: t + .seconds(Int64(i % 2)), body: Array(#"{"n":\#(i),"s":"é\n"}"#.utf8),
+                incident: i == 0 ? nil : "inc-\(i)")
         }
         try spool.write(messages)
         #expect(spool.spooledWebhooks() == ["ops/pager duty"])
         #expect(spool.path(webhook: "ops/pager duty") == dir + "/ops%2Fpager%20duty")
         // A torn temp file (crash before the rename) and a damaged file.
         try FileIO.writeAtomically(path: spool.path(webhook: "ops/pager duty") + "/x.json.tmp.99", bytes: [1, 2])
-        try FileIO.writeAtomically(path: spool.path(webhook: "ops/pager duty") + "/0000000000000-000000000-bad.json", bytes: Array("{".utf8))
+        try FileIO.writeAtomically(
+            path: spool.path(webhook: "ops/pager duty") + "/0000000000000-000000000-bad.json", bytes: Array("{".utf8))
         let (loaded, damaged) = spool.load(webhook: "ops/pager duty")
         #expect(loaded.map(\.id) == [0, 2, 4, 1, 3].map { messages[$0].id }, "oldest first, then in order of creation")
         #expect(loaded.first == messages[0])
@@ -36,9 +38,10 @@ struct SpoolUnitTests {
     }
 
     @Test func spoolFilesAreVersionedJSON() throws {
-        let m = WebhookSpool.newMessage(webhook: "ops", type: "rollbackd.decision", severity: .critical,
-                                        createdAt: Timestamp(millisecondsSinceEpoch: 1_795_355_978_000), body: Array("{}".utf8),
-                                        incident: "inc-1")
+        let m = WebhookSpool.newMessage(
+            webhook: "ops", type: "rollbackd.decision", severity: .critical,
+            createdAt: Timestamp(millisecondsSinceEpoch: 1_795_355_978_000), body: Array("{}".utf8),
+            incident: "inc-1")
         let j = try JSONParser.parse(bytes: m.fileContent)
         #expect(j["spool"] == .number(1))
         #expect(j["id"] == .string(m.id))
@@ -59,10 +62,12 @@ struct SpoolFaultTests {
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let port = unusedPort()
-        let notifier = EventNotifier(config: notifyConfig([webhook("ops", url: "http://127.0.0.1:\(port)/ok", secretFile: dir + "/secret")],
-                                                          identifier: uniqueIdentifier("rbdown")),
-                                     service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(batch: 16),
-                                     journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [webhook("ops", url: "http://127.0.0.1:\(port)/ok", secretFile: dir + "/secret")],
+                identifier: uniqueIdentifier("rbdown")),
+            service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(batch: 16),
+            journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         var latencies: [Int64] = []
         for i in 0..<1000 {
@@ -74,9 +79,11 @@ struct SpoolFaultTests {
         }
         latencies.sort()
         await notifier.flush()
-        #expect(notifier.spool.count(webhook: "ops") == 1000, "every notification is on disk while the receiver is down")
+        #expect(
+            notifier.spool.count(webhook: "ops") == 1000, "every notification is on disk while the receiver is down")
         let p99 = latencies[989]
-        #expect(latencies[999] < 30_000, "notify waits at most enqueueWait (1 s) for the disk; max \(latencies[999]) ms")
+        #expect(
+            latencies[999] < 30_000, "notify waits at most enqueueWait (1 s) for the disk; max \(latencies[999]) ms")
         print("notify latency with receiver down: p50 \(latencies[500]) ms, p99 \(p99) ms, max \(latencies[999]) ms")
 
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl", port: port)
@@ -100,21 +107,28 @@ struct SpoolFaultTests {
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
-        let config = try writeThresholds(dir: dir, webhooks: [
-            webhookJSON(name: "ops", url: receiver.base + "/hold/20", secretFile: dir + "/secret"),
-        ], identifier: uniqueIdentifier("rbkill"))
+        let config = try writeThresholds(
+            dir: dir,
+            webhooks: [
+                webhookJSON(name: "ops", url: receiver.base + "/hold/20", secretFile: dir + "/secret")
+            ], identifier: uniqueIdentifier("rbkill"))
         let total = 150
-        let drill = ["notify-drill", "--config", config, "--state-dir", dir + "/state", "--journal", "journal",
-                     "--batch-size", "1", "--initial-backoff", "20ms", "--max-backoff", "200ms"]
+        let drill = [
+            "notify-drill", "--config", config, "--state-dir", dir + "/state", "--journal", "journal",
+            "--batch-size", "1", "--initial-backoff", "20ms", "--max-backoff", "200ms",
+        ]
 
         // First run: produce everything, deliver 20, then the receiver holds the next delivery until the test lets
         // it go: the SIGKILL lands mid-delivery however busy the machine is.
         let out = dir + "/drill.out"
-        let first = try ChildProcess([RepoPaths.binary] + drill + ["--count", String(total), "--wait", "60s"], log: out)
+        let first = try ChildProcess(
+            [RepoPaths.binary] + drill + ["--count", String(total), "--wait", "60s"], log: out)
         let pid = first.pid
         defer { first.stop() }
         // Every event is produced (and so journaled and spooled) before the kill; delivery is then under way.
-        try? await waitUntil("the drill to enqueue \(total) events") { (TestFiles.read(out) ?? "").contains("ENQUEUED \(total)") }
+        try? await waitUntil("the drill to enqueue \(total) events") {
+            (TestFiles.read(out) ?? "").contains("ENQUEUED \(total)")
+        }
         let before = try await receiver.waitFor(.seconds(60)) { $0.count > 20 }
         kill(pid, SIGKILL)
         var status: Int32 = 0
@@ -122,7 +136,8 @@ struct SpoolFaultTests {
         #expect(status & 0x7f == SIGKILL, "killed mid-delivery")
         try #require(before.count >= 20)
         try #require(String(decoding: try FileIO.readAll(path: out), as: UTF8.self).contains("ENQUEUED \(total)"))
-        let spooled = WebhookSpool(directory: EventNotifier.spoolDirectory(stateDirectory: dir + "/state")).count(webhook: "ops")
+        let spooled = WebhookSpool(directory: EventNotifier.spoolDirectory(stateDirectory: dir + "/state")).count(
+            webhook: "ops")
         let deliveredBeforeKill = Set(try receiver.requests().map(\.id)).count
         #expect(spooled > 0 && deliveredBeforeKill < total, "the kill left work in the spool (\(spooled) spooled)")
         print("kill -9 after \(deliveredBeforeKill) of \(total) delivered; \(spooled) left in the spool")
@@ -137,6 +152,8 @@ struct SpoolFaultTests {
         #expect(Set(drillSeqs(Array(unique.values))) == Set(0..<total), "every event delivered across the crash")
         #expect(unique.count == total, "each webhook-id once after de-duplication")
         #expect(got.allSatisfy { $0.verified })
-        #expect(WebhookSpool(directory: EventNotifier.spoolDirectory(stateDirectory: dir + "/state")).count(webhook: "ops") == 0)
+        #expect(
+            WebhookSpool(directory: EventNotifier.spoolDirectory(stateDirectory: dir + "/state")).count(webhook: "ops")
+                == 0)
     }
 }

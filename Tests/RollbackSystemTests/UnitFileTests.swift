@@ -33,17 +33,21 @@ import TestSupport
             if unit.hasSuffix(".service") {
                 #expect(text.contains("/usr/local/bin/rollbackd"), "\(unit) does not run /usr/local/bin/rollbackd")
             }
-            try FileIO.writeAtomically(path: dir + "/" + unit,
-                                       bytes: Array(text.replacing("/usr/local/bin/rollbackd", with: binary).utf8),
-                                       mode: 0o644)
+            try FileIO.writeAtomically(
+                path: dir + "/" + unit,
+                bytes: Array(text.replacing("/usr/local/bin/rollbackd", with: binary).utf8),
+                mode: 0o644)
         }
         // Templates are verified through an instance, as systemd would load them.
-        let names = ["rollbackd.service", "rollbackd@example-api.service", "rollbackd-exec.socket",
-                     "rollbackd-exec@0-1-2.service"]
+        let names = [
+            "rollbackd.service", "rollbackd@example-api.service", "rollbackd-exec.socket",
+            "rollbackd-exec@0-1-2.service",
+        ]
         let r = try await Self.run(["systemd-analyze", "verify", "--man=no"] + names.map { dir + "/" + $0 })
         #expect(r.termination == .exited(0), "systemd-analyze verify: \(r.summary(timeout: .seconds(60)))")
-        #expect(r.stdoutText.isEmpty && r.stderrText.isEmpty,
-                "systemd-analyze verify printed:\n\(r.stdoutText)\(r.stderrText)")
+        #expect(
+            r.stdoutText.isEmpty && r.stderrText.isEmpty,
+            "systemd-analyze verify printed:\n\(r.stdoutText)\(r.stderrText)")
     }
 
     /// The score `systemd-analyze security` gives a unit file (0 = locked down … 10 = fully exposed).
@@ -53,8 +57,9 @@ import TestSupport
         // → Overall exposure level for rollbackd.service: 1.2 OK 🙂
         let line = r.stdoutText.split(separator: "\n").first { $0.contains("Overall exposure level for") }
         guard let line, let colon = line.lastIndex(of: ":") else {
-            throw TestFailure("systemd-analyze security \(unit): no 'Overall exposure level' line " +
-                              "(\(r.summary(timeout: .seconds(60))))\n\(r.stdoutText)")
+            throw TestFailure(
+                "systemd-analyze security \(unit): no 'Overall exposure level' line "
+                    + "(\(r.summary(timeout: .seconds(60))))\n\(r.stdoutText)")
         }
         let number = line[line.index(after: colon)...].split(separator: " ").first.map(String.init) ?? ""
         guard let score = Double(number) else {
@@ -73,18 +78,26 @@ import TestSupport
     /// added to one and forgotten in the other fails here.
     @Test func templateHasTheSameHardening() throws {
         func settings(_ unit: String) throws -> [String] {
-            try TestFiles.text(RepoPaths.root + "/systemd/" + unit).split(separator: "\n").map(String.init).filter { line in
-                !line.isEmpty && !line.hasPrefix("#") &&
-                    !["Description=", "ExecStart=", "StateDirectory=", "RuntimeDirectory="].contains { line.hasPrefix($0) }
+            try TestFiles.text(RepoPaths.root + "/systemd/" + unit).split(separator: "\n").map(String.init).filter {
+                line in
+                !line.isEmpty && !line.hasPrefix("#")
+                    && !["Description=", "ExecStart=", "StateDirectory=", "RuntimeDirectory="].contains {
+                        line.hasPrefix($0)
+                    }
             }
         }
         let main = try settings("rollbackd.service"), instance = try settings("rollbackd@.service")
-        #expect(main == instance, """
+        #expect(
+            main == instance,
+            """
             settings only in rollbackd.service: \(main.filter { !instance.contains($0) })
             settings only in rollbackd@.service: \(instance.filter { !main.contains($0) })
             """)
         let template = try TestFiles.text(RepoPaths.root + "/systemd/rollbackd@.service")
-        #expect(template.contains("ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/%i.json --state-dir /var/lib/rollbackd/%i --exec-socket /run/rollbackd-exec.sock --instance %i"))
+        #expect(
+            template.contains(
+                "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/%i.json --state-dir /var/lib/rollbackd/%i --exec-socket /run/rollbackd-exec.sock --instance %i"
+            ))
         #expect(template.contains("StateDirectory=rollbackd/%i"))
     }
 
@@ -92,19 +105,25 @@ import TestSupport
     @Test func daemonUnitHasTheRequiredSettings() throws {
         let text = try TestFiles.text(RepoPaths.root + "/systemd/rollbackd.service")
         let lines = Set(text.split(separator: "\n").map(String.init))
-        for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=30s",
-                         "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json --exec-socket /run/rollbackd-exec.sock",
-                         "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=rollbackd",
-                         "Group=rollbackd", "StateDirectory=rollbackd", "RuntimeDirectory=rollbackd",
-                         "RuntimeDirectoryMode=0750", "ConfigurationDirectory=rollbackd", "UMask=0077",
-                         "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
-                         "SystemCallFilter=@system-service"] {
+        for required in [
+            "Type=notify", "NotifyAccess=main", "WatchdogSec=30s",
+            "ExecStart=/usr/local/bin/rollbackd run --config /etc/rollbackd/thresholds.json --exec-socket /run/rollbackd-exec.sock",
+            "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=rollbackd",
+            "Group=rollbackd", "StateDirectory=rollbackd", "RuntimeDirectory=rollbackd",
+            "RuntimeDirectoryMode=0750", "ConfigurationDirectory=rollbackd", "UMask=0077",
+            "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=",
+            "SystemCallFilter=@system-service",
+        ] {
             let present = lines.contains(required)
             #expect(present, "rollbackd.service lacks \(required)")
         }
-        let socket = Set(try TestFiles.text(RepoPaths.root + "/systemd/rollbackd-exec.socket").split(separator: "\n").map(String.init))
-        for required in ["ListenStream=/run/rollbackd-exec.sock", "SocketUser=root", "SocketGroup=rollbackd",
-                         "SocketMode=0660", "Accept=yes"] {
+        let socket = Set(
+            try TestFiles.text(RepoPaths.root + "/systemd/rollbackd-exec.socket").split(separator: "\n").map(
+                String.init))
+        for required in [
+            "ListenStream=/run/rollbackd-exec.sock", "SocketUser=root", "SocketGroup=rollbackd",
+            "SocketMode=0660", "Accept=yes",
+        ] {
             let present = socket.contains(required)
             #expect(present, "rollbackd-exec.socket lacks \(required)")
         }
@@ -115,7 +134,9 @@ import TestSupport
         defer { dirDir.remove() }
         let dir = dirDir.path
         try FileIO.makeDirectories(dir + "/etc", mode: 0o755)
-        let r = try await Self.run(["systemd-sysusers", "--root=" + dir, RepoPaths.root + "/systemd/rollbackd.sysusers"])
+        let r = try await Self.run([
+            "systemd-sysusers", "--root=" + dir, RepoPaths.root + "/systemd/rollbackd.sysusers",
+        ])
         #expect(r.termination == .exited(0), "systemd-sysusers: \(r.summary(timeout: .seconds(60)))")
         let passwd = try TestFiles.text(dir + "/etc/passwd")
         let group = try TestFiles.text(dir + "/etc/group")
@@ -158,7 +179,9 @@ import TestSupport
         ]
         for (path, mode) in expected {
             let m = Self.mode(dest + path)
-            #expect(m?.mode == mode, "\(path): mode \(m.map { String($0.mode, radix: 8) } ?? "missing"), expected \(String(mode, radix: 8))")
+            #expect(
+                m?.mode == mode,
+                "\(path): mode \(m.map { String($0.mode, radix: 8) } ?? "missing"), expected \(String(mode, radix: 8))")
         }
 
         // An operator's config survives a second install.
@@ -180,7 +203,8 @@ import TestSupport
         let dest2Dir = try ScratchDir("units")
         defer { dest2Dir.remove() }
         let dest2 = dest2Dir.path
-        r = try await Self.run(make + ["install-files", "DESTDIR=" + dest2, "INSTALL_BIN=" + binary, "PREFIX=/opt/rollbackd"])
+        r = try await Self.run(
+            make + ["install-files", "DESTDIR=" + dest2, "INSTALL_BIN=" + binary, "PREFIX=/opt/rollbackd"])
         #expect(r.succeeded, "make install-files PREFIX=/opt/rollbackd: \(r.stderrText)")
         let unit = try TestFiles.text(dest2 + "/etc/systemd/system/rollbackd.service")
         #expect(unit.contains("ExecStart=/opt/rollbackd/bin/rollbackd run --config /etc/rollbackd/thresholds.json"))

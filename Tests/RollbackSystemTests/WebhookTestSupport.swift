@@ -12,8 +12,10 @@ func newSecret() -> String {
 }
 
 /// The repository's thresholds.json with its `notify` section replaced, written to `<dir>/thresholds.json`.
-func writeThresholds(dir: String, webhooks: [JSONValue], maxAge: String = "24h",
-                     identifier: String = "rollbackd") throws -> String {
+func writeThresholds(
+    dir: String, webhooks: [JSONValue], maxAge: String = "24h",
+    identifier: String = "rollbackd"
+) throws -> String {
     let base = try JSONParser.parse(bytes: FileIO.readAll(path: RepoPaths.root + "/thresholds.json"))
     guard case var .object(members) = base else { throw TestFailure("thresholds.json is not an object") }
     let notify: JSONValue = .object([
@@ -27,8 +29,10 @@ func writeThresholds(dir: String, webhooks: [JSONValue], maxAge: String = "24h",
     return path
 }
 
-func webhookJSON(name: String, url: String, secretFile: String, format: String = "standard",
-                 minSeverity: String = "low", events: [String] = [], timeout: String = "60s") -> JSONValue {
+func webhookJSON(
+    name: String, url: String, secretFile: String, format: String = "standard",
+    minSeverity: String = "low", events: [String] = [], timeout: String = "60s"
+) -> JSONValue {
     .object([
         ("name", .string(name)), ("url", .string(url)), ("secretFile", .string(secretFile)),
         ("format", .string(format)), ("minSeverity", .string(minSeverity)),
@@ -43,7 +47,8 @@ struct Receiver {
     var base: String { server.base }
 
     static func start(secret: String, log: String, port: Int = 0) async throws -> Receiver {
-        let server = try await ServerProcess.python("webhook_receiver.py", ["--port", String(port), "--secret", secret, "--log", log])
+        let server = try await ServerProcess.python(
+            "webhook_receiver.py", ["--port", String(port), "--secret", secret, "--log", log])
         return Receiver(server: server, log: log)
     }
 
@@ -67,9 +72,10 @@ struct Receiver {
             func s(_ k: String) -> String? { if case let .string(v)? = j[k] { return v }; return nil }
             var t = 0.0
             if case let .number(v)? = j["t"] { t = v }
-            return Request(path: s("path") ?? "", id: s("id") ?? "", timestamp: Int64(s("timestamp") ?? "") ?? 0,
-                           verified: j["verified"] == .bool(true), error: s("error"), type: s("type"),
-                           body: j["body"] ?? .null, receivedAt: t)
+            return Request(
+                path: s("path") ?? "", id: s("id") ?? "", timestamp: Int64(s("timestamp") ?? "") ?? 0,
+                verified: j["verified"] == .bool(true), error: s("error"), type: s("type"),
+                body: j["body"] ?? .null, receivedAt: t)
         }
     }
 
@@ -109,18 +115,24 @@ func notifyConfig(_ webhooks: [WebhookConfig], identifier: String, maxAge: Inter
     return c
 }
 
-func webhook(_ name: String, url: String, secretFile: String, format: WebhookFormat = .standard,
-             minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(60)) -> WebhookConfig {
+func webhook(
+    _ name: String, url: String, secretFile: String, format: WebhookFormat = .standard,
+    minSeverity: Severity = .low, events: [String] = [], timeout: Interval = .seconds(60)
+) -> WebhookConfig {
     var http = HTTPOptions()
     http.timeout = timeout
-    return WebhookConfig(name: name, url: url, secretFile: secretFile, format: format, minSeverity: minSeverity,
-                         events: events, http: http)
+    return WebhookConfig(
+        name: name, url: url, secretFile: secretFile, format: format, minSeverity: minSeverity,
+        events: events, http: http)
 }
 
-func drillEvent(_ i: Int, kind: EventKind = .decision, severity: Severity = .critical, incident: String = "inc-t") -> Event {
-    Event(kind: kind, at: SystemTime.now(), message: "test event \(i)", severity: severity, incident: incident,
-          trigger: "critical_error_rate", automation: .full, fromVersion: "v2", toVersion: "v1", decision: "rollback",
-          extra: ["drill_seq": String(i)])
+func drillEvent(_ i: Int, kind: EventKind = .decision, severity: Severity = .critical, incident: String = "inc-t")
+    -> Event
+{
+    Event(
+        kind: kind, at: SystemTime.now(), message: "test event \(i)", severity: severity, incident: incident,
+        trigger: "critical_error_rate", automation: .full, fromVersion: "v2", toVersion: "v1", decision: "rollback",
+        extra: ["drill_seq": String(i)])
 }
 
 /// The `drill_seq` extras of the requests' payloads.

@@ -29,17 +29,22 @@ struct WebhookUnitTests {
         let timestamp: Int64 = 1_795_355_978
         let body = #"{"type":"rollbackd.decision","data":{"message":"Zürich → 14%"}}"#
         let script = """
-        import sys, datetime
-        from standardwebhooks.webhooks import Webhook
-        print(Webhook(sys.argv[1]).sign(sys.argv[2], datetime.datetime.fromtimestamp(int(sys.argv[3]), tz=datetime.timezone.utc), sys.argv[4]))
-        """
-        let r = try await ProcessRunner.run(["python3", "-c", script, secret, id, String(timestamp), body], timeout: .seconds(30))
+            import sys, datetime
+            from standardwebhooks.webhooks import Webhook
+            print(Webhook(sys.argv[1]).sign(sys.argv[2], datetime.datetime.fromtimestamp(int(sys.argv[3]), tz=datetime.timezone.utc), sys.argv[4]))
+            """
+        let r = try await ProcessRunner.run(
+            ["python3", "-c", script, secret, id, String(timestamp), body], timeout: .seconds(30))
         try #require(r.succeeded, "python standardwebhooks: \(r.stderrText)")
         let key = try WebhookSecret.parse(secret, path: "(test)")
         let ours = WebhookSigning.signature(id: id, timestamp: timestamp, body: Array(body.utf8), secret: key)
         #expect(ours == httpTrim(r.stdoutText))
-        #expect(WebhookSigning.verify(id: id, timestamp: timestamp, body: Array(body.utf8), signatureHeader: "v1,bad= " + ours, secret: key))
-        #expect(!WebhookSigning.verify(id: id, timestamp: timestamp + 1, body: Array(body.utf8), signatureHeader: ours, secret: key))
+        #expect(
+            WebhookSigning.verify(
+                id: id, timestamp: timestamp, body: Array(body.utf8), signatureHeader: "v1,bad= " + ours, secret: key))
+        #expect(
+            !WebhookSigning.verify(
+                id: id, timestamp: timestamp + 1, body: Array(body.utf8), signatureHeader: ours, secret: key))
     }
 
     @Test func secretFiles() throws {
@@ -55,7 +60,9 @@ struct WebhookUnitTests {
             _ = try WebhookSecret.load(path: "/nonexistent/hook.secret")
             Issue.record("no error")
         } catch {
-            #expect(error.description.hasPrefix("webhook secret file /nonexistent/hook.secret: open /nonexistent/hook.secret:"))
+            #expect(
+                error.description.hasPrefix(
+                    "webhook secret file /nonexistent/hook.secret: open /nonexistent/hook.secret:"))
         }
     }
 
@@ -90,7 +97,8 @@ struct WebhookUnitTests {
     @Test func slackPayloadIsText() throws {
         var e = drillEvent(1)
         e.message = "rolling back <v2> & more"
-        let j = try JSONParser.parse(bytes: WebhookPayload.body(.slack, e, incident: nil, host: "web-1", service: "checkout"))
+        let j = try JSONParser.parse(
+            bytes: WebhookPayload.body(.slack, e, incident: nil, host: "web-1", service: "checkout"))
         guard case let .string(text)? = j["text"] else { Issue.record("no text"); return }
         #expect(text.hasPrefix(":rotating_light: *CRITICAL* checkout on web-1: rolling back &lt;v2&gt; &amp; more\n"))
         #expect(text.contains("incident `inc-t`"))
@@ -98,7 +106,8 @@ struct WebhookUnitTests {
     }
 
     @Test func filtersBySeverityAndKind() {
-        let w = webhook("w", url: "http://x", secretFile: "/s", minSeverity: .high, events: ["decision", "rollback_failed"])
+        let w = webhook(
+            "w", url: "http://x", secretFile: "/s", minSeverity: .high, events: ["decision", "rollback_failed"])
         #expect(WebhookPayload.accepts(w, drillEvent(1, kind: .decision, severity: .critical)))
         #expect(WebhookPayload.accepts(w, drillEvent(1, kind: .decision, severity: .high)))
         #expect(!WebhookPayload.accepts(w, drillEvent(1, kind: .decision, severity: .medium)))
@@ -110,26 +119,39 @@ struct WebhookUnitTests {
     @Test func retryClassification() {
         let now = Timestamp(iso8601: "2015-10-21T07:28:00Z")!
         func response(_ status: Int, _ headers: [(String, String)] = []) -> Result<HTTPResponse, HTTPError> {
-            .success(HTTPResponse(url: "http://h/x", status: status, headers: headers.map { (name: $0.0, value: $0.1) }, body: [], timing: HTTPTiming()))
+            .success(
+                HTTPResponse(
+                    url: "http://h/x", status: status, headers: headers.map { (name: $0.0, value: $0.1) }, body: [],
+                    timing: HTTPTiming()))
         }
         #expect(DeliveryOutcome.classify(response(204), now: now) == .delivered(status: 204))
         for s in [408, 429, 500, 502, 503, 504] {
-            guard case .retry = DeliveryOutcome.classify(response(s), now: now) else { Issue.record("\(s) not retried"); continue }
+            guard case .retry = DeliveryOutcome.classify(response(s), now: now) else {
+                Issue.record("\(s) not retried"); continue
+            }
         }
         for s in [301, 400, 401, 403, 404, 410, 422] {
-            guard case .reject(status: s, _) = DeliveryOutcome.classify(response(s), now: now) else { Issue.record("\(s) retried"); continue }
+            guard case .reject(status: s, _) = DeliveryOutcome.classify(response(s), now: now) else {
+                Issue.record("\(s) retried"); continue
+            }
         }
-        guard case .retry(_, after: nil) = DeliveryOutcome.classify(.failure(HTTPError(url: "http://h", kind: .connectionRefused)), now: now) else {
+        guard
+            case .retry(_, after: nil) = DeliveryOutcome.classify(
+                .failure(HTTPError(url: "http://h", kind: .connectionRefused)), now: now)
+        else {
             Issue.record("connection refused not retried"); return
         }
-        #expect(DeliveryOutcome.classify(response(429, [("Retry-After", "7")]), now: now) == .retry(reason: "HTTP 429 from http://h/x", after: .seconds(7)))
+        #expect(
+            DeliveryOutcome.classify(response(429, [("Retry-After", "7")]), now: now)
+                == .retry(reason: "HTTP 429 from http://h/x", after: .seconds(7)))
         #expect(RetryAfter.parse("Wed, 21 Oct 2015 07:28:30 GMT", now: now) == .seconds(30))
         #expect(RetryAfter.parse("Wed, 21 Oct 2015 07:27:00 GMT", now: now) == .zero)
         #expect(RetryAfter.parse("soon", now: now) == nil)
     }
 
     @Test func journalShowsNoWebhookPath() {
-        #expect(WebhookWorker.displayURL("https://hooks.slack.com/services/T0/B0/secret") == "https://hooks.slack.com/…")
+        #expect(
+            WebhookWorker.displayURL("https://hooks.slack.com/services/T0/B0/secret") == "https://hooks.slack.com/…")
         #expect(WebhookWorker.displayURL("https://user:pw@h.example:8443?token=x") == "https://***@h.example:8443/…")
         #expect(WebhookWorker.displayURL("http://h.example") == "http://h.example")
     }
@@ -160,13 +182,16 @@ struct WebhookSystemTests {
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array((secret + "\n").utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
         let identifier = uniqueIdentifier("rbhook")
-        let config = notifyConfig([
-            webhook("all", url: receiver.base + "/ok", secretFile: dir + "/secret"),
-            webhook("slack", url: receiver.base + "/ok?slack", secretFile: dir + "/secret", format: .slack,
+        let config = notifyConfig(
+            [
+                webhook("all", url: receiver.base + "/ok", secretFile: dir + "/secret"),
+                webhook(
+                    "slack", url: receiver.base + "/ok?slack", secretFile: dir + "/secret", format: .slack,
                     minSeverity: .high, events: ["decision", "rollback_failed"]),
-        ], identifier: identifier)
-        let notifier = EventNotifier(config: config, service: "checkout", spoolDirectory: dir + "/spool",
-                                     policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
+            ], identifier: identifier)
+        let notifier = EventNotifier(
+            config: config, service: "checkout", spoolDirectory: dir + "/spool",
+            policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(0, kind: .triggerFiring, severity: .critical))
         await notifier.notify(drillEvent(1, kind: .decision, severity: .critical))
@@ -180,7 +205,10 @@ struct WebhookSystemTests {
         let allVerified = got.allSatisfy { $0.verified }
         #expect(allVerified, "\(got.map { $0.error ?? "" })")
         let standard = got.filter { $0.path == "/ok" }
-        #expect(Set(standard.compactMap(\.type)) == ["rollbackd.trigger_firing", "rollbackd.decision", "rollbackd.rollback_failed"])
+        #expect(
+            Set(standard.compactMap(\.type)) == [
+                "rollbackd.trigger_firing", "rollbackd.decision", "rollbackd.rollback_failed",
+            ])
         #expect(Set(drillSeqs(standard)) == [0, 1, 2, 3])
         let slack = got.filter { $0.path == "/ok?slack" }
         #expect(slack.count == 2)
@@ -203,10 +231,12 @@ struct WebhookSystemTests {
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let receiver = try await Receiver.start(secret: newSecret(), log: dir + "/received.jsonl")
         let identifier = uniqueIdentifier("rbwrong")
-        let notifier = EventNotifier(config: notifyConfig([webhook("ops", url: receiver.base + "/ok", secretFile: dir + "/secret")],
-                                                          identifier: identifier),
-                                     service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
-                                     journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [webhook("ops", url: receiver.base + "/ok", secretFile: dir + "/secret")],
+                identifier: identifier),
+            service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
+            journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1, incident: "inc-wrong"))
         #expect(await notifier.drain(timeout: .seconds(60)))
@@ -226,7 +256,9 @@ struct WebhookSystemTests {
         #expect(failures[0]["MESSAGE_ID"] == JournalFields.messageID(for: .deliveryFailed))
         // The URL's path may be a secret (Slack's are): the journal shows scheme and host only.
         #expect(failures[0]["ROLLBACKD_URL"] == receiver.base + "/…")
-        #expect(failures[0]["MESSAGE"]?.contains("HTTP 401 from \(receiver.base)/… (not retried)") == true, "\(failures[0]["MESSAGE"] ?? "")")
+        #expect(
+            failures[0]["MESSAGE"]?.contains("HTTP 401 from \(receiver.base)/… (not retried)") == true,
+            "\(failures[0]["MESSAGE"] ?? "")")
     }
 
     @Test func retryAfterIsHonoured() async throws {
@@ -237,10 +269,12 @@ struct WebhookSystemTests {
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
-        let notifier = EventNotifier(config: notifyConfig([webhook("ops", url: receiver.base + "/retry-after/2", secretFile: dir + "/secret")],
-                                                          identifier: uniqueIdentifier("rb429")),
-                                     service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
-                                     journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [webhook("ops", url: receiver.base + "/retry-after/2", secretFile: dir + "/secret")],
+                identifier: uniqueIdentifier("rb429")),
+            service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
+            journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
         #expect(await notifier.drain(timeout: .seconds(60)))
@@ -263,11 +297,13 @@ struct WebhookSystemTests {
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
-        let notifier = EventNotifier(config: notifyConfig([
-            webhook("flaky", url: receiver.base + "/fail/3", secretFile: dir + "/secret"),
-            webhook("gone", url: receiver.base + "/status/404", secretFile: dir + "/secret"),
-        ], identifier: uniqueIdentifier("rb5xx")), service: "checkout", spoolDirectory: dir + "/spool",
-        policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [
+                    webhook("flaky", url: receiver.base + "/fail/3", secretFile: dir + "/secret"),
+                    webhook("gone", url: receiver.base + "/status/404", secretFile: dir + "/secret"),
+                ], identifier: uniqueIdentifier("rb5xx")), service: "checkout", spoolDirectory: dir + "/spool",
+            policy: fastPolicy(), journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1))
         #expect(await notifier.drain(timeout: .seconds(60)))
@@ -287,10 +323,12 @@ struct WebhookSystemTests {
         let dir = scratch.path
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(newSecret().utf8))
         let identifier = uniqueIdentifier("rbage")
-        let notifier = EventNotifier(config: notifyConfig([webhook("down", url: "http://127.0.0.1:\(unusedPort())/ok", secretFile: dir + "/secret")],
-                                                          identifier: identifier, maxAge: .seconds(3)),
-                                     service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
-                                     journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [webhook("down", url: "http://127.0.0.1:\(unusedPort())/ok", secretFile: dir + "/secret")],
+                identifier: identifier, maxAge: .seconds(3)),
+            service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
+            journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         await notifier.notify(drillEvent(1, incident: "inc-old"))
         await notifier.flush()
@@ -301,13 +339,17 @@ struct WebhookSystemTests {
         let stats = await notifier.stats()
         // At least the first attempt failed before the 3 s maxAge ran out; how many retries fit in depends on how
         // busy the machine is (retries are shown by the spool tests).
-        #expect(stats["down"]?.dropped == 1 && (stats["down"]?.failedAttempts ?? 0) >= 1, "\(String(describing: stats["down"]))")
+        #expect(
+            stats["down"]?.dropped == 1 && (stats["down"]?.failedAttempts ?? 0) >= 1,
+            "\(String(describing: stats["down"]))")
         let failures = try await journalEntries(["SYSLOG_IDENTIFIER=\(identifier)", "ROLLBACKD_EVENT=delivery_failed"])
         try #require(failures.count == 1)
         #expect(failures[0]["MESSAGE"]?.contains("longer than maxAge 3s") == true, "\(failures[0]["MESSAGE"] ?? "")")
         #expect(failures[0]["ROLLBACKD_INCIDENT"] == "inc-old")
         // The first failed attempt was journaled as a warning too.
-        let warnings = try await journalEntries(["SYSLOG_IDENTIFIER=\(identifier)", "ROLLBACKD_WEBHOOK=down", "PRIORITY=4"])
+        let warnings = try await journalEntries([
+            "SYSLOG_IDENTIFIER=\(identifier)", "ROLLBACKD_WEBHOOK=down", "PRIORITY=4",
+        ])
         #expect(warnings.first?["MESSAGE"]?.contains("connection refused") == true)
     }
 
@@ -319,11 +361,16 @@ struct WebhookSystemTests {
         let secret = newSecret()
         try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
         let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
-        let notifier = EventNotifier(config: notifyConfig([webhook("hang", url: receiver.base + "/hang", secretFile: dir + "/secret",
-                                                                   timeout: .seconds(30))],
-                                                          identifier: uniqueIdentifier("rbhang")),
-                                     service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
-                                     journalWriter: JournalWriter(target: .journal))
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [
+                    webhook(
+                        "hang", url: receiver.base + "/hang", secretFile: dir + "/secret",
+                        timeout: .seconds(30))
+                ],
+                identifier: uniqueIdentifier("rbhang")),
+            service: "checkout", spoolDirectory: dir + "/spool", policy: fastPolicy(),
+            journalWriter: JournalWriter(target: .journal))
         await notifier.start()
         // Prime: the receiver holds this one open for the whole test.
         await notifier.notify(drillEvent(0, kind: .decision))
@@ -335,7 +382,8 @@ struct WebhookSystemTests {
         _ = symlink(dir + "/releases/v2", dir + "/current")
         let start = monotonicMs()
         await notifier.notify(drillEvent(1, kind: .rollbackStarted))
-        let swap = try await ProcessRunner.run(["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(60))
+        let swap = try await ProcessRunner.run(
+            ["ln", "-sfn", dir + "/releases/v1", dir + "/current.new"], timeout: .seconds(60))
         #expect(swap.succeeded)
         #expect(rename(dir + "/current.new", dir + "/current") == 0)
         await notifier.notify(drillEvent(2, kind: .rollbackFinished))
@@ -343,7 +391,9 @@ struct WebhookSystemTests {
         #expect(tick < 15_000, "the request hangs for 30 s; the tick took \(tick) ms while the receiver hangs")
         var target = [CChar](repeating: 0, count: 4096)
         let n = readlink(dir + "/current", &target, target.count - 1)
-        #expect(n > 0 && String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == dir + "/releases/v1")
+        #expect(
+            n > 0
+                && String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == dir + "/releases/v1")
         // Both notifications are safe in the spool, waiting behind the hanging request.
         await notifier.flush()
         #expect(notifier.spool.count(webhook: "hang") == 3)

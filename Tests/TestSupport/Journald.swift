@@ -25,7 +25,10 @@ public actor Journald {
             let r = try await ProcessRunner.run(argv, timeout: .seconds(120))
             let out = r.stdoutText.trimmed
             if r.succeeded && (out.hasPrefix("started") || out == "existing") { return .success(out) }
-            return .failure(TestFailure("systemd-journald could not be started: \(out) \(r.stderrText) (\(r.summary(timeout: .seconds(120))))"))
+            return .failure(
+                TestFailure(
+                    "systemd-journald could not be started: \(out) \(r.stderrText) (\(r.summary(timeout: .seconds(120))))"
+                ))
         } catch {
             return .failure(TestFailure("systemd-journald could not be started: \(error)"))
         }
@@ -41,11 +44,14 @@ public func uniqueIdentifier(_ prefix: String) -> String {
 
 /// `journalctl -o json --no-pager MATCHES…`, each line parsed; polls until at least `atLeast` entries are there
 /// (journald writes asynchronously) or `seconds` passed, then returns what there is (the caller asserts on it).
-public func journalEntries(_ matches: [String], atLeast: Int = 1, seconds: Double = generousWait) async throws -> [[String: String]] {
+public func journalEntries(_ matches: [String], atLeast: Int = 1, seconds: Double = generousWait) async throws
+    -> [[String: String]]
+{
     let deadline = monotonicMs() + Int64(seconds * 1000)
     var entries: [[String: String]] = []
     while true {
-        let r = try await ProcessRunner.run(["journalctl", "-o", "json", "--no-pager", "--all"] + matches, timeout: .seconds(60))
+        let r = try await ProcessRunner.run(
+            ["journalctl", "-o", "json", "--no-pager", "--all"] + matches, timeout: .seconds(60))
         guard r.succeeded || r.termination == .exited(1) else {
             throw TestFailure("journalctl \(matches.joined(separator: " ")): \(r.summary(timeout: .seconds(60)))")
         }

@@ -42,8 +42,10 @@ public final class ServerProcess: Sendable {
             throw TestFailure(error.description)
         }
         do {
-            let port = try await waitFor("\(ProcessRunner.display(argv)) to print READY <port>", seconds: seconds,
-                                         explain: { "its output: " + (TestFiles.read(log) ?? "") }) { () throws -> Int? in
+            let port = try await waitFor(
+                "\(ProcessRunner.display(argv)) to print READY <port>", seconds: seconds,
+                explain: { "its output: " + (TestFiles.read(log) ?? "") }
+            ) { () throws -> Int? in
                 let text = TestFiles.read(log) ?? ""
                 for line in text.split(separator: "\n") where line.hasPrefix("READY ") {
                     if let port = Int(line.dropFirst(6)) { return port }
@@ -90,7 +92,8 @@ public let python3: String = {
 
 /// A program from the usual places (Debian puts nginx and haproxy in /usr/sbin), or nil.
 public func program(named name: String) -> String? {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] where access(dir + "/" + name, X_OK) == 0 {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
+    where access(dir + "/" + name, X_OK) == 0 {
         return dir + "/" + name
     }
     return nil
@@ -102,7 +105,9 @@ public actor SharedServers {
     public static let instance = SharedServers()
     private var started: [String: Task<ServerProcess, Error>] = [:]
 
-    public func get(_ key: String, _ start: @escaping @Sendable () async throws -> ServerProcess) async throws -> ServerProcess {
+    public func get(_ key: String, _ start: @escaping @Sendable () async throws -> ServerProcess) async throws
+        -> ServerProcess
+    {
         if let t = started[key] { return try await t.value }
         let t = Task { try await start() }
         started[key] = t
@@ -130,8 +135,10 @@ public func putDoc(_ server: ServerProcess, _ name: String, _ body: String, stat
 }
 
 public func putDoc(_ server: ServerProcess, _ name: String, _ body: [UInt8], status: Int = 200) async throws {
-    let r = await HTTPClient.shared.send(HTTPRequest(method: "PUT", url: "\(server.base)/doc/\(name)?status=\(status)", body: body,
-                                                     options: patientHTTP()))
+    let r = await HTTPClient.shared.send(
+        HTTPRequest(
+            method: "PUT", url: "\(server.base)/doc/\(name)?status=\(status)", body: body,
+            options: patientHTTP()))
     guard case let .success(resp) = r, resp.status == 204 else {
         throw TestFailure("cannot store /doc/\(name) on the fault server: \(r)")
     }

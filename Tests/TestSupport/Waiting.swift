@@ -11,14 +11,18 @@ public let generousWait: Double = 60
 
 /// Waits (without blocking a thread: every suite shares the cooperative pool) until `condition` holds, checking it
 /// every `every`. Throws, naming `what` and `explain()` (a log, say), if it does not hold within `seconds`.
-public func waitUntil(_ what: String, seconds: Double = generousWait, every: Duration = .milliseconds(50),
-                      explain: () -> String = { "" }, _ condition: () async throws -> Bool) async throws {
+public func waitUntil(
+    _ what: String, seconds: Double = generousWait, every: Duration = .milliseconds(50),
+    explain: () -> String = { "" }, _ condition: () async throws -> Bool
+) async throws {
     _ = try await waitFor(what, seconds: seconds, every: every, explain: explain) { try await condition() ? true : nil }
 }
 
 /// Waits until `probe` returns a value, and returns it. Throws like `waitUntil`.
-public func waitFor<T>(_ what: String, seconds: Double = generousWait, every: Duration = .milliseconds(50),
-                       explain: () -> String = { "" }, _ probe: () async throws -> T?) async throws -> T {
+public func waitFor<T>(
+    _ what: String, seconds: Double = generousWait, every: Duration = .milliseconds(50),
+    explain: () -> String = { "" }, _ probe: () async throws -> T?
+) async throws -> T {
     let deadline = monotonicMs() + Int64(seconds * 1000)
     while true {
         if let value = try await probe() { return value }

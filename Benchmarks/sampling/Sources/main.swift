@@ -80,12 +80,15 @@ case "parse":
         best = min(best, monotonic() - start)
     }
     let mb = Double(bytes.count) / 1e6
-    print("parse \(path): \(bytes.count) bytes, \(samples) samples kept, best of \(repeats): \(best) s, \(mb / best) MB/s, peak RSS \(peakRSSMiB()) MiB")
+    print(
+        "parse \(path): \(bytes.count) bytes, \(samples) samples kept, best of \(repeats): \(best) s, \(mb / best) MB/s, peak RSS \(peakRSSMiB()) MiB"
+    )
 
 case "probe":
     let urls: [String]
     do {
-        urls = String(decoding: try FileIO.readAll(path: args[1]), as: UTF8.self).split(separator: "\n").map(String.init)
+        urls = String(decoding: try FileIO.readAll(path: args[1]), as: UTF8.self).split(separator: "\n").map(
+            String.init)
     } catch { fail(error.description) }
     let ticks = Int(option("--ticks", in: args).first ?? "5") ?? 5
     let timeout = option("--timeout", in: args).first ?? "2s"
@@ -107,12 +110,18 @@ case "probe":
         let result = await sampler.tick(now: SystemTime.now())
         let took = monotonic() - start
         times.append(took)
-        let shown = result.samples["health"].map { $0.number.map { "unhealthy ratio \($0)" } ?? "no data: \($0.reason ?? "")" } ?? "-"
+        let shown =
+            result.samples["health"].map { $0.number.map { "unhealthy ratio \($0)" } ?? "no data: \($0.reason ?? "")" }
+            ?? "-"
         if tick <= 10 || tick % 100 == 0 || tick == ticks {
-            print("probe tick \(tick): \(urls.count) targets in \(took) s, \(shown)\(result.notes["health"].map { "; \($0[0])" } ?? ""), RSS \(currentRSSMiB()) MiB, open fds \(openFDs())")
+            print(
+                "probe tick \(tick): \(urls.count) targets in \(took) s, \(shown)\(result.notes["health"].map { "; \($0[0])" } ?? ""), RSS \(currentRSSMiB()) MiB, open fds \(openFDs())"
+            )
         }
     }
-    print("probe: median tick \(times.sorted()[times.count / 2]) s, first tick \(times[0]) s, worst \(times.max() ?? 0) s")
+    print(
+        "probe: median tick \(times.sorted()[times.count / 2]) s, first tick \(times[0]) s, worst \(times.max() ?? 0) s"
+    )
     print("peak RSS \(peakRSSMiB()) MiB")
 
 default:

@@ -33,7 +33,8 @@ final class IssueSink {
 /// JSON path helpers: `a.b`, `a["odd key"]`, `a[3]`.
 enum JSONPath {
     static func member(_ base: String, _ key: String) -> String {
-        let simple = !key.isEmpty && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+        let simple =
+            !key.isEmpty && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
             && !(key.first?.isNumber ?? true)
         if simple { return base.isEmpty ? key : "\(base).\(key)" }
         return "\(base)[\(JSONValue.quote(key))]"
@@ -195,7 +196,8 @@ enum Read {
             return nil
         }
         guard let d = Interval(parsing: s) else {
-            sink.error(path, "\(JSONValue.quote(s)) is not a duration; write e.g. \"500ms\", \"5s\", \"2m\", \"1h\", \"1d\"")
+            sink.error(
+                path, "\(JSONValue.quote(s)) is not a duration; write e.g. \"500ms\", \"5s\", \"2m\", \"1h\", \"1d\"")
             return nil
         }
         return d
@@ -242,7 +244,10 @@ enum Read {
     /// A command as an argv array (never a shell string): non-empty, first element non-empty.
     static func argv(_ v: JSONValue, _ path: String, _ sink: IssueSink) -> [String]? {
         if case .string = v {
-            sink.error(path, "expected an argv array such as [\"/usr/bin/systemctl\", \"reload\", \"app\"], found a string (commands never run through a shell)")
+            sink.error(
+                path,
+                "expected an argv array such as [\"/usr/bin/systemctl\", \"reload\", \"app\"], found a string (commands never run through a shell)"
+            )
             return nil
         }
         guard let items = stringArray(v, path, sink) else { return nil }
@@ -295,7 +300,13 @@ public struct URLParts: Sendable, Equatable {
     public init?(_ text: String) {
         let lower = text.lowercased()
         let scheme: String
-        if lower.hasPrefix("http://") { scheme = "http" } else if lower.hasPrefix("https://") { scheme = "https" } else { return nil }
+        if lower.hasPrefix("http://") {
+            scheme = "http"
+        } else if lower.hasPrefix("https://") {
+            scheme = "https"
+        } else {
+            return nil
+        }
         let rest = text.dropFirst(scheme.count + 3)
         guard !rest.contains(where: { $0 == " " || $0 == "\n" || $0 == "\t" }) else { return nil }
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
@@ -310,7 +321,9 @@ public struct URLParts: Sendable, Equatable {
             if after.hasPrefix(":") {
                 guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
                 port = p
-            } else if !after.isEmpty { return nil }
+            } else if !after.isEmpty {
+                return nil
+            }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
             guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else { return nil }

@@ -119,7 +119,9 @@ public enum MetricUnit: String, Sendable, CaseIterable {
 }
 
 extension MetricDefinition {
-    static func read(name: String, value: JSONValue, path: String, instances: [String]?, sink: IssueSink) -> MetricDefinition? {
+    static func read(name: String, value: JSONValue, path: String, instances: [String]?, sink: IssueSink)
+        -> MetricDefinition?
+    {
         guard var obj = ObjectReader(value, path: path, sink: sink) else { return nil }
         let type = obj.read("type", required: true, Read.nonEmptyString)
         let description = obj.read("description", Read.string)
@@ -130,13 +132,20 @@ extension MetricDefinition {
             let explicit = obj.read("targets", Read.stringArray)
             let p = obj.read("path", Read.string)
             if let explicit {
-                if p != nil { obj.sink.error(obj.childPath("path"), "give either targets or path (with top-level instances), not both") }
+                if p != nil {
+                    obj.sink.error(
+                        obj.childPath("path"), "give either targets or path (with top-level instances), not both")
+                }
                 var ok = true
                 for (i, t) in explicit.enumerated() where URLParts(t) == nil {
-                    obj.sink.error(JSONPath.element(obj.childPath("targets"), i), "\(JSONValue.quote(t)) is not an absolute http:// or https:// URL")
+                    obj.sink.error(
+                        JSONPath.element(obj.childPath("targets"), i),
+                        "\(JSONValue.quote(t)) is not an absolute http:// or https:// URL")
                     ok = false
                 }
-                if explicit.isEmpty { obj.sink.error(obj.childPath("targets"), "must list at least one URL"); ok = false }
+                if explicit.isEmpty {
+                    obj.sink.error(obj.childPath("targets"), "must list at least one URL"); ok = false
+                }
                 return ok ? explicit : nil
             }
             if let p {
@@ -189,7 +198,8 @@ extension MetricDefinition {
             }
             let http = HTTPOptions.read(from: &obj)
             if let t, let measure {
-                source = .probe(ProbeConfig(targets: t, measure: measure, quantile: q, window: window, expect: expect, http: http))
+                source = .probe(
+                    ProbeConfig(targets: t, measure: measure, quantile: q, window: window, expect: expect, http: http))
             }
             switch measure {
             case .latencyQuantile: defaultUnit = .seconds
@@ -209,14 +219,21 @@ extension MetricDefinition {
             var ok = true
             switch measure {
             case .errorRatio?:
-                if counter == nil { sink.error(obj.childPath("counter"), "is required for measure errorRatio"); ok = false }
+                if counter == nil {
+                    sink.error(obj.childPath("counter"), "is required for measure errorRatio"); ok = false
+                }
                 if errorLabels.isEmpty && !obj.has("errorLabels") {
-                    sink.error(obj.childPath("errorLabels"), "is required for measure errorRatio, e.g. {\"code\": \"5..\"}")
+                    sink.error(
+                        obj.childPath("errorLabels"), "is required for measure errorRatio, e.g. {\"code\": \"5..\"}")
                     ok = false
                 } else if case let .object(matchers)? = obj.members.first(where: { $0.key == "errorLabels" })?.value,
-                          matchers.isEmpty {
+                    matchers.isEmpty
+                {
                     // No matcher selects every sample: the error ratio would always be 1.
-                    sink.error(obj.childPath("errorLabels"), "must name at least one label matcher, e.g. {\"code\": \"5..\"} (an empty set counts every request as an error)")
+                    sink.error(
+                        obj.childPath("errorLabels"),
+                        "must name at least one label matcher, e.g. {\"code\": \"5..\"} (an empty set counts every request as an error)"
+                    )
                     ok = false
                 }
                 defaultUnit = .ratio
@@ -224,16 +241,20 @@ extension MetricDefinition {
                 if counter == nil { sink.error(obj.childPath("counter"), "is required for measure rate"); ok = false }
                 defaultUnit = .perSecond
             case .quantile?:
-                if histogram == nil { sink.error(obj.childPath("histogram"), "is required for measure quantile"); ok = false }
+                if histogram == nil {
+                    sink.error(obj.childPath("histogram"), "is required for measure quantile"); ok = false
+                }
                 defaultUnit = .seconds
             case .gauge?:
                 if gauge == nil { sink.error(obj.childPath("gauge"), "is required for measure gauge"); ok = false }
             case nil: ok = false
             }
             if let t, let measure, ok {
-                source = .scrape(ScrapeConfig(targets: t, measure: measure, counter: counter, errorLabels: errorLabels,
-                                              labels: labels, histogram: histogram, gauge: gauge, quantile: q,
-                                              window: window, http: http))
+                source = .scrape(
+                    ScrapeConfig(
+                        targets: t, measure: measure, counter: counter, errorLabels: errorLabels,
+                        labels: labels, histogram: histogram, gauge: gauge, quantile: q,
+                        window: window, http: http))
             }
         case "prometheus":
             let url = obj.read("url", required: true, Read.httpURL)
@@ -247,7 +268,8 @@ extension MetricDefinition {
             if let argv { source = .command(CommandConfig(argv: argv, timeout: timeout, value: value)) }
         default:
             if let type {
-                sink.error(obj.childPath("type"), "\(JSONValue.quote(type)) is not one of probe, scrape, prometheus, command")
+                sink.error(
+                    obj.childPath("type"), "\(JSONValue.quote(type)) is not one of probe, scrape, prometheus, command")
             }
             return nil
         }

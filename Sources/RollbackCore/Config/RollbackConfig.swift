@@ -14,9 +14,11 @@ public struct RollbackConfig: Sendable, Equatable {
     /// Critical endpoints checked (2xx) during verification.
     public var smokeURLs: [String]
 
-    public init(strategy: RollbackStrategy, phaseTimeout: Interval = .seconds(60), backup: [String]? = nil,
-                migrationsDir: String? = nil, migrationsCompatible: Bool = false, gitTagsRepo: String? = nil,
-                smokeURLs: [String] = []) {
+    public init(
+        strategy: RollbackStrategy, phaseTimeout: Interval = .seconds(60), backup: [String]? = nil,
+        migrationsDir: String? = nil, migrationsCompatible: Bool = false, gitTagsRepo: String? = nil,
+        smokeURLs: [String] = []
+    ) {
         self.strategy = strategy
         self.phaseTimeout = phaseTimeout
         self.backup = backup
@@ -37,7 +39,9 @@ public struct RollbackConfig: Sendable, Equatable {
 
     /// Parses a `rollback` object on its own (the same rules as inside thresholds.json); `path` prefixes the JSON
     /// paths in errors.
-    public static func parse(text: String, file: String, path: String = "rollback") throws(ConfigError) -> RollbackConfig {
+    public static func parse(text: String, file: String, path: String = "rollback") throws(ConfigError)
+        -> RollbackConfig
+    {
         let root: JSONValue
         do {
             root = try JSONParser.parse(text)
@@ -47,7 +51,8 @@ public struct RollbackConfig: Sendable, Equatable {
         let sink = IssueSink()
         let result = read(root, path: path, sink: sink)
         guard sink.errors.isEmpty, let result else {
-            throw ConfigError(file: file, issues: sink.errors.isEmpty ? [ConfigIssue(path: path, message: "invalid")] : sink.errors)
+            throw ConfigError(
+                file: file, issues: sink.errors.isEmpty ? [ConfigIssue(path: path, message: "invalid")] : sink.errors)
         }
         return result
     }
@@ -68,42 +73,53 @@ extension RollbackConfig {
         let backup = obj.read("backup", Read.argv)
         let migrationsDir = obj.read("migrationsDir", Read.nonEmptyString)
         if let m = migrationsDir, m.hasPrefix("/"), !m.contains("{version}") {
-            sink.error(obj.childPath("migrationsDir"), "\(JSONValue.quote(m)) is absolute but has no {version} placeholder; write e.g. \"/srv/app/releases/{version}/db/migrate\", or a path relative to the symlink strategy's release directory")
+            sink.error(
+                obj.childPath("migrationsDir"),
+                "\(JSONValue.quote(m)) is absolute but has no {version} placeholder; write e.g. \"/srv/app/releases/{version}/db/migrate\", or a path relative to the symlink strategy's release directory"
+            )
         } else if let m = migrationsDir, !m.hasPrefix("/"), name != nil, name != "symlink" {
-            sink.error(obj.childPath("migrationsDir"), "\(JSONValue.quote(m)) is relative to a release directory, which only the symlink strategy has; write an absolute path with {version}, e.g. \"/srv/app/releases/{version}/db/migrate\"")
+            sink.error(
+                obj.childPath("migrationsDir"),
+                "\(JSONValue.quote(m)) is relative to a release directory, which only the symlink strategy has; write an absolute path with {version}, e.g. \"/srv/app/releases/{version}/db/migrate\""
+            )
         }
         let compatible = obj.read("migrationsCompatible", Read.bool) ?? false
         let gitTagsRepo = obj.read("gitTagsRepo", Read.absolutePath)
-        let smoke = obj.read("smokeURLs") { v, p, s -> [String]? in
-            guard let list = Read.stringArray(v, p, s) else { return nil }
-            var ok = true
-            for (i, u) in list.enumerated() where URLParts(u) == nil {
-                s.error(JSONPath.element(p, i), "\(JSONValue.quote(u)) is not an absolute http:// or https:// URL")
-                ok = false
-            }
-            return ok ? list : nil
-        } ?? []
+        let smoke =
+            obj.read("smokeURLs") { v, p, s -> [String]? in
+                guard let list = Read.stringArray(v, p, s) else { return nil }
+                var ok = true
+                for (i, u) in list.enumerated() where URLParts(u) == nil {
+                    s.error(JSONPath.element(p, i), "\(JSONValue.quote(u)) is not an absolute http:// or https:// URL")
+                    ok = false
+                }
+                return ok ? list : nil
+            } ?? []
 
         // Settings for the chosen strategy live in an object named after it; settings for another strategy
         // are an error (they would silently do nothing).
         for other in RollbackStrategy.names where other != name && obj.has(other) {
             _ = obj.value(other)
             if name == nil && obj.has("strategy") { continue } // an invalid strategy name: reported above
-            sink.error(obj.childPath(other), "settings for strategy \(other), but strategy is \(name.map { JSONValue.quote($0) } ?? "not set")")
+            sink.error(
+                obj.childPath(other),
+                "settings for strategy \(other), but strategy is \(name.map { JSONValue.quote($0) } ?? "not set")")
         }
         var strategy: RollbackStrategy?
         if let name {
             if let settings = obj.value(name, required: true),
-               var s = ObjectReader(settings, path: obj.childPath(name), sink: sink) {
+                var s = ObjectReader(settings, path: obj.childPath(name), sink: sink)
+            {
                 strategy = readStrategy(name, &s)
                 s.finish()
             }
         }
         obj.finish()
         guard let strategy else { return nil }
-        return RollbackConfig(strategy: strategy, phaseTimeout: phaseTimeout, backup: backup,
-                              migrationsDir: migrationsDir, migrationsCompatible: compatible,
-                              gitTagsRepo: gitTagsRepo, smokeURLs: smoke)
+        return RollbackConfig(
+            strategy: strategy, phaseTimeout: phaseTimeout, backup: backup,
+            migrationsDir: migrationsDir, migrationsCompatible: compatible,
+            gitTagsRepo: gitTagsRepo, smokeURLs: smoke)
     }
 
     private static func readStrategy(_ name: String, _ s: inout ObjectReader) -> RollbackStrategy? {
@@ -119,7 +135,9 @@ extension RollbackConfig {
             let file = s.read("upstreamFile", required: true, Read.absolutePath)
             let upstream = s.read("upstreamName", required: true, Read.nonEmptyString)
             var colors: [String: [String]] = [:]
-            if let cv = s.value("colors", required: true), var c = ObjectReader(cv, path: s.childPath("colors"), sink: sink) {
+            if let cv = s.value("colors", required: true),
+                var c = ObjectReader(cv, path: s.childPath("colors"), sink: sink)
+            {
                 for m in c.members {
                     if let list = c.read(m.key, Read.stringArray) {
                         if list.isEmpty { sink.error(c.childPath(m.key), "must list at least one host:port") }
@@ -141,30 +159,40 @@ extension RollbackConfig {
             let reload = s.read("reload", Read.argv) ?? ["nginx", "-s", "reload"]
             let check = s.read("checkURL", Read.httpURL)
             guard let file, let upstream else { return nil }
-            return .nginxBlueGreen(NginxBlueGreenStrategy(upstreamFile: file, upstreamName: upstream, colors: colors,
-                                                          versionURLs: versionURLs, test: test, reload: reload, checkURL: check))
+            return .nginxBlueGreen(
+                NginxBlueGreenStrategy(
+                    upstreamFile: file, upstreamName: upstream, colors: colors,
+                    versionURLs: versionURLs, test: test, reload: reload, checkURL: check))
         case "haproxy-canary":
             let socket = s.read("socket", required: true, Read.absolutePath)
             let backend = s.read("backend", required: true, Read.nonEmptyString)
             let server = s.read("canaryServer", required: true, Read.nonEmptyString)
-            let mode = s.read("mode") { v, p, k -> String? in
-                guard let m = Read.string(v, p, k) else { return nil }
-                guard m == "drain" || m == "weight" else { k.error(p, "\(JSONValue.quote(m)) is not one of drain, weight"); return nil }
-                return m
-            } ?? "drain"
+            let mode =
+                s.read("mode") { v, p, k -> String? in
+                    guard let m = Read.string(v, p, k) else { return nil }
+                    guard m == "drain" || m == "weight" else {
+                        k.error(p, "\(JSONValue.quote(m)) is not one of drain, weight"); return nil
+                    }
+                    return m
+                } ?? "drain"
             guard let socket, let backend, let server else { return nil }
-            return .haproxyCanary(HAProxyCanaryStrategy(socket: socket, backend: backend, canaryServer: server, mode: mode))
+            return .haproxyCanary(
+                HAProxyCanaryStrategy(socket: socket, backend: backend, canaryServer: server, mode: mode))
         case "systemd-unit":
             let template = s.read("template", required: true, Read.nonEmptyString)
             if let template, !template.hasSuffix("@") {
-                sink.error(s.childPath("template"), "\(JSONValue.quote(template)) must end with @ (a template unit prefix such as \"app@\")")
+                sink.error(
+                    s.childPath("template"),
+                    "\(JSONValue.quote(template)) must end with @ (a template unit prefix such as \"app@\")")
             }
             let timeout = s.read("activeTimeout", Read.positiveDuration) ?? .seconds(60)
             let systemctl = s.read("systemctl", Read.nonEmptyString) ?? "systemctl"
             let persist = s.read("persist", Read.bool) ?? true
             guard let template else { return nil }
-            return .systemdUnit(SystemdUnitStrategy(template: template, activeTimeout: timeout, systemctl: systemctl,
-                                                    persist: persist))
+            return .systemdUnit(
+                SystemdUnitStrategy(
+                    template: template, activeTimeout: timeout, systemctl: systemctl,
+                    persist: persist))
         case "kubernetes":
             let deployment = s.read("deployment", required: true, Read.nonEmptyString)
             let ns = s.read("namespace", Read.nonEmptyString)
@@ -172,7 +200,9 @@ extension RollbackConfig {
             let kubectl = s.read("kubectl", Read.nonEmptyString) ?? "kubectl"
             let timeout = s.read("statusTimeout", Read.positiveDuration) ?? .minutes(5)
             guard let deployment else { return nil }
-            return .kubernetes(KubernetesStrategy(deployment: deployment, namespace: ns, context: ctx, kubectl: kubectl, statusTimeout: timeout))
+            return .kubernetes(
+                KubernetesStrategy(
+                    deployment: deployment, namespace: ns, context: ctx, kubectl: kubectl, statusTimeout: timeout))
         case "docker-swarm":
             let service = s.read("service", required: true, Read.nonEmptyString)
             let image = s.read("image", Read.nonEmptyString)
@@ -183,28 +213,40 @@ extension RollbackConfig {
             let flag = s.read("flag", required: true, Read.nonEmptyString)
             var http: FeatureFlagHTTP?
             if let hv = s.value("http"), var h = ObjectReader(hv, path: s.childPath("http"), sink: sink) {
-                let method = h.read("method") { v, p, k -> String? in
-                    guard let m = Read.nonEmptyString(v, p, k) else { return nil }
-                    guard FeatureFlagHTTP.methods.contains(m.uppercased()) else {
-                        k.error(p, "\(JSONValue.quote(m)) is not one of \(FeatureFlagHTTP.methods.joined(separator: ", "))")
-                        return nil
-                    }
-                    return m
-                } ?? "PATCH"
+                let method =
+                    h.read("method") { v, p, k -> String? in
+                        guard let m = Read.nonEmptyString(v, p, k) else { return nil }
+                        guard FeatureFlagHTTP.methods.contains(m.uppercased()) else {
+                            k.error(
+                                p,
+                                "\(JSONValue.quote(m)) is not one of \(FeatureFlagHTTP.methods.joined(separator: ", "))"
+                            )
+                            return nil
+                        }
+                        return m
+                    } ?? "PATCH"
                 let url = h.read("url", required: true, Read.httpURL)
                 let body = h.value("body")
                 let token = h.read("tokenFile", Read.absolutePath)
                 let options = HTTPOptions.read(from: &h, defaultTimeout: .seconds(10))
                 if token != nil && options.bearerTokenFile != nil {
-                    sink.error(h.childPath("bearerTokenFile"), "give the token once: tokenFile and bearerTokenFile are the same setting")
+                    sink.error(
+                        h.childPath("bearerTokenFile"),
+                        "give the token once: tokenFile and bearerTokenFile are the same setting")
                 }
-                if let b = body, case .object = b {} else if let b = body, case .array = b {} else if body != nil {
-                    sink.error(h.childPath("body"), "expected a JSON object or array (sent as the request body), found \(body?.typeName ?? "nothing")")
+                if let b = body, case .object = b {
+                } else if let b = body, case .array = b {
+                } else if body != nil {
+                    sink.error(
+                        h.childPath("body"),
+                        "expected a JSON object or array (sent as the request body), found \(body?.typeName ?? "nothing")"
+                    )
                 }
                 h.finish()
                 if let url {
-                    http = FeatureFlagHTTP(method: method.uppercased(), url: url, body: body,
-                                           tokenFile: token ?? options.bearerTokenFile, options: options)
+                    http = FeatureFlagHTTP(
+                        method: method.uppercased(), url: url, body: body,
+                        tokenFile: token ?? options.bearerTokenFile, options: options)
                 }
             }
             let file = s.read("file", Read.absolutePath)
@@ -230,7 +272,8 @@ extension RollbackConfig {
             let validate = s.read("validate", Read.argv)
             let reload = s.read("reload", Read.argv)
             guard let files else { return nil }
-            return .config(ConfigStrategy(files: files, directory: dir, gitRepo: repo, validate: validate, reload: reload))
+            return .config(
+                ConfigStrategy(files: files, directory: dir, gitRepo: repo, validate: validate, reload: reload))
         case "command":
             let argv = s.read("argv", required: true, Read.argv)
             guard let argv else { return nil }

@@ -11,8 +11,10 @@ public enum RollbackStrategy: Sendable, Equatable {
     case command(CommandStrategy)
 
     /// The names used for `rollback.strategy` in thresholds.json.
-    public static let names = ["symlink", "nginx-blue-green", "haproxy-canary", "systemd-unit", "kubernetes",
-                               "docker-swarm", "feature-flag", "config", "command"]
+    public static let names = [
+        "symlink", "nginx-blue-green", "haproxy-canary", "systemd-unit", "kubernetes",
+        "docker-swarm", "feature-flag", "config", "command",
+    ]
 
     public var name: String {
         switch self {
@@ -59,8 +61,10 @@ public struct NginxBlueGreenStrategy: Sendable, Equatable {
     /// URL through nginx checked after the reload.
     public var checkURL: String?
 
-    public init(upstreamFile: String, upstreamName: String, colors: [String: [String]], versionURLs: [String: String] = [:],
-                test: [String] = ["nginx", "-t"], reload: [String] = ["nginx", "-s", "reload"], checkURL: String? = nil) {
+    public init(
+        upstreamFile: String, upstreamName: String, colors: [String: [String]], versionURLs: [String: String] = [:],
+        test: [String] = ["nginx", "-t"], reload: [String] = ["nginx", "-s", "reload"], checkURL: String? = nil
+    ) {
         self.upstreamFile = upstreamFile
         self.upstreamName = upstreamName
         self.colors = colors
@@ -95,8 +99,10 @@ public struct SystemdUnitStrategy: Sendable, Equatable {
     /// Also `enable` the good instance and `disable` the bad one, so a reboot keeps the rollback (default true).
     public var persist: Bool
 
-    public init(template: String, activeTimeout: Interval = .seconds(60), systemctl: String = "systemctl",
-                persist: Bool = true) {
+    public init(
+        template: String, activeTimeout: Interval = .seconds(60), systemctl: String = "systemctl",
+        persist: Bool = true
+    ) {
         self.template = template
         self.activeTimeout = activeTimeout
         self.systemctl = systemctl
@@ -114,8 +120,10 @@ public struct KubernetesStrategy: Sendable, Equatable {
     public var kubectl: String
     public var statusTimeout: Interval
 
-    public init(deployment: String, namespace: String? = nil, context: String? = nil, kubectl: String = "kubectl",
-                statusTimeout: Interval = .minutes(5)) {
+    public init(
+        deployment: String, namespace: String? = nil, context: String? = nil, kubectl: String = "kubectl",
+        statusTimeout: Interval = .minutes(5)
+    ) {
         self.deployment = deployment
         self.namespace = namespace
         self.context = context
@@ -164,8 +172,10 @@ public struct FeatureFlagHTTP: Sendable, Equatable {
     /// Methods that change a flag.
     public static let methods = ["POST", "PUT", "PATCH", "DELETE"]
 
-    public init(method: String = "PATCH", url: String, body: JSONValue? = nil, tokenFile: String? = nil,
-                options: HTTPOptions = HTTPOptions()) {
+    public init(
+        method: String = "PATCH", url: String, body: JSONValue? = nil, tokenFile: String? = nil,
+        options: HTTPOptions = HTTPOptions()
+    ) {
         self.method = method
         self.url = url
         self.body = body
@@ -184,8 +194,10 @@ public struct ConfigStrategy: Sendable, Equatable {
     public var validate: [String]?
     public var reload: [String]?
 
-    public init(files: [String], directory: String? = nil, gitRepo: String? = nil, validate: [String]? = nil,
-                reload: [String]? = nil) {
+    public init(
+        files: [String], directory: String? = nil, gitRepo: String? = nil, validate: [String]? = nil,
+        reload: [String]? = nil
+    ) {
         self.files = files
         self.directory = directory
         self.gitRepo = gitRepo

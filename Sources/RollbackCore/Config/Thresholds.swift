@@ -87,25 +87,33 @@ public struct NotifyConfig: Sendable, Equatable {
                     guard var w = ObjectReader(item, path: p, sink: sink) else { continue }
                     let name = w.read("name", required: true, Read.nonEmptyString)
                     if let name {
-                        if names.contains(name) { sink.error(w.childPath("name"), "duplicate webhook name \(JSONValue.quote(name))") }
+                        if names.contains(name) {
+                            sink.error(w.childPath("name"), "duplicate webhook name \(JSONValue.quote(name))")
+                        }
                         names.insert(name)
                     }
                     let url = w.read("url", required: true, Read.httpURL)
                     let secret = w.read("secretFile", required: true, Read.absolutePath)
                     let format = w.read("format", Read.choice(WebhookFormat.self)) ?? .standard
                     let minSeverity = w.read("minSeverity", Read.choice(Severity.self)) ?? .low
-                    let events = w.read("events") { v, p, s -> [String]? in
-                        guard let list = Read.stringArray(v, p, s) else { return nil }
-                        for (i, e) in list.enumerated() where EventKind(rawValue: e) == nil {
-                            s.error(JSONPath.element(p, i), "\(JSONValue.quote(e)) is not an event kind; known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
-                        }
-                        return list
-                    } ?? []
+                    let events =
+                        w.read("events") { v, p, s -> [String]? in
+                            guard let list = Read.stringArray(v, p, s) else { return nil }
+                            for (i, e) in list.enumerated() where EventKind(rawValue: e) == nil {
+                                s.error(
+                                    JSONPath.element(p, i),
+                                    "\(JSONValue.quote(e)) is not an event kind; known: \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                                )
+                            }
+                            return list
+                        } ?? []
                     let http = HTTPOptions.read(from: &w, defaultTimeout: .seconds(5))
                     w.finish()
                     if let name, let url, let secret {
-                        n.webhooks.append(WebhookConfig(name: name, url: url, secretFile: secret, format: format,
-                                                        minSeverity: minSeverity, events: events, http: http))
+                        n.webhooks.append(
+                            WebhookConfig(
+                                name: name, url: url, secretFile: secret, format: format,
+                                minSeverity: minSeverity, events: events, http: http))
                     }
                 }
             } else {
@@ -176,8 +184,10 @@ public struct LoadedThresholds: Sendable, Equatable {
 }
 
 extension Thresholds {
-    static let topLevelKeys = ["$schema", "service", "interval", "automation", "instances", "version", "metrics",
-                               "triggers", "rollback", "safety", "notify"]
+    static let topLevelKeys = [
+        "$schema", "service", "interval", "automation", "instances", "version", "metrics",
+        "triggers", "rollback", "safety", "notify",
+    ]
 
     /// Parses and validates `text` (the content of `file`, used only in messages). Throws a `ConfigError` listing
     /// every problem; warnings come back with the result.
@@ -200,8 +210,9 @@ extension Thresholds {
             throw ConfigError(file: file, issues: issues)
         }
         guard let result else { throw ConfigError(file: file, issues: sink.errors) }
-        return LoadedThresholds(thresholds: result, warnings: sink.warnings,
-                                warningLines: sink.warnings.map { "\(file): \($0)" })
+        return LoadedThresholds(
+            thresholds: result, warnings: sink.warnings,
+            warningLines: sink.warnings.map { "\(file): \($0)" })
     }
 
     static func read(_ root: JSONValue, sink: IssueSink) -> Thresholds? {
@@ -225,20 +236,25 @@ extension Thresholds {
         let version = obj.read("version") { v, p, s in VersionSource.read(v, path: p, sink: s) } ?? .strategy
 
         var metrics: [MetricDefinition] = []
-        if let mv = obj.value("metrics", required: true), var m = ObjectReader(mv, path: obj.childPath("metrics"), sink: sink) {
+        if let mv = obj.value("metrics", required: true),
+            var m = ObjectReader(mv, path: obj.childPath("metrics"), sink: sink)
+        {
             for member in m.members {
                 let p = m.childPath(member.key)
                 _ = m.value(member.key)
-                if let def = MetricDefinition.read(name: member.key, value: member.value, path: p, instances: instances, sink: sink) {
+                if let def = MetricDefinition.read(
+                    name: member.key, value: member.value, path: p, instances: instances, sink: sink)
+                {
                     metrics.append(def)
                 }
             }
             m.finish()
             if m.members.isEmpty { sink.error(m.path, "must define at least one metric") }
         }
-        let metricNames = Set((obj.members.first { $0.key == "metrics" }?.value).flatMap { v -> [String]? in
-            if case let .object(ms) = v { return ms.map(\.key) } else { return nil }
-        } ?? [])
+        let metricNames = Set(
+            (obj.members.first { $0.key == "metrics" }?.value).flatMap { v -> [String]? in
+                if case let .object(ms) = v { return ms.map(\.key) } else { return nil }
+            } ?? [])
 
         var triggers: [TriggerDefinition] = []
         if let tv = obj.value("triggers", required: true) {
@@ -249,20 +265,28 @@ extension Thresholds {
                     let p = JSONPath.element(tpath, i)
                     guard let t = TriggerDefinition.read(item, path: p, sink: sink) else { continue }
                     if let first = seen[t.name] {
-                        sink.error(JSONPath.member(p, "name"), "duplicate trigger name \(JSONValue.quote(t.name)) (also \(JSONPath.element(tpath, first)))")
+                        sink.error(
+                            JSONPath.member(p, "name"),
+                            "duplicate trigger name \(JSONValue.quote(t.name)) (also \(JSONPath.element(tpath, first)))"
+                        )
                     } else {
                         seen[t.name] = i
                     }
                     if !metricNames.contains(t.metric) {
                         let known = metricNames.sorted().joined(separator: ", ")
-                        sink.error(JSONPath.member(p, "metric"), "\(JSONValue.quote(t.metric)) is not defined in metrics (defined: \(known.isEmpty ? "none" : known))")
+                        sink.error(
+                            JSONPath.member(p, "metric"),
+                            "\(JSONValue.quote(t.metric)) is not defined in metrics (defined: \(known.isEmpty ? "none" : known))"
+                        )
                     } else if let m = metrics.first(where: { $0.name == t.metric }), m.unit == .ratio {
                         // A ratio never leaves 0...1, so such a threshold silently disables (or always trips) the trigger.
                         switch t.condition {
                         case let .above(v) where !(0...1).contains(v), let .below(v) where !(0...1).contains(v):
                             let key = if case .above = t.condition { "above" } else { "below" }
-                            sink.error(JSONPath.member(JSONPath.member(p, "condition"), key),
-                                       "\(JSONValue.format(number: v)) is not a ratio between 0 and 1, but \(t.metric) is a ratio metric (write 10% as 0.1)")
+                            sink.error(
+                                JSONPath.member(JSONPath.member(p, "condition"), key),
+                                "\(JSONValue.format(number: v)) is not a ratio between 0 and 1, but \(t.metric) is a ratio metric (write 10% as 0.1)"
+                            )
                         default: break
                         }
                     }
@@ -280,9 +304,10 @@ extension Thresholds {
         obj.finish()
 
         guard let service, let interval, let rollback else { return nil }
-        let t = Thresholds(service: service, interval: interval, automation: cap, instances: instances ?? [],
-                           version: version, metrics: metrics, triggers: triggers, rollback: rollback,
-                           safety: safety, notify: notify)
+        let t = Thresholds(
+            service: service, interval: interval, automation: cap, instances: instances ?? [],
+            version: version, metrics: metrics, triggers: triggers, rollback: rollback,
+            safety: safety, notify: notify)
         t.semanticWarnings(sink: sink)
         return t
     }
@@ -294,24 +319,42 @@ extension Thresholds {
             let row = EffectiveTrigger(trigger: t, thresholds: self)
             switch t.respondWithin {
             case let .within(budget) where row.detectionTime > budget:
-                sink.warn(JSONPath.member(p, "breaches"), "detection takes \(row.detectionTime) (interval \(interval) × \(t.breaches) breaches), longer than respondWithin \(budget)")
+                sink.warn(
+                    JSONPath.member(p, "breaches"),
+                    "detection takes \(row.detectionTime) (interval \(interval) × \(t.breaches) breaches), longer than respondWithin \(budget)"
+                )
             case .immediate where t.breaches > 1:
-                sink.warn(JSONPath.member(p, "breaches"), "respondWithin is immediate but the trigger needs \(t.breaches) consecutive breaches (\(row.detectionTime))")
+                sink.warn(
+                    JSONPath.member(p, "breaches"),
+                    "respondWithin is immediate but the trigger needs \(t.breaches) consecutive breaches (\(row.detectionTime))"
+                )
             default: break
             }
             if t.automation != .off && t.automation > automation {
-                sink.warn(JSONPath.member(p, "automation"), "\(t.automation.rawValue) is capped to \(automation.rawValue) by the top-level automation")
+                sink.warn(
+                    JSONPath.member(p, "automation"),
+                    "\(t.automation.rawValue) is capped to \(automation.rawValue) by the top-level automation")
             }
             if t.condition.needsBaseline && safety.baselineWindow < interval * 3 {
-                sink.warn("safety.baselineWindow", "\(safety.baselineWindow) holds fewer than 3 samples at interval \(interval); baselines for \(t.name) will be thin")
+                sink.warn(
+                    "safety.baselineWindow",
+                    "\(safety.baselineWindow) holds fewer than 3 samples at interval \(interval); baselines for \(t.name) will be thin"
+                )
             }
             if t.automation == .full, !t.dryRun, t.clears > 0 {
                 let verifyInterval = safety.verifyInterval ?? interval
                 if verifyInterval * t.clears > safety.verifyFor {
-                    sink.warn("safety.verifyFor", "\(safety.verifyFor) is shorter than \(t.name)'s \(t.clears) clears × \(verifyInterval): verification can never pass")
+                    sink.warn(
+                        "safety.verifyFor",
+                        "\(safety.verifyFor) is shorter than \(t.name)'s \(t.clears) clears × \(verifyInterval): verification can never pass"
+                    )
                 } else if let lookback = metrics.first(where: { $0.name == t.metric })?.source.lookback,
-                          lookback + verifyInterval * t.clears > safety.verifyFor {
-                    sink.warn("safety.verifyFor", "\(safety.verifyFor) is shorter than metric \(t.metric)'s window \(lookback) plus \(t.name)'s \(t.clears) clears × \(verifyInterval): right after a rollback the window still holds the bad release's samples, so verification may fail although the service recovered")
+                    lookback + verifyInterval * t.clears > safety.verifyFor
+                {
+                    sink.warn(
+                        "safety.verifyFor",
+                        "\(safety.verifyFor) is shorter than metric \(t.metric)'s window \(lookback) plus \(t.name)'s \(t.clears) clears × \(verifyInterval): right after a rollback the window still holds the bad release's samples, so verification may fail although the service recovered"
+                    )
                 }
             }
         }
@@ -353,5 +396,7 @@ public struct EffectiveTrigger: Sendable, Equatable {
 
 extension Thresholds {
     /// The effective table in file order.
-    public var effectiveTriggers: [EffectiveTrigger] { triggers.map { EffectiveTrigger(trigger: $0, thresholds: self) } }
+    public var effectiveTriggers: [EffectiveTrigger] {
+        triggers.map { EffectiveTrigger(trigger: $0, thresholds: self) }
+    }
 }

@@ -9,9 +9,11 @@ public enum TriggerTable {
                 automation += " (capped from \(row.trigger.automation.rawValue))"
             }
             if row.trigger.dryRun { automation += " [dry run]" }
-            return [row.trigger.name, row.conditionText, row.trigger.severity.rawValue,
-                    row.trigger.respondWithin.description, automation,
-                    "\(row.detectionTime) (\(row.trigger.breaches)×\(t.interval))", row.trigger.noData.rawValue]
+            return [
+                row.trigger.name, row.conditionText, row.trigger.severity.rawValue,
+                row.trigger.respondWithin.description, automation,
+                "\(row.detectionTime) (\(row.trigger.breaches)×\(t.interval))", row.trigger.noData.rawValue,
+            ]
         }
     }
 
@@ -19,7 +21,8 @@ public enum TriggerTable {
         let all = [headers] + rows(t)
         var widths = Array(repeating: 0, count: headers.count)
         for r in all { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        var out = "service \(t.service): interval \(t.interval), automation cap \(t.automation.rawValue), "
+        var out =
+            "service \(t.service): interval \(t.interval), automation cap \(t.automation.rawValue), "
             + "strategy \(t.rollback.strategy.name), \(t.metrics.count) metrics, \(t.triggers.count) triggers\n"
         for r in all {
             var line = ""

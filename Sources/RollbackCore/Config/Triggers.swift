@@ -98,9 +98,11 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// Evaluate and report as usual but never execute: decisions become "dry run: would roll back …".
     public var dryRun: Bool
 
-    public init(name: String, description: String? = nil, metric: String, condition: Condition, breaches: Int = 3,
-                clears: Int = 5, noData: NoDataPolicy = .hold, severity: Severity, respondWithin: ResponseBudget,
-                automation: AutomationLevel, dryRun: Bool = false) {
+    public init(
+        name: String, description: String? = nil, metric: String, condition: Condition, breaches: Int = 3,
+        clears: Int = 5, noData: NoDataPolicy = .hold, severity: Severity, respondWithin: ResponseBudget,
+        automation: AutomationLevel, dryRun: Bool = false
+    ) {
         self.name = name
         self.description = description
         self.metric = metric
@@ -120,7 +122,10 @@ extension TriggerDefinition {
         guard var obj = ObjectReader(value, path: path, sink: sink) else { return nil }
         let name = obj.read("name", required: true, Read.nonEmptyString)
         if let name, !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) {
-            sink.error(obj.childPath("name"), "\(JSONValue.quote(name)) may use only letters, digits, '-', '_' and '.' (it becomes a journald field value)")
+            sink.error(
+                obj.childPath("name"),
+                "\(JSONValue.quote(name)) may use only letters, digits, '-', '_' and '.' (it becomes a journald field value)"
+            )
         }
         let description = obj.read("description", Read.string)
         let metric = obj.read("metric", required: true, Read.nonEmptyString)
@@ -136,7 +141,9 @@ extension TriggerDefinition {
                 return nil
             }
             guard Interval(parsing: text) != nil else {
-                s.error(p, "\(JSONValue.quote(text)) is neither \"immediate\" nor a duration such as \"30s\", \"2m\", \"1h\"")
+                s.error(
+                    p,
+                    "\(JSONValue.quote(text)) is neither \"immediate\" nor a duration such as \"30s\", \"2m\", \"1h\"")
                 return nil
             }
             return Read.positiveDuration(v, p, s).map { .within($0) }
@@ -145,9 +152,10 @@ extension TriggerDefinition {
         let dryRun = obj.read("dryRun", Read.bool) ?? false
         obj.finish()
         guard let name, let metric, let condition, let severity, let respond, let automation else { return nil }
-        return TriggerDefinition(name: name, description: description, metric: metric, condition: condition,
-                                 breaches: breaches, clears: clears, noData: noData, severity: severity,
-                                 respondWithin: respond, automation: automation, dryRun: dryRun)
+        return TriggerDefinition(
+            name: name, description: description, metric: metric, condition: condition,
+            breaches: breaches, clears: clears, noData: noData, severity: severity,
+            respondWithin: respond, automation: automation, dryRun: dryRun)
     }
 
     static func readCondition(_ v: JSONValue, _ path: String, _ sink: IssueSink) -> Condition? {
@@ -156,11 +164,21 @@ extension TriggerDefinition {
         if let x = obj.read("above", Read.number) { found.append(.above(x)) }
         if let x = obj.read("below", Read.number) { found.append(.below(x)) }
         if let x = obj.read("aboveBaseline", Read.positiveNumber) {
-            if x < 1 { sink.warn(obj.childPath("aboveBaseline"), "\(JSONValue.format(number: x)) is below 1: the trigger breaches while the metric is still better than its baseline") }
+            if x < 1 {
+                sink.warn(
+                    obj.childPath("aboveBaseline"),
+                    "\(JSONValue.format(number: x)) is below 1: the trigger breaches while the metric is still better than its baseline"
+                )
+            }
             found.append(.aboveBaseline(x))
         }
         if let x = obj.read("belowBaseline", Read.positiveNumber) {
-            if x > 1 { sink.warn(obj.childPath("belowBaseline"), "\(JSONValue.format(number: x)) is above 1: the trigger breaches while the metric is still better than its baseline") }
+            if x > 1 {
+                sink.warn(
+                    obj.childPath("belowBaseline"),
+                    "\(JSONValue.format(number: x)) is above 1: the trigger breaches while the metric is still better than its baseline"
+                )
+            }
             found.append(.belowBaseline(x))
         }
         obj.finish()

@@ -29,9 +29,11 @@ public struct DrillRecord: Sendable, Equatable, Codable {
     public var rolledForward: Bool
     public var detail: String
 
-    public init(id: String, startedAt: Timestamp, finishedAt: Timestamp, from: String, to: String, strategy: String,
-                outcome: DrillOutcome, recoverySeconds: Double?, rollbackSeconds: Double?, rolledForward: Bool,
-                detail: String) {
+    public init(
+        id: String, startedAt: Timestamp, finishedAt: Timestamp, from: String, to: String, strategy: String,
+        outcome: DrillOutcome, recoverySeconds: Double?, rollbackSeconds: Double?, rolledForward: Bool,
+        detail: String
+    ) {
         self.id = id
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -58,7 +60,9 @@ public enum DrillPolicy {
     }
 
     /// Nil when the last successful drill finished within `maxAge` of `now`; otherwise one sentence saying why not.
-    public static func warning(_ records: [DrillRecord], now: Timestamp, maxAge: Interval = DrillPolicy.maxAge) -> String? {
+    public static func warning(_ records: [DrillRecord], now: Timestamp, maxAge: Interval = DrillPolicy.maxAge)
+        -> String?
+    {
         guard let last = lastSuccess(records) else {
             let failed = records.count
             return failed == 0
@@ -68,7 +72,8 @@ public enum DrillPolicy {
         let age = now - last.finishedAt
         guard age > maxAge else { return nil }
         let days = age.milliseconds / 86_400_000
-        return "the last successful rollback drill was \(days) days ago (\(last.finishedAt.iso8601), \(last.from) -> \(last.to)); "
+        return
+            "the last successful rollback drill was \(days) days ago (\(last.finishedAt.iso8601), \(last.from) -> \(last.to)); "
             + "drills are due every \(maxAge.milliseconds / 86_400_000) days: run rollbackd drill"
     }
 }

@@ -4,7 +4,8 @@ extension Engine {
         let liveSince = state.ledger.current.flatMap { state.ledger.release($0) }?.liveSince ?? now
         return config.triggers.enumerated()
             .filter { item in
-                guard let s = state.triggers[item.element.name], s.phase == .firing, (s.trippedAt ?? now) >= liveSince else { return false }
+                guard let s = state.triggers[item.element.name], s.phase == .firing, (s.trippedAt ?? now) >= liveSince
+                else { return false }
                 return effectiveAutomation(item.element, at: now) != .off
             }
             .sorted { a, b in
@@ -19,7 +20,8 @@ extension Engine {
     mutating func decide(now: Timestamp, deployable: Set<String>?, out: inout EngineOutput) {
         guard let current = state.ledger.current else { return }
         for t in firingTriggers(now: now) {
-            guard let idx = state.incidents.firstIndex(where: { $0.fromVersion == current && $0.status != .closed }) else { continue }
+            guard let idx = state.incidents.firstIndex(where: { $0.fromVersion == current && $0.status != .closed })
+            else { continue }
             let incidentID = state.incidents[idx].id
             if state.incidents[idx].status == .awaitingApproval, effectiveAutomation(t, at: now) != .full { continue }
             let level = effectiveAutomation(t, at: now)
@@ -32,7 +34,9 @@ extension Engine {
                 let automationBlocked = firstFailure?.gate == "automation"
                 let others = gates.filter { !$0.passed && $0.gate != "automation" }
                 if let target, others.allSatisfy({ $0.gate == "dry_run" }) {
-                    decision = .notify(recommendation: "roll back \(current) -> \(target.version): rollbackd rollback --to \(target.version)")
+                    decision = .notify(
+                        recommendation:
+                            "roll back \(current) -> \(target.version): rollbackd rollback --to \(target.version)")
                 } else {
                     let why = others.first?.detail ?? (automationBlocked ? "no safe target" : "")
                     decision = .notify(recommendation: "no automatic rollback possible: \(why)")
@@ -51,46 +55,57 @@ extension Engine {
             state.incidents[idx].gates = gates
             state.incidents[idx].decision = decision.name
             let s = state.triggers[t.name] ?? TriggerState()
-            var event = Event(kind: .decision, at: now, message: "", severity: t.severity, incident: incidentID,
-                              trigger: t.name, automation: level, metric: t.metric, value: s.lastValue,
-                              threshold: s.lastThreshold, fromVersion: current, decision: decision.name,
-                              dryRun: t.dryRun ? true : nil)
+            var event = Event(
+                kind: .decision, at: now, message: "", severity: t.severity, incident: incidentID,
+                trigger: t.name, automation: level, metric: t.metric, value: s.lastValue,
+                threshold: s.lastThreshold, fromVersion: current, decision: decision.name,
+                dryRun: t.dryRun ? true : nil)
             switch decision {
             case .none:
                 continue
             case let .notify(recommendation):
-                event.message = "Trigger \(t.name) (\(t.severity.rawValue), automation \(level.rawValue)) fired on \(current); recommended: \(recommendation)."
+                event.message =
+                    "Trigger \(t.name) (\(t.severity.rawValue), automation \(level.rawValue)) fired on \(current); recommended: \(recommendation)."
                 event.reason = recommendation
                 event.toVersion = target?.version
                 state.incidents[idx].decisionReason = recommendation
                 out.events.append(event)
                 appendTimeline(idx, now, .decision, "decision notify: \(recommendation)")
             case let .blocked(gate, reason):
-                event.message = "Trigger \(t.name) fired on \(current) but the rollback is blocked by the \(gate) gate: \(reason)."
+                event.message =
+                    "Trigger \(t.name) fired on \(current) but the rollback is blocked by the \(gate) gate: \(reason)."
                 event.reason = reason
                 event.toVersion = target?.version
                 event.extra["gate"] = gate
                 state.incidents[idx].decisionReason = reason
                 out.events.append(event)
-                out.events.append(Event(kind: .gateBlocked, at: now, message: "Gate \(gate) blocked the rollback of \(current): \(reason).",
-                                        severity: t.severity, incident: incidentID, trigger: t.name, automation: level,
-                                        fromVersion: current, toVersion: target?.version, decision: decision.name,
-                                        reason: reason, dryRun: t.dryRun ? true : nil, extra: ["gate": gate]))
+                out.events.append(
+                    Event(
+                        kind: .gateBlocked, at: now,
+                        message: "Gate \(gate) blocked the rollback of \(current): \(reason).",
+                        severity: t.severity, incident: incidentID, trigger: t.name, automation: level,
+                        fromVersion: current, toVersion: target?.version, decision: decision.name,
+                        reason: reason, dryRun: t.dryRun ? true : nil, extra: ["gate": gate]))
                 appendTimeline(idx, now, .gateBlocked, "blocked by \(gate): \(reason)")
             case let .awaitApproval(to):
-                event.message = "Trigger \(t.name) fired on \(current); rollback to \(to) is prepared and waits for approval: rollbackd approve \(incidentID)."
+                event.message =
+                    "Trigger \(t.name) fired on \(current); rollback to \(to) is prepared and waits for approval: rollbackd approve \(incidentID)."
                 event.toVersion = to
                 event.reason = "automation semi"
                 state.incidents[idx].status = .awaitingApproval
                 state.incidents[idx].toVersion = to
                 state.incidents[idx].decisionReason = "awaiting approval"
                 state.approvals.removeAll { $0.incident == incidentID }
-                state.approvals.append(PendingApproval(incident: incidentID, trigger: t.name, from: current, to: to, requestedAt: now))
+                state.approvals.append(
+                    PendingApproval(incident: incidentID, trigger: t.name, from: current, to: to, requestedAt: now))
                 out.events.append(event)
-                out.events.append(Event(kind: .approvalRequested, at: now,
-                                        message: "Approval requested for incident \(incidentID): roll back \(current) -> \(to). Run rollbackd approve \(incidentID) or rollbackd deny \(incidentID).",
-                                        severity: t.severity, incident: incidentID, trigger: t.name, automation: level,
-                                        fromVersion: current, toVersion: to, decision: decision.name))
+                out.events.append(
+                    Event(
+                        kind: .approvalRequested, at: now,
+                        message:
+                            "Approval requested for incident \(incidentID): roll back \(current) -> \(to). Run rollbackd approve \(incidentID) or rollbackd deny \(incidentID).",
+                        severity: t.severity, incident: incidentID, trigger: t.name, automation: level,
+                        fromVersion: current, toVersion: to, decision: decision.name))
                 appendTimeline(idx, now, .approvalRequested, "approval requested: \(current) -> \(to)")
             case let .rollback(to):
                 event.message = "Trigger \(t.name) fired on \(current); rolling back to known-good \(to)."
@@ -98,8 +113,9 @@ extension Engine {
                 event.reason = "all gates passed"
                 out.events.append(event)
                 state.approvals.removeAll { $0.incident == incidentID }
-                let order = RollbackOrder(incident: incidentID, from: current, to: to, trigger: t.name, automatic: true,
-                                          requestedBy: nil, orderedAt: now)
+                let order = RollbackOrder(
+                    incident: incidentID, from: current, to: to, trigger: t.name, automatic: true,
+                    requestedBy: nil, orderedAt: now)
                 start(order, idx: idx, now: now, out: &out)
                 return
             }
@@ -121,10 +137,13 @@ extension Engine {
         state.incidents[idx].rollbackStartedAt = now
         let who = order.requestedBy.map { " (by \($0))" } ?? ""
         appendTimeline(idx, now, .rollbackStarted, "rollback \(order.from) -> \(order.to) started\(who)")
-        out.events.append(Event(kind: .rollbackStarted, at: now, message: "Rolling back \(order.from) -> \(order.to) (incident \(order.incident))\(who).",
-                                severity: .high, incident: order.incident, trigger: order.trigger,
-                                fromVersion: order.from, toVersion: order.to, decision: "rollback",
-                                extra: order.requestedBy.map { ["by": $0] } ?? [:]))
+        out.events.append(
+            Event(
+                kind: .rollbackStarted, at: now,
+                message: "Rolling back \(order.from) -> \(order.to) (incident \(order.incident))\(who).",
+                severity: .high, incident: order.incident, trigger: order.trigger,
+                fromVersion: order.from, toVersion: order.to, decision: "rollback",
+                extra: order.requestedBy.map { ["by": $0] } ?? [:]))
         out.rollback = order
     }
 }

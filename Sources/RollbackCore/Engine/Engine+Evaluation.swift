@@ -22,8 +22,10 @@ extension Engine {
                 if previous != nil { r.baseline = baseline }
             }
         } else {
-            state.ledger.releases.append(Release(version: version, firstSeenAt: now, liveSince: now, cleanSince: nil,
-                                                 knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline))
+            state.ledger.releases.append(
+                Release(
+                    version: version, firstSeenAt: now, liveSince: now, cleanSince: nil,
+                    knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline))
         }
         state.ledger.current = version
         state.recent = [:]
@@ -34,14 +36,18 @@ extension Engine {
         }
         state.approvals.removeAll()
         let from = previous.map { " (was \($0))" } ?? ""
-        out.events.append(Event(kind: .releaseDeployed, at: now, message: "Release \(version) is live\(from).",
-                                severity: .low, fromVersion: previous, toVersion: version))
+        out.events.append(
+            Event(
+                kind: .releaseDeployed, at: now, message: "Release \(version) is live\(from).",
+                severity: .low, fromVersion: previous, toVersion: version))
     }
 
     mutating func trackBlindness(_ obs: Observation, out: inout EngineOutput) {
         let now = obs.at
         let watched = Set(config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map(\.metric))
-        var inputs: [(String, String?)] = watched.sorted().map { ($0, obs.samples[$0]?.reason ?? (obs.samples[$0] == nil ? "no sample" : nil)) }
+        var inputs: [(String, String?)] = watched.sorted().map {
+            ($0, obs.samples[$0]?.reason ?? (obs.samples[$0] == nil ? "no sample" : nil))
+        }
         inputs.append(("version", obs.version == nil ? (obs.versionReason ?? "version unknown") : nil))
         for (metric, reason) in inputs {
             var b = state.blind[metric] ?? BlindState()
@@ -50,15 +56,20 @@ extension Engine {
                 b.lastReason = reason
                 if b.consecutiveNoData == config.safety.blindAfter {
                     b.blindSince = now
-                    out.events.append(Event(kind: .sourceBlind, at: now,
-                        message: "Watchdog blind: \(metric) has had no data for \(b.consecutiveNoData) ticks (\(reason)). No rollback is made on missing data.",
-                        severity: .high, metric: metric, reason: reason))
+                    out.events.append(
+                        Event(
+                            kind: .sourceBlind, at: now,
+                            message:
+                                "Watchdog blind: \(metric) has had no data for \(b.consecutiveNoData) ticks (\(reason)). No rollback is made on missing data.",
+                            severity: .high, metric: metric, reason: reason))
                 }
             } else {
                 if let since = b.blindSince {
-                    out.events.append(Event(kind: .sourceRecovered, at: now,
-                        message: "\(metric) has data again after being blind since \(since).",
-                        severity: .low, metric: metric, reason: b.lastReason))
+                    out.events.append(
+                        Event(
+                            kind: .sourceRecovered, at: now,
+                            message: "\(metric) has data again after being blind since \(since).",
+                            severity: .low, metric: metric, reason: b.lastReason))
                 }
                 b = BlindState()
             }
@@ -112,11 +123,14 @@ extension Engine {
         }
         let level = effectiveAutomation(t, at: now)
         func event(_ kind: EventKind, _ message: String, _ severity: Severity) -> Event {
-            Event(kind: kind, at: now, message: message, severity: severity, trigger: t.name, automation: level,
-                  metric: t.metric, value: s.lastValue, threshold: s.lastThreshold,
-                  fromVersion: state.ledger.current, reason: s.lastReason, dryRun: t.dryRun ? true : nil)
+            Event(
+                kind: kind, at: now, message: message, severity: severity, trigger: t.name, automation: level,
+                metric: t.metric, value: s.lastValue, threshold: s.lastThreshold,
+                fromVersion: state.ledger.current, reason: s.lastReason, dryRun: t.dryRun ? true : nil)
         }
-        let valueText = s.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) } ?? "no data"
+        let valueText =
+            s.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
+            ?? "no data"
         switch (s.phase, verdict) {
         case (_, .hold):
             break
@@ -125,16 +139,27 @@ extension Engine {
             s.count = 1
             if t.breaches <= 1 {
                 trip(t, &s, now: now)
-                out.events.append(event(.triggerFiring, "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) (1 of 1).", t.severity))
+                out.events.append(
+                    event(
+                        .triggerFiring,
+                        "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) (1 of 1).", t.severity))
             } else {
                 s.phase = .pending
-                out.events.append(event(.triggerPending, "Trigger \(t.name) is pending: \(valueText) breaches \(conditionText(t)) (1 of \(t.breaches)).", .low))
+                out.events.append(
+                    event(
+                        .triggerPending,
+                        "Trigger \(t.name) is pending: \(valueText) breaches \(conditionText(t)) (1 of \(t.breaches)).",
+                        .low))
             }
         case (.pending, .breach):
             s.count += 1
             if s.count >= t.breaches {
                 trip(t, &s, now: now)
-                out.events.append(event(.triggerFiring, "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) for \(t.breaches) consecutive samples.", t.severity))
+                out.events.append(
+                    event(
+                        .triggerFiring,
+                        "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) for \(t.breaches) consecutive samples.",
+                        t.severity))
             }
         case (.pending, .ok):
             s = TriggerState(lastValue: s.lastValue, lastThreshold: s.lastThreshold)
@@ -145,19 +170,28 @@ extension Engine {
                 out.events.append(event(.triggerCleared, "Trigger \(t.name) cleared: \(valueText).", .low))
             } else {
                 s.phase = .recovering
-                out.events.append(event(.triggerRecovering, "Trigger \(t.name) is recovering: \(valueText) (1 of \(t.clears) oks).", .low))
+                out.events.append(
+                    event(
+                        .triggerRecovering, "Trigger \(t.name) is recovering: \(valueText) (1 of \(t.clears) oks).",
+                        .low))
             }
         case (.recovering, .ok):
             s.count += 1
             if s.count >= t.clears {
                 s = TriggerState(lastValue: s.lastValue, lastThreshold: s.lastThreshold)
-                out.events.append(event(.triggerCleared, "Trigger \(t.name) cleared after \(t.clears) consecutive ok samples: \(valueText).", .low))
+                out.events.append(
+                    event(
+                        .triggerCleared,
+                        "Trigger \(t.name) cleared after \(t.clears) consecutive ok samples: \(valueText).", .low))
             }
         case (.recovering, .breach):
             s.phase = .firing
             s.count = 0
             s.trippedAt = now
-            out.events.append(event(.triggerFiring, "Trigger \(t.name) is firing again: \(valueText) breaches \(conditionText(t)).", t.severity))
+            out.events.append(
+                event(
+                    .triggerFiring, "Trigger \(t.name) is firing again: \(valueText) breaches \(conditionText(t)).",
+                    t.severity))
         case (.firing, .breach), (.ok, .ok):
             break
         }
@@ -165,7 +199,8 @@ extension Engine {
         // A trip belongs to the release that was live when it tripped: a trigger still firing from the release
         // rolled back from (its window not yet drained) opens no incident against the target.
         if s.phase == .firing, let current = state.ledger.current, let live = state.ledger.release(current)?.liveSince,
-           (s.trippedAt ?? now) >= live {
+            (s.trippedAt ?? now) >= live
+        {
             attachTrip(t, s, release: current, now: now, out: &out)
         }
     }
@@ -181,16 +216,23 @@ extension Engine {
     }
 
     /// Makes sure the release has an open incident that records this trip.
-    private mutating func attachTrip(_ t: TriggerDefinition, _ s: TriggerState, release: String, now: Timestamp, out: inout EngineOutput) {
-        let snapshot = TripSnapshot(trigger: t.name, metric: t.metric, severity: t.severity,
-                                    automation: effectiveAutomation(t, at: now), value: s.lastValue,
-                                    threshold: s.lastThreshold, firstBreachAt: s.firstBreachAt ?? now,
-                                    trippedAt: s.trippedAt ?? now)
+    private mutating func attachTrip(
+        _ t: TriggerDefinition, _ s: TriggerState, release: String, now: Timestamp, out: inout EngineOutput
+    ) {
+        let snapshot = TripSnapshot(
+            trigger: t.name, metric: t.metric, severity: t.severity,
+            automation: effectiveAutomation(t, at: now), value: s.lastValue,
+            threshold: s.lastThreshold, firstBreachAt: s.firstBreachAt ?? now,
+            trippedAt: s.trippedAt ?? now)
         if let i = state.incidents.firstIndex(where: { $0.fromVersion == release && $0.status != .closed }) {
-            if !state.incidents[i].trips.contains(where: { $0.trigger == t.name && $0.trippedAt == snapshot.trippedAt }) {
+            if !state.incidents[i].trips.contains(where: { $0.trigger == t.name && $0.trippedAt == snapshot.trippedAt })
+            {
                 state.incidents[i].trips.append(snapshot)
-                state.incidents[i].timeline.append(TimelineEntry(at: snapshot.firstBreachAt, kind: .triggerPending, text: "first breach of \(t.name)"))
-                state.incidents[i].timeline.append(TimelineEntry(at: snapshot.trippedAt, kind: .triggerFiring, text: "\(t.name) tripped: \(conditionText(t))"))
+                state.incidents[i].timeline.append(
+                    TimelineEntry(at: snapshot.firstBreachAt, kind: .triggerPending, text: "first breach of \(t.name)"))
+                state.incidents[i].timeline.append(
+                    TimelineEntry(
+                        at: snapshot.trippedAt, kind: .triggerFiring, text: "\(t.name) tripped: \(conditionText(t))"))
             }
             return
         }
@@ -200,18 +242,24 @@ extension Engine {
             id = "INC-\(now.compactUTC)-\(Self.sanitize(release))-\(n)"
             n += 1
         }
-        let incident = Incident(id: id, service: config.service, fromVersion: release, toVersion: nil, openedAt: now,
-                                closedAt: nil, status: .open, outcome: nil, trips: [snapshot], gates: [],
-                                decision: nil, decisionReason: nil, approver: nil, rollbackStartedAt: nil,
-                                rollbackFinishedAt: nil, verifiedAt: nil,
-                                timeline: [TimelineEntry(at: snapshot.firstBreachAt, kind: .triggerPending, text: "first breach of \(t.name)"),
-                                           TimelineEntry(at: snapshot.trippedAt, kind: .triggerFiring, text: "\(t.name) tripped: \(conditionText(t))"),
-                                           TimelineEntry(at: now, kind: .incidentOpened, text: "incident opened for release \(release)")])
+        let incident = Incident(
+            id: id, service: config.service, fromVersion: release, toVersion: nil, openedAt: now,
+            closedAt: nil, status: .open, outcome: nil, trips: [snapshot], gates: [],
+            decision: nil, decisionReason: nil, approver: nil, rollbackStartedAt: nil,
+            rollbackFinishedAt: nil, verifiedAt: nil,
+            timeline: [
+                TimelineEntry(at: snapshot.firstBreachAt, kind: .triggerPending, text: "first breach of \(t.name)"),
+                TimelineEntry(
+                    at: snapshot.trippedAt, kind: .triggerFiring, text: "\(t.name) tripped: \(conditionText(t))"),
+                TimelineEntry(at: now, kind: .incidentOpened, text: "incident opened for release \(release)"),
+            ])
         state.incidents.append(incident)
-        out.events.append(Event(kind: .incidentOpened, at: now,
-                                message: "Incident \(id) opened for release \(release): trigger \(t.name) tripped.",
-                                severity: t.severity, incident: id, trigger: t.name, metric: t.metric,
-                                value: s.lastValue, threshold: s.lastThreshold, fromVersion: release))
+        out.events.append(
+            Event(
+                kind: .incidentOpened, at: now,
+                message: "Incident \(id) opened for release \(release): trigger \(t.name) tripped.",
+                severity: t.severity, incident: id, trigger: t.name, metric: t.metric,
+                value: s.lastValue, threshold: s.lastThreshold, fromVersion: release))
         pruneClosedIncidents()
     }
 
@@ -224,7 +272,8 @@ extension Engine {
     }
 
     static func sanitize(_ s: String) -> String {
-        let cleaned = String(s.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
+        let cleaned = String(
+            s.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
         return String(cleaned.prefix(64))
     }
 
@@ -257,9 +306,12 @@ extension Engine {
         }
         if release.knownGoodAt == nil, !pending, now - since >= config.safety.soak {
             state.ledger.update(current) { $0.knownGoodAt = now }
-            out.events.append(Event(kind: .releaseKnownGood, at: now,
-                message: "Release \(current) is known-good: live \(now - since) with no tripped trigger (soak \(config.safety.soak)).",
-                severity: .low, toVersion: current))
+            out.events.append(
+                Event(
+                    kind: .releaseKnownGood, at: now,
+                    message:
+                        "Release \(current) is known-good: live \(now - since) with no tripped trigger (soak \(config.safety.soak)).",
+                    severity: .low, toVersion: current))
         }
     }
 }

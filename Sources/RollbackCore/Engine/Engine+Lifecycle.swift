@@ -1,7 +1,10 @@
 extension Engine {
     /// Records a phase of the running rollback in the incident timeline.
-    public mutating func rollbackPhase(_ phase: String, progress: PhaseProgress, detail: String, now: Timestamp) -> [Event] {
-        guard let order = state.activeRollback, let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) else { return [] }
+    public mutating func rollbackPhase(_ phase: String, progress: PhaseProgress, detail: String, now: Timestamp)
+        -> [Event]
+    {
+        guard let order = state.activeRollback, let idx = state.incidents.firstIndex(where: { $0.id == order.incident })
+        else { return [] }
         let words: String
         switch progress {
         case .started: words = "started"
@@ -10,10 +13,14 @@ extension Engine {
         case .failed: words = "failed"
         }
         appendTimeline(idx, now, .rollbackPhase, "phase \(phase) \(words): \(detail)")
-        return [Event(kind: .rollbackPhase, at: now, message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(words): \(detail).",
-                      severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
-                      fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
-                      extra: ["phase": phase, "phase_state": progress.rawValue])]
+        return [
+            Event(
+                kind: .rollbackPhase, at: now,
+                message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(words): \(detail).",
+                severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
+                fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
+                extra: ["phase": phase, "phase_state": progress.rawValue])
+        ]
     }
 
     /// The executor side reports how the ordered rollback ended.
@@ -22,13 +29,18 @@ extension Engine {
         if case let .interrupted(why) = result {
             // Not finished and not failed: the order stays active and resumes at the next start.
             if let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) {
-                appendTimeline(idx, now, .rollbackPhase, "rollback interrupted: \(why); it resumes when rollbackd starts again")
+                appendTimeline(
+                    idx, now, .rollbackPhase, "rollback interrupted: \(why); it resumes when rollbackd starts again")
             }
-            return [Event(kind: .rollbackPhase, at: now,
-                          message: "Rollback \(order.from) -> \(order.to) interrupted: \(why); it resumes when rollbackd starts again.",
-                          severity: .high, incident: order.incident, trigger: order.trigger,
-                          fromVersion: order.from, toVersion: order.to, reason: why,
-                          extra: ["phase": "interrupted", "phase_state": PhaseProgress.failed.rawValue])]
+            return [
+                Event(
+                    kind: .rollbackPhase, at: now,
+                    message:
+                        "Rollback \(order.from) -> \(order.to) interrupted: \(why); it resumes when rollbackd starts again.",
+                    severity: .high, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, reason: why,
+                    extra: ["phase": "interrupted", "phase_state": PhaseProgress.failed.rawValue])
+            ]
         }
         state.activeRollback = nil
         guard let idx = state.incidents.firstIndex(where: { $0.id == order.incident }) else { return [] }
@@ -37,27 +49,37 @@ extension Engine {
         case .succeeded:
             state.ledger.update(order.from) { $0.rolledBackFromAt = now }
             if state.ledger.release(order.to) != nil {
-                state.ledger.update(order.to) { $0.liveSince = now; $0.cleanSince = nil }
+                state.ledger.update(order.to) {
+                    $0.liveSince = now; $0.cleanSince = nil
+                }
             }
             state.ledger.current = order.to
             state.recent = [:]
             state.incidents[idx].status = .verifying
             state.incidents[idx].rollbackFinishedAt = now
             let deadline = now + config.safety.verifyFor
-            state.verification = VerificationState(incident: order.incident, from: order.from, to: order.to,
-                                                   startedAt: now, deadline: deadline, smokeFailures: [], ticks: 0)
-            appendTimeline(idx, now, .rollbackFinished, "rollback finished; \(order.to) is live; verifying until \(deadline)")
-            events.append(Event(kind: .rollbackFinished, at: now,
-                                message: "Rolled back \(order.from) -> \(order.to); verifying recovery for \(config.safety.verifyFor).",
-                                severity: .high, incident: order.incident, trigger: order.trigger,
-                                fromVersion: order.from, toVersion: order.to, decision: "rollback"))
+            state.verification = VerificationState(
+                incident: order.incident, from: order.from, to: order.to,
+                startedAt: now, deadline: deadline, smokeFailures: [], ticks: 0)
+            appendTimeline(
+                idx, now, .rollbackFinished, "rollback finished; \(order.to) is live; verifying until \(deadline)")
+            events.append(
+                Event(
+                    kind: .rollbackFinished, at: now,
+                    message:
+                        "Rolled back \(order.from) -> \(order.to); verifying recovery for \(config.safety.verifyFor).",
+                    severity: .high, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "rollback"))
         case let .failed(reason):
             state.incidents[idx].rollbackFinishedAt = now
             appendTimeline(idx, now, .rollbackFailed, "rollback failed: \(reason)")
-            events.append(Event(kind: .rollbackFailed, at: now, message: "Rollback \(order.from) -> \(order.to) failed: \(reason).",
-                                severity: .critical, incident: order.incident, trigger: order.trigger,
-                                fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason))
-            events += halt(reason: "rollback \(order.from) -> \(order.to) failed: \(reason)", incident: order.incident, now: now)
+            events.append(
+                Event(
+                    kind: .rollbackFailed, at: now, message: "Rollback \(order.from) -> \(order.to) failed: \(reason).",
+                    severity: .critical, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason))
+            events += halt(
+                reason: "rollback \(order.from) -> \(order.to) failed: \(reason)", incident: order.incident, now: now)
             closeIncident(order.incident, outcome: .rollbackFailed, now: now, text: "rollback failed", events: &events)
         case let .refused(gate):
             state.rollbackLog.removeAll { $0 == order }
@@ -66,10 +88,14 @@ extension Engine {
             state.incidents[idx].decision = Decision.blocked(gate: gate.gate, reason: gate.detail).name
             state.incidents[idx].decisionReason = gate.detail
             appendTimeline(idx, now, .gateBlocked, "blocked by \(gate.gate): \(gate.detail)")
-            events.append(Event(kind: .gateBlocked, at: now, message: "Gate \(gate.gate) stopped the rollback \(order.from) -> \(order.to) before any change: \(gate.detail).",
-                                severity: .critical, incident: order.incident, trigger: order.trigger,
-                                fromVersion: order.from, toVersion: order.to, decision: "blocked", reason: gate.detail,
-                                extra: ["gate": gate.gate]))
+            events.append(
+                Event(
+                    kind: .gateBlocked, at: now,
+                    message:
+                        "Gate \(gate.gate) stopped the rollback \(order.from) -> \(order.to) before any change: \(gate.detail).",
+                    severity: .critical, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "blocked", reason: gate.detail,
+                    extra: ["gate": gate.gate]))
         case let .demotedToApproval(reason):
             state.rollbackLog.removeAll { $0 == order }
             state.incidents[idx].status = .awaitingApproval
@@ -77,16 +103,21 @@ extension Engine {
             state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
             state.incidents[idx].decisionReason = reason
             state.approvals.removeAll { $0.incident == order.incident }
-            state.approvals.append(PendingApproval(incident: order.incident, trigger: order.trigger ?? "manual",
-                                                   from: order.from, to: order.to, requestedAt: now))
+            state.approvals.append(
+                PendingApproval(
+                    incident: order.incident, trigger: order.trigger ?? "manual",
+                    from: order.from, to: order.to, requestedAt: now))
             appendTimeline(idx, now, .approvalRequested, "demoted to approval: \(reason)")
-            events.append(Event(kind: .approvalRequested, at: now,
-                                message: "Rollback \(order.from) -> \(order.to) needs a human: \(reason). Run rollbackd approve \(order.incident) once the database is safe.",
-                                severity: .critical, incident: order.incident, trigger: order.trigger,
-                                fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
-                                extra: ["gate": "database"]))
+            events.append(
+                Event(
+                    kind: .approvalRequested, at: now,
+                    message:
+                        "Rollback \(order.from) -> \(order.to) needs a human: \(reason). Run rollbackd approve \(order.incident) once the database is safe.",
+                    severity: .critical, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
+                    extra: ["gate": "database"]))
         case .interrupted:
-            break  // handled above: the order stays active
+            break // handled above: the order stays active
         }
         return events
     }
@@ -106,13 +137,15 @@ extension Engine {
     /// smoke check must have answered. The daemon's verification and `rollbackd drill` judge with this.
     public func verificationProblems(smokeFailures: [String]) -> [String] {
         let notClear = config.triggers.filter { t in
-            t.automation.capped(by: config.automation) == .full && !t.dryRun && (state.triggers[t.name]?.phase ?? .ok) != .ok
+            t.automation.capped(by: config.automation) == .full && !t.dryRun
+                && (state.triggers[t.name]?.phase ?? .ok) != .ok
         }
         // A trigger whose metric has no data could not show its recovery: say so, rather than only "firing".
         let problems = notClear.map { t -> String in
             let phase = "\(t.name) is \(state.triggers[t.name]?.phase.rawValue ?? "?")"
             guard let b = state.blind[t.metric], b.consecutiveNoData > 0 else { return phase }
-            return "\(phase) and could not show recovery: \(t.metric) has had no data for \(b.consecutiveNoData) ticks (\(b.lastReason ?? "no reason given"))"
+            return
+                "\(phase) and could not show recovery: \(t.metric) has had no data for \(b.consecutiveNoData) ticks (\(b.lastReason ?? "no reason given"))"
         }
         return problems + smokeFailures.map { "smoke check: \($0)" }
     }
@@ -125,34 +158,49 @@ extension Engine {
         if problems.isEmpty {
             state.incidents[idx].verifiedAt = now
             appendTimeline(idx, now, .verificationPassed, "verification passed: every full trigger is clear")
-            out.events.append(Event(kind: .verificationPassed, at: now,
-                                    message: "Verification passed: \(v.to) is healthy \(now - v.startedAt) after rolling back from \(v.from).",
-                                    severity: .medium, incident: v.incident, fromVersion: v.from, toVersion: v.to))
+            out.events.append(
+                Event(
+                    kind: .verificationPassed, at: now,
+                    message:
+                        "Verification passed: \(v.to) is healthy \(now - v.startedAt) after rolling back from \(v.from).",
+                    severity: .medium, incident: v.incident, fromVersion: v.from, toVersion: v.to))
             closeIncident(v.incident, outcome: .rolledBack, now: now, text: "recovered on \(v.to)", out: &out)
         } else {
             let reason = problems.joined(separator: "; ")
             appendTimeline(idx, now, .verificationFailed, "verification failed: \(reason)")
-            out.events.append(Event(kind: .verificationFailed, at: now,
-                                    message: "Verification failed after rolling back \(v.from) -> \(v.to): \(reason).",
-                                    severity: .critical, incident: v.incident, fromVersion: v.from, toVersion: v.to, reason: reason))
-            out.events += halt(reason: "verification failed after rolling back \(v.from) -> \(v.to): \(reason)", incident: v.incident, now: now)
+            out.events.append(
+                Event(
+                    kind: .verificationFailed, at: now,
+                    message: "Verification failed after rolling back \(v.from) -> \(v.to): \(reason).",
+                    severity: .critical, incident: v.incident, fromVersion: v.from, toVersion: v.to, reason: reason))
+            out.events += halt(
+                reason: "verification failed after rolling back \(v.from) -> \(v.to): \(reason)", incident: v.incident,
+                now: now)
             closeIncident(v.incident, outcome: .verificationFailed, now: now, text: "verification failed", out: &out)
         }
     }
 
     private mutating func halt(reason: String, incident: String?, now: Timestamp) -> [Event] {
         state.halted = HaltState(at: now, reason: reason, incident: incident)
-        return [Event(kind: .automationHalted, at: now,
-                      message: "Automatic rollbacks are halted: \(reason). A human must look, then run rollbackd rearm.",
-                      severity: .critical, incident: incident, reason: reason)]
+        return [
+            Event(
+                kind: .automationHalted, at: now,
+                message: "Automatic rollbacks are halted: \(reason). A human must look, then run rollbackd rearm.",
+                severity: .critical, incident: incident, reason: reason)
+        ]
     }
 
-    mutating func closeIncident(_ id: String, outcome: IncidentOutcome, now: Timestamp, text: String, out: inout EngineOutput) {
+    mutating func closeIncident(
+        _ id: String, outcome: IncidentOutcome, now: Timestamp, text: String, out: inout EngineOutput
+    ) {
         closeIncident(id, outcome: outcome, now: now, text: text, events: &out.events)
     }
 
-    mutating func closeIncident(_ id: String, outcome: IncidentOutcome, now: Timestamp, text: String, events: inout [Event]) {
-        guard let idx = state.incidents.firstIndex(where: { $0.id == id }), state.incidents[idx].status != .closed else { return }
+    mutating func closeIncident(
+        _ id: String, outcome: IncidentOutcome, now: Timestamp, text: String, events: inout [Event]
+    ) {
+        guard let idx = state.incidents.firstIndex(where: { $0.id == id }), state.incidents[idx].status != .closed
+        else { return }
         state.incidents[idx].status = .closed
         state.incidents[idx].outcome = outcome
         state.incidents[idx].closedAt = now
@@ -160,26 +208,32 @@ extension Engine {
         for key in state.lastDecisions.keys where key.hasPrefix(id + "/") { state.lastDecisions[key] = nil }
         let inc = state.incidents[idx]
         let severity = inc.trips.map(\.severity).max() ?? .medium
-        events.append(Event(kind: .incidentClosed, at: now,
-                            message: "Incident \(id) closed: \(outcome.rawValue) (\(text)) after \(now - inc.openedAt).",
-                            severity: outcome == .rolledBack || outcome == .recovered || outcome == .superseded ? .low : severity,
-                            incident: id, fromVersion: inc.fromVersion, toVersion: inc.toVersion, reason: outcome.rawValue))
+        events.append(
+            Event(
+                kind: .incidentClosed, at: now,
+                message: "Incident \(id) closed: \(outcome.rawValue) (\(text)) after \(now - inc.openedAt).",
+                severity: outcome == .rolledBack || outcome == .recovered || outcome == .superseded ? .low : severity,
+                incident: id, fromVersion: inc.fromVersion, toVersion: inc.toVersion, reason: outcome.rawValue))
         if let withdrawn = state.approvals.first(where: { $0.incident == id }) {
             state.approvals.removeAll { $0.incident == id }
-            events.append(Event(kind: .approvalWithdrawn, at: now,
-                                message: "Approval for incident \(id) withdrawn: \(text).",
-                                severity: .low, incident: id, trigger: withdrawn.trigger,
-                                fromVersion: withdrawn.from, toVersion: withdrawn.to))
+            events.append(
+                Event(
+                    kind: .approvalWithdrawn, at: now,
+                    message: "Approval for incident \(id) withdrawn: \(text).",
+                    severity: .low, incident: id, trigger: withdrawn.trigger,
+                    fromVersion: withdrawn.from, toVersion: withdrawn.to))
         }
     }
 
     /// An incident whose triggers all cleared without a rollback is closed as recovered.
     mutating func closeRecoveredIncidents(now: Timestamp, out: inout EngineOutput) {
         guard let current = state.ledger.current else { return }
-        for inc in state.openIncidents where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval) {
+        for inc in state.openIncidents
+        where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval) {
             let anyTripped = inc.trips.contains { state.triggers[$0.trigger]?.phase.isTripped ?? false }
             if !anyTripped && !inc.trips.isEmpty {
-                closeIncident(inc.id, outcome: .recovered, now: now, text: "every trigger cleared without a rollback", out: &out)
+                closeIncident(
+                    inc.id, outcome: .recovered, now: now, text: "every trigger cleared without a rollback", out: &out)
             }
         }
     }

@@ -65,9 +65,11 @@ public struct Engine: Sendable {
         if let until = state.pausedUntil, now >= until {
             state.pausedUntil = nil
             state.pausedBy = nil
-            out.events.append(Event(kind: .automationResumed, at: now,
-                                    message: "Maintenance pause ended at \(until); automation levels are back to the table's.",
-                                    severity: .medium, reason: "pause expired"))
+            out.events.append(
+                Event(
+                    kind: .automationResumed, at: now,
+                    message: "Maintenance pause ended at \(until); automation levels are back to the table's.",
+                    severity: .medium, reason: "pause expired"))
         }
     }
 }

@@ -71,8 +71,10 @@ public struct RollbackOrder: Sendable, Equatable, Codable {
     public var requestedBy: String?
     public var orderedAt: Timestamp
 
-    public init(incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,
-                requestedBy: String? = nil, orderedAt: Timestamp) {
+    public init(
+        incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,
+        requestedBy: String? = nil, orderedAt: Timestamp
+    ) {
         self.incident = incident
         self.from = from
         self.to = to

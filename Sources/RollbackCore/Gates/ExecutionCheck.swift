@@ -30,17 +30,29 @@ public enum ExecutionCheck {
     /// - Parameters:
     ///   - live: the live release as the executor's strategy reads it (nil: unknown, with `liveReason`).
     ///   - journaled: the executor's journal holds this rollback (same incident and target), started or finished.
-    public static func check(_ request: Request, config: Thresholds, state: EngineState, live: String?,
-                             liveReason: String? = nil, journaled: Bool, now: Timestamp) -> Verdict {
+    public static func check(
+        _ request: Request, config: Thresholds, state: EngineState, live: String?,
+        liveReason: String? = nil, journaled: Bool, now: Timestamp
+    ) -> Verdict {
         var passed: [GateResult] = []
-        func refuse(_ gate: String, _ detail: String) -> Verdict { .refuse(GateResult(gate: gate, passed: false, detail: detail)) }
-        func pass(_ gate: String, _ detail: String) { passed.append(GateResult(gate: gate, passed: true, detail: detail)) }
+        func refuse(_ gate: String, _ detail: String) -> Verdict {
+            .refuse(GateResult(gate: gate, passed: false, detail: detail))
+        }
+        func pass(_ gate: String, _ detail: String) {
+            passed.append(GateResult(gate: gate, passed: true, detail: detail))
+        }
 
         guard let order = state.activeRollback else {
-            return refuse("order", "the daemon's saved state has no rollback in progress; nothing to execute for incident \(request.incident)")
+            return refuse(
+                "order",
+                "the daemon's saved state has no rollback in progress; nothing to execute for incident \(request.incident)"
+            )
         }
         guard order.incident == request.incident, order.to == request.to else {
-            return refuse("order", "the rollback in progress is incident \(order.incident) to \(order.to), not incident \(request.incident) to \(request.to)")
+            return refuse(
+                "order",
+                "the rollback in progress is incident \(order.incident) to \(order.to), not incident \(request.incident) to \(request.to)"
+            )
         }
         pass("order", "incident \(order.incident): \(order.from) -> \(order.to), ordered at \(order.orderedAt)")
         guard let incident = state.incident(order.incident), incident.status != .closed else {
@@ -54,7 +66,8 @@ public enum ExecutionCheck {
         case order.to? where journaled:
             pass("live", "\(order.to) is already live and this rollback is in the executor's journal: resuming")
         case let other?:
-            return refuse("live", "the live release is \(other), not \(order.from): the deployment changed since the decision")
+            return refuse(
+                "live", "the live release is \(other), not \(order.from): the deployment changed since the decision")
         case nil:
             return refuse("live", "cannot read the live release: \(liveReason ?? "unknown reason")")
         }
@@ -74,7 +87,10 @@ public enum ExecutionCheck {
             }
             let level = engine.effectiveAutomation(t, at: now)
             guard level == .full else {
-                return refuse("automation", "trigger \(name) is now \(level.rawValue), not full\(engine.isPaused(at: now) ? " (maintenance pause)" : "")")
+                return refuse(
+                    "automation",
+                    "trigger \(name) is now \(level.rawValue), not full\(engine.isPaused(at: now) ? " (maintenance pause)" : "")"
+                )
             }
             pass("automation", "trigger \(name) is full")
         } else {
@@ -90,9 +106,15 @@ public enum ExecutionCheck {
         if order.automatic {
             let used = engine.automaticRollbacks(since: now - config.safety.budgetWindow)
             guard used <= config.safety.budgetMax else {
-                return refuse("budget", "\(used) automatic rollbacks in the last \(config.safety.budgetWindow), budget \(config.safety.budgetMax)")
+                return refuse(
+                    "budget",
+                    "\(used) automatic rollbacks in the last \(config.safety.budgetWindow), budget \(config.safety.budgetMax)"
+                )
             }
-            pass("budget", "\(used) of \(config.safety.budgetMax) automatic rollbacks in \(config.safety.budgetWindow), this one included")
+            pass(
+                "budget",
+                "\(used) of \(config.safety.budgetMax) automatic rollbacks in \(config.safety.budgetWindow), this one included"
+            )
         }
         return .execute(order, gates: passed)
     }

@@ -20,16 +20,21 @@ public struct MigrationCheck: Sendable, Equatable, Codable {
     /// A migration's identity: its file name up to the first dot, so `0003_add_index.up.sql` and
     /// `0003_add_index.down.sql` are one migration and `20240101_users.rb` is `20240101_users`.
     public static func migrationID(_ fileName: String) -> String {
-        let id = fileName.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? fileName
+        let id =
+            fileName.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+            ?? fileName
         return id.isEmpty ? fileName : id
     }
 
     /// Compares the migration file names of two releases.
-    public static func compare(fromVersion: String, current: [String], toVersion: String, target: [String]) -> MigrationCheck {
+    public static func compare(fromVersion: String, current: [String], toVersion: String, target: [String])
+        -> MigrationCheck
+    {
         let cur = Set(current.map(migrationID))
         let tgt = Set(target.map(migrationID))
-        return MigrationCheck(fromVersion: fromVersion, toVersion: toVersion,
-                              unknownToTarget: cur.subtracting(tgt).sorted(), onlyInTarget: tgt.subtracting(cur).sorted())
+        return MigrationCheck(
+            fromVersion: fromVersion, toVersion: toVersion,
+            unknownToTarget: cur.subtracting(tgt).sorted(), onlyInTarget: tgt.subtracting(cur).sorted())
     }
 
     /// True when rolling back would leave the database ahead of the code.
@@ -45,20 +50,28 @@ public struct MigrationCheck: Sendable, Equatable, Codable {
     /// The gate result for the incident report and the `gate_blocked` event (gate name `database`).
     public func gate(compatible: Bool) -> GateResult {
         guard targetLacksMigrations else {
-            return GateResult(gate: "database", passed: true,
-                              detail: "\(toVersion) knows every migration of \(fromVersion)")
+            return GateResult(
+                gate: "database", passed: true,
+                detail: "\(toVersion) knows every migration of \(fromVersion)")
         }
         let list = Self.shortList(unknownToTarget)
         if compatible {
-            return GateResult(gate: "database", passed: true,
-                              detail: "\(toVersion) lacks \(unknownToTarget.count) migration(s) of \(fromVersion) (\(list)); declared compatible by migrationsCompatible")
+            return GateResult(
+                gate: "database", passed: true,
+                detail:
+                    "\(toVersion) lacks \(unknownToTarget.count) migration(s) of \(fromVersion) (\(list)); declared compatible by migrationsCompatible"
+            )
         }
-        return GateResult(gate: "database", passed: false,
-                          detail: "\(toVersion) lacks \(unknownToTarget.count) migration(s) of \(fromVersion) (\(list)); automatic rollback demoted to semi: a human decides about the database (rollbackd never runs down-migrations)")
+        return GateResult(
+            gate: "database", passed: false,
+            detail:
+                "\(toVersion) lacks \(unknownToTarget.count) migration(s) of \(fromVersion) (\(list)); automatic rollback demoted to semi: a human decides about the database (rollbackd never runs down-migrations)"
+        )
     }
 
     static func shortList(_ names: [String], limit: Int = 5) -> String {
-        names.count <= limit ? names.joined(separator: ", ")
+        names.count <= limit
+            ? names.joined(separator: ", ")
             : names.prefix(limit).joined(separator: ", ") + " and \(names.count - limit) more"
     }
 }

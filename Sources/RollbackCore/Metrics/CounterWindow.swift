@@ -187,7 +187,9 @@ public enum CounterMath {
                 if let le = k.le { byBound[le, default: 0] += v }
             }
         }
-        return byBound.map { HistogramBucket(upperBound: $0.key, count: $0.value) }.sorted { $0.upperBound < $1.upperBound }
+        return byBound.map { HistogramBucket(upperBound: $0.key, count: $0.value) }.sorted {
+            $0.upperBound < $1.upperBound
+        }
     }
 }
 
@@ -199,7 +201,9 @@ public final class LabelMatchers {
 
     /// Patterns were validated with the configuration; one that fails to compile here matches nothing.
     public init(_ patterns: [String: String]) {
-        matchers = patterns.sorted { $0.key < $1.key }.map { (name: $0.key, regex: try? Regex($0.value), pattern: $0.value) }
+        matchers = patterns.sorted { $0.key < $1.key }.map {
+            (name: $0.key, regex: try? Regex($0.value), pattern: $0.value)
+        }
         memo = Array(repeating: [:], count: matchers.count)
     }
 

@@ -54,7 +54,8 @@ public struct Exposition: Sendable, Equatable {
     /// Number of sample lines read (kept or not).
     public var sampleLines: Int
 
-    public init(samples: [PromSample] = [], types: [String: PromMetricType] = [:], lines: Int = 0, sampleLines: Int = 0) {
+    public init(samples: [PromSample] = [], types: [String: PromMetricType] = [:], lines: Int = 0, sampleLines: Int = 0)
+    {
         self.samples = samples
         self.types = types
         self.lines = lines
@@ -88,7 +89,8 @@ public enum ExpositionParser {
             var p = Parser(buf: buf, keep: keep)
             do throws(ExpositionError) {
                 try p.run()
-                return .success(Exposition(samples: p.samples, types: p.types, lines: p.line, sampleLines: p.sampleLines))
+                return .success(
+                    Exposition(samples: p.samples, types: p.types, lines: p.line, sampleLines: p.sampleLines))
             } catch {
                 return .failure(error)
             }
@@ -147,11 +149,12 @@ private struct Parser {
         for k in start..<end { h = (h ^ UInt64(buf[k])) &* 0x100_0000_01b3 }
         let slot = Int(h & internMask)
         if let e = internTable[slot], e.hash == h {
-            let same = e.string.utf8.withContiguousStorageIfAvailable { sb -> Bool in
-                guard sb.count == end - start else { return false }
-                for k in 0..<sb.count where sb[k] != buf[start + k] { return false }
-                return true
-            } ?? false
+            let same =
+                e.string.utf8.withContiguousStorageIfAvailable { sb -> Bool in
+                    guard sb.count == end - start else { return false }
+                    for k in 0..<sb.count where sb[k] != buf[start + k] { return false }
+                    return true
+                } ?? false
             if same { return e.string }
         }
         let s = text(start, end)
@@ -207,7 +210,9 @@ private struct Parser {
         while j < end && Parser.isBlank(buf[j]) { j += 1 }
         let kw = j
         while j < end && !Parser.isBlank(buf[j]) { j += 1 }
-        guard j - kw == 4, buf[kw] == 0x54, buf[kw + 1] == 0x59, buf[kw + 2] == 0x50, buf[kw + 3] == 0x45 else { return }
+        guard j - kw == 4, buf[kw] == 0x54, buf[kw + 1] == 0x59, buf[kw + 2] == 0x50, buf[kw + 3] == 0x45 else {
+            return
+        }
         while j < end && Parser.isBlank(buf[j]) { j += 1 }
         let nameStart = j
         while j < end && Parser.isNameChar(buf[j]) { j += 1 }
@@ -246,7 +251,9 @@ private struct Parser {
             j += 1
             while true {
                 while j < end && Parser.isBlank(buf[j]) { j += 1 }
-                guard j < end else { throw err("malformed sample \(text(start, nameEnd)): the label set is not closed with }") }
+                guard j < end else {
+                    throw err("malformed sample \(text(start, nameEnd)): the label set is not closed with }")
+                }
                 if buf[j] == 0x7D { j += 1; break } // '}'
                 let ln = j
                 guard Parser.isLabelStart(buf[j]) else {
@@ -256,12 +263,16 @@ private struct Parser {
                 let lnEnd = j
                 while j < end && Parser.isBlank(buf[j]) { j += 1 }
                 guard j < end && buf[j] == 0x3D else { // '='
-                    throw err("malformed sample \(text(start, nameEnd)): expected = after label \(text(ln, lnEnd)), found \(found(j, end))")
+                    throw err(
+                        "malformed sample \(text(start, nameEnd)): expected = after label \(text(ln, lnEnd)), found \(found(j, end))"
+                    )
                 }
                 j += 1
                 while j < end && Parser.isBlank(buf[j]) { j += 1 }
                 guard j < end && buf[j] == 0x22 else { // '"'
-                    throw err("malformed sample \(text(start, nameEnd)): expected a quoted value for label \(text(ln, lnEnd)), found \(found(j, end))")
+                    throw err(
+                        "malformed sample \(text(start, nameEnd)): expected a quoted value for label \(text(ln, lnEnd)), found \(found(j, end))"
+                    )
                 }
                 j += 1
                 let vs = j
@@ -271,7 +282,9 @@ private struct Parser {
                     j += 1
                 }
                 guard j < end else {
-                    throw err("malformed sample \(text(start, nameEnd)): the value of label \(text(ln, lnEnd)) is not closed with \"")
+                    throw err(
+                        "malformed sample \(text(start, nameEnd)): the value of label \(text(ln, lnEnd)) is not closed with \""
+                    )
                 }
                 let ve = j
                 j += 1
@@ -280,10 +293,14 @@ private struct Parser {
                     labels.append(PromLabel(interned(ln, lnEnd), value))
                 }
                 while j < end && Parser.isBlank(buf[j]) { j += 1 }
-                guard j < end else { throw err("malformed sample \(text(start, nameEnd)): the label set is not closed with }") }
+                guard j < end else {
+                    throw err("malformed sample \(text(start, nameEnd)): the label set is not closed with }")
+                }
                 if buf[j] == 0x2C { j += 1; continue } // ','
                 if buf[j] == 0x7D { j += 1; break }
-                throw err("malformed sample \(text(start, nameEnd)): expected , or } after label \(text(ln, lnEnd)), found \(found(j, end))")
+                throw err(
+                    "malformed sample \(text(start, nameEnd)): expected , or } after label \(text(ln, lnEnd)), found \(found(j, end))"
+                )
             }
         } else {
             j = afterName
@@ -307,7 +324,8 @@ private struct Parser {
             let ts = j
             while j < end && !Parser.isBlank(buf[j]) { j += 1 }
             guard let t = Parser.parseInt(buf, ts, j) else {
-                throw err("malformed sample \(text(start, nameEnd)): \(found(ts, j)) is not a timestamp in milliseconds")
+                throw err(
+                    "malformed sample \(text(start, nameEnd)): \(found(ts, j)) is not a timestamp in milliseconds")
             }
             timestamp = t
             while j < end && Parser.isBlank(buf[j]) { j += 1 }
@@ -320,8 +338,10 @@ private struct Parser {
         }
     }
 
-    mutating func labelValue(_ vs: Int, _ ve: Int, escaped: Bool, label ln: Int, _ lnEnd: Int,
-                    metric ms: Int, _ me: Int) throws(ExpositionError) -> String {
+    mutating func labelValue(
+        _ vs: Int, _ ve: Int, escaped: Bool, label ln: Int, _ lnEnd: Int,
+        metric ms: Int, _ me: Int
+    ) throws(ExpositionError) -> String {
         let raw = UnsafeBufferPointer(rebasing: buf[vs..<ve])
         var ascii = true
         for b in raw where b >= 0x80 { ascii = false; break }
@@ -343,7 +363,9 @@ private struct Parser {
                 case 0x22: out.append(0x22)
                 case 0x6E: out.append(0x0A)
                 default:
-                    throw err("label \(text(ln, lnEnd)) of \(text(ms, me)) has an invalid escape \\\(String(UnicodeScalar(raw[k + 1])))")
+                    throw err(
+                        "label \(text(ln, lnEnd)) of \(text(ms, me)) has an invalid escape \\\(String(UnicodeScalar(raw[k + 1])))"
+                    )
                 }
                 k += 2
             } else {
@@ -357,8 +379,10 @@ private struct Parser {
         return s
     }
 
-    static let powersOf10: [Double] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
-                                       1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
+    static let powersOf10: [Double] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+        1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ]
 
     /// Decimal numbers take an exact fast path (mantissa below 2^53, power of ten up to 22: one correctly rounded
     /// operation); everything else (long mantissas, `NaN`, `Inf`, hex) goes through the standard library.

@@ -61,7 +61,9 @@ public final class ScrapeSelector {
         }
         if !found {
             if exposition.samples.contains(where: { $0.name == sampleName + "_total" }) {
-                return .missing("no \(sampleName) samples (the exposition has \(sampleName)_total: set \"counter\": \"\(sampleName)_total\")")
+                return .missing(
+                    "no \(sampleName) samples (the exposition has \(sampleName)_total: set \"counter\": \"\(sampleName)_total\")"
+                )
             }
             return .missing("no \(sampleName) samples in the exposition")
         }

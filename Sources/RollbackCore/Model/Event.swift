@@ -62,10 +62,12 @@ public struct Event: Sendable, Equatable, Codable {
     /// Free-form extras (phase name, caller uid, …) that do not deserve a field of their own.
     public var extra: [String: String]
 
-    public init(kind: EventKind, at: Timestamp, message: String, severity: Severity = .low, incident: String? = nil,
-                trigger: String? = nil, automation: AutomationLevel? = nil, metric: String? = nil, value: Double? = nil,
-                threshold: Double? = nil, fromVersion: String? = nil, toVersion: String? = nil,
-                decision: String? = nil, reason: String? = nil, dryRun: Bool? = nil, extra: [String: String] = [:]) {
+    public init(
+        kind: EventKind, at: Timestamp, message: String, severity: Severity = .low, incident: String? = nil,
+        trigger: String? = nil, automation: AutomationLevel? = nil, metric: String? = nil, value: Double? = nil,
+        threshold: Double? = nil, fromVersion: String? = nil, toVersion: String? = nil,
+        decision: String? = nil, reason: String? = nil, dryRun: Bool? = nil, extra: [String: String] = [:]
+    ) {
         self.kind = kind
         self.at = at
         self.message = message

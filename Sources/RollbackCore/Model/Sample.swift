@@ -23,8 +23,10 @@ public struct Observation: Sendable, Equatable {
     /// During post-rollback verification: smoke URLs that failed this tick, each with its reason.
     public var smokeFailures: [String]
 
-    public init(at: Timestamp, samples: [String: SampleValue], version: String?, versionReason: String? = nil,
-                smokeFailures: [String] = []) {
+    public init(
+        at: Timestamp, samples: [String: SampleValue], version: String?, versionReason: String? = nil,
+        smokeFailures: [String] = []
+    ) {
         self.at = at
         self.samples = samples
         self.version = version

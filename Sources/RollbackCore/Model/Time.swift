@@ -11,7 +11,9 @@ public struct Interval: Sendable, Hashable, Comparable, Codable, CustomStringCon
     public static let zero = Interval(milliseconds: 0)
 
     public static func < (a: Interval, b: Interval) -> Bool { a.milliseconds < b.milliseconds }
-    public static func + (a: Interval, b: Interval) -> Interval { Interval(milliseconds: a.milliseconds + b.milliseconds) }
+    public static func + (a: Interval, b: Interval) -> Interval {
+        Interval(milliseconds: a.milliseconds + b.milliseconds)
+    }
     public static func * (a: Interval, n: Int) -> Interval { Interval(milliseconds: a.milliseconds * Int64(n)) }
     public var seconds: Double { Double(milliseconds) / 1000 }
 
@@ -87,8 +89,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return (Int(y), Int(m), Int(d), Int(msOfDay / 3_600_000), Int(msOfDay / 60_000 % 60),
-                Int(msOfDay / 1000 % 60), Int(msOfDay % 1000))
+        return (
+            Int(y), Int(m), Int(d), Int(msOfDay / 3_600_000), Int(msOfDay / 60_000 % 60),
+            Int(msOfDay / 1000 % 60), Int(msOfDay % 1000)
+        )
     }
 
     private static func pad(_ v: Int, _ width: Int) -> String {

@@ -65,7 +65,8 @@ public final class ControlServer: Sendable {
                 response = ControlHandler.failure("the request is not one line of JSON")
             }
         } else {
-            response = ControlHandler.failure("permission denied: only root and the rollbackd group may control rollbackd")
+            response = ControlHandler.failure(
+                "permission denied: only root and the rollbackd group may control rollbackd")
         }
         _ = UnixSocket.writeAll(client, Array((response.serialized + "\n").utf8))
     }
@@ -82,7 +83,9 @@ public enum ControlHandler {
     }
 
     /// Runs a command whose only output is events.
-    public static func events(_ daemon: Daemon, _ body: @escaping @Sendable (inout Engine, Timestamp) throws(EngineRefusal) -> [Event]) async throws(EngineRefusal) {
+    public static func events(
+        _ daemon: Daemon, _ body: @escaping @Sendable (inout Engine, Timestamp) throws(EngineRefusal) -> [Event]
+    ) async throws(EngineRefusal) {
         _ = try await daemon.command { engine, now throws(EngineRefusal) in
             var out = EngineOutput()
             out.events = try body(&engine, now)
@@ -102,8 +105,10 @@ public enum ControlHandler {
             case "status":
                 let snap = await daemon.snapshot()
                 let now = SystemTime.now()
-                var report = StatusReport.json(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
-                var text = StatusReport.text(config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+                var report = StatusReport.json(
+                    config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+                var text = StatusReport.text(
+                    config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
                 // "Rollback procedure tested": warn when the last successful drill is older than 30 days (or none).
                 let drill = DrillLog(stateDirectory: daemon.options.stateDirectory).warning(now: now)
                 if case var .object(members) = report {
@@ -114,8 +119,11 @@ public enum ControlHandler {
                 return success(snap.status, [("report", report), ("text", .string(text))])
             case "approve":
                 guard let id = string("id") else { return failure("approve needs an incident id") }
-                let out = try await daemon.command { engine, now throws(EngineRefusal) in try engine.approve(id, by: who, now: now) }
-                return success("approved \(id): rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?")")
+                let out = try await daemon.command { engine, now throws(EngineRefusal) in
+                    try engine.approve(id, by: who, now: now)
+                }
+                return success(
+                    "approved \(id): rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?")")
             case "deny":
                 guard let id = string("id") else { return failure("deny needs an incident id") }
                 try await events(daemon) { engine, now throws(EngineRefusal) in try engine.deny(id, by: who, now: now) }
@@ -126,27 +134,39 @@ public enum ControlHandler {
             case "pause":
                 var duration: Interval?
                 if let text = string("for") {
-                    guard let d = Interval(parsing: text), d.milliseconds > 0 else { return failure("\(JSONValue.quote(text)) is not a duration such as \"30m\"") }
+                    guard let d = Interval(parsing: text), d.milliseconds > 0 else {
+                        return failure("\(JSONValue.quote(text)) is not a duration such as \"30m\"")
+                    }
                     duration = d
                 }
                 let pauseFor = duration
-                try await events(daemon) { engine, now throws(EngineRefusal) in engine.pause(until: pauseFor.map { now + $0 }, by: who, now: now) }
-                return success(duration.map { "paused for \($0): triggers notify only" } ?? "paused until rollbackd resume: triggers notify only")
+                try await events(daemon) { engine, now throws(EngineRefusal) in
+                    engine.pause(until: pauseFor.map { now + $0 }, by: who, now: now)
+                }
+                return success(
+                    duration.map { "paused for \($0): triggers notify only" }
+                        ?? "paused until rollbackd resume: triggers notify only")
             case "resume":
                 try await events(daemon) { engine, now throws(EngineRefusal) in try engine.resume(by: who, now: now) }
                 return success("automation resumed")
             case "mark-known-good":
                 guard let version = string("version") else { return failure("mark-known-good needs a version") }
-                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.markKnownGood(version, by: who, now: now) }
+                try await events(daemon) { engine, now throws(EngineRefusal) in
+                    try engine.markKnownGood(version, by: who, now: now)
+                }
                 return success("\(version) marked known-good")
             case "rollback":
                 let to = string("to")
                 let out = try await daemon.command { engine, now throws(EngineRefusal) in
                     try engine.requestRollback(to: to, by: who, now: now)
                 }
-                return success("rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?") (incident \(out.rollback?.incident ?? "?"))")
+                return success(
+                    "rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?") (incident \(out.rollback?.incident ?? "?"))"
+                )
             default:
-                return failure("unknown command \(JSONValue.quote(command)); known: status, approve, deny, rearm, pause, resume, rollback, mark-known-good")
+                return failure(
+                    "unknown command \(JSONValue.quote(command)); known: status, approve, deny, rearm, pause, resume, rollback, mark-known-good"
+                )
             }
         } catch {
             return failure(error.message)

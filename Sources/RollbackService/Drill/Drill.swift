@@ -30,7 +30,9 @@ public enum Drill {
 
     /// Runs one drill; `say` hears one line per step. Throws only when the drill could not start (nothing was
     /// changed) or its record could not be written; every other ending is a record with an outcome.
-    public static func run(_ config: Thresholds, options: Options, say: @escaping @Sendable (String) -> Void) async throws(DrillError) -> DrillRecord {
+    public static func run(_ config: Thresholds, options: Options, say: @escaping @Sendable (String) -> Void)
+        async throws(DrillError) -> DrillRecord
+    {
         let dir = options.stateDirectory
         let started = SystemTime.now()
         let id = "drill-\(started.compactUTC)"
@@ -38,23 +40,32 @@ public enum Drill {
         let saved: EngineState?
         do { saved = try StateStore(directory: dir).load() } catch { throw DrillError(error.description) }
         if let a = saved?.activeRollback {
-            throw DrillError("a rollback is active in \(dir) (\(a.from) -> \(a.to), incident \(a.incident)); no drill while it runs")
+            throw DrillError(
+                "a rollback is active in \(dir) (\(a.from) -> \(a.to), incident \(a.incident)); no drill while it runs")
         }
         if let v = saved?.verification {
-            throw DrillError("a rollback is being verified in \(dir) (\(v.from) -> \(v.to), incident \(v.incident)); no drill while it runs")
+            throw DrillError(
+                "a rollback is being verified in \(dir) (\(v.from) -> \(v.to), incident \(v.incident)); no drill while it runs"
+            )
         }
         do {
             if let p = try ExecutionRunner.pending(stateDirectory: dir) {
-                throw DrillError("an interrupted rollback \(p.plan.from) -> \(p.plan.to) (incident \(p.plan.incident)) is pending in \(dir); resume or resolve it before drilling")
+                throw DrillError(
+                    "an interrupted rollback \(p.plan.from) -> \(p.plan.to) (incident \(p.plan.incident)) is pending in \(dir); resume or resolve it before drilling"
+                )
             }
         } catch let e as DrillError { throw e } catch { throw DrillError("\(error)") }
         let lock: RollbackLock
-        do { lock = try RollbackLock.acquire(stateDirectory: dir, holder: "rollbackd drill \(id)") } catch { throw DrillError(error.description) }
+        do { lock = try RollbackLock.acquire(stateDirectory: dir, holder: "rollbackd drill \(id)") } catch {
+            throw DrillError(error.description)
+        }
         defer { lock.release() }
 
         let executor = Executors.make(config.rollback, stateDirectory: dir)
         let from: String
-        do { from = try await executor.currentVersion() } catch { throw DrillError("cannot tell the live release: \(error)") }
+        do { from = try await executor.currentVersion() } catch {
+            throw DrillError("cannot tell the live release: \(error)")
+        }
         let to: String
         if let t = options.to {
             to = t
@@ -69,22 +80,32 @@ public enum Drill {
         }
         say("drill \(id): rolling back \(from) -> \(to) with the \(executor.strategyName) strategy, then forward again")
         let procedure = RollbackProcedure(config: config.rollback, executor: executor, stateDirectory: dir)
-        func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String) throws(DrillError) -> DrillRecord {
-            let r = DrillRecord(id: id, startedAt: started, finishedAt: SystemTime.now(), from: from, to: to,
-                                strategy: executor.strategyName, outcome: outcome, recoverySeconds: recovery,
-                                rollbackSeconds: rollback, rolledForward: forward, detail: detail)
-            do { try DrillLog(stateDirectory: dir).append(r) } catch { throw DrillError("the drill ran but cannot be recorded: \(error)") }
+        func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String)
+            throws(DrillError) -> DrillRecord
+        {
+            let r = DrillRecord(
+                id: id, startedAt: started, finishedAt: SystemTime.now(), from: from, to: to,
+                strategy: executor.strategyName, outcome: outcome, recoverySeconds: recovery,
+                rollbackSeconds: rollback, rolledForward: forward, detail: detail)
+            do { try DrillLog(stateDirectory: dir).append(r) } catch {
+                throw DrillError("the drill ran but cannot be recorded: \(error)")
+            }
             return r
         }
         func rollForward() async -> (ok: Bool, detail: String) {
             let live = try? await executor.currentVersion()
             if live == from { return (true, "\(from) is live") }
-            let order = RollbackOrder(incident: id + "-forward", from: live ?? to, to: from, automatic: false,
-                                      orderedAt: SystemTime.now())
-            let result = await procedure.run(order, holding: lock, preflight: false, reporter: DrillReporter(say: say, prefix: "  forward "))
+            let order = RollbackOrder(
+                incident: id + "-forward", from: live ?? to, to: from, automatic: false,
+                orderedAt: SystemTime.now())
+            let result = await procedure.run(
+                order, holding: lock, preflight: false, reporter: DrillReporter(say: say, prefix: "  forward "))
             let now = try? await executor.currentVersion()
             if result == .succeeded && now == from { return (true, "rolled forward to \(from)") }
-            return (false, "rolling forward to \(from) failed: \(DrillReporter.summary(result, order)); live: \(now ?? "unknown")")
+            return (
+                false,
+                "rolling forward to \(from) failed: \(DrillReporter.summary(result, order)); live: \(now ?? "unknown")"
+            )
         }
 
         // 1. Roll back through the one rollback procedure: precheck, database gate, backup hook, phases.
@@ -95,7 +116,9 @@ public enum Drill {
         switch result {
         case .succeeded: break
         case let .refused(gate) where gate.gate == "backup":
-            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: true, "backup hook: \(gate.detail); nothing was changed")
+            return try record(
+                .rollbackFailed, recovery: nil, rollback: nil, forward: true,
+                "backup hook: \(gate.detail); nothing was changed")
         case let .refused(gate) where gate.gate == "precheck":
             throw DrillError("precheck of \(to) failed: \(gate.detail)")
         case let .refused(gate) where gate.gate == "database":
@@ -104,11 +127,13 @@ public enum Drill {
             let forward = await rollForward()
             let summary = DrillReporter.summary(result, back)
             say("rollback failed: \(summary); \(forward.detail)")
-            return try record(.rollbackFailed, recovery: nil, rollback: nil, forward: forward.ok, "\(summary); \(forward.detail)")
+            return try record(
+                .rollbackFailed, recovery: nil, rollback: nil, forward: forward.ok, "\(summary); \(forward.detail)")
         }
 
         // 2. Verify as the daemon would.
-        let verdict = await verify(config, executor: executor, target: to, verifyFor: options.verifyFor ?? config.safety.verifyFor, say: say)
+        let verdict = await verify(
+            config, executor: executor, target: to, verifyFor: options.verifyFor ?? config.safety.verifyFor, say: say)
         let recovery = Double(SystemTime.monotonicMs() - t0) / 1000
 
         // 3. Roll forward, whatever the verification said.
@@ -116,20 +141,24 @@ public enum Drill {
         let forward = await rollForward()
         say(forward.detail)
         guard forward.ok else {
-            return try record(.rollForwardFailed, recovery: verdict == nil ? recovery : nil, rollback: rollbackSeconds,
-                              forward: false, (verdict.map { "verification failed: \($0); " } ?? "verified; ") + forward.detail)
+            return try record(
+                .rollForwardFailed, recovery: verdict == nil ? recovery : nil, rollback: rollbackSeconds,
+                forward: false, (verdict.map { "verification failed: \($0); " } ?? "verified; ") + forward.detail)
         }
         if let verdict {
             return try record(.verificationFailed, recovery: nil, rollback: rollbackSeconds, forward: true, verdict)
         }
-        return try record(.verified, recovery: recovery, rollback: rollbackSeconds, forward: true,
-                          "verified \(to) for \(options.verifyFor ?? config.safety.verifyFor); rolled forward to \(from)")
+        return try record(
+            .verified, recovery: recovery, rollback: rollbackSeconds, forward: true,
+            "verified \(to) for \(options.verifyFor ?? config.safety.verifyFor); rolled forward to \(from)")
     }
 
     /// Samples for `verifyFor`; nil when every `full` trigger is clear at the end, the target is live and every
     /// smoke URL answered; otherwise why not.
-    static func verify(_ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
-                       say: @Sendable (String) -> Void) async -> String? {
+    static func verify(
+        _ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
+        say: @Sendable (String) -> Void
+    ) async -> String? {
         let senses = RealWorld.senses(config, executor: executor)
         var engine = Engine(config: config, state: EngineState())
         let every = config.safety.verifyInterval ?? config.interval
@@ -145,7 +174,9 @@ public enum Drill {
             _ = engine.tick(seen.observation, deployable: seen.deployable)
             let states = config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map { t in
                 let st = engine.state.triggers[t.name] ?? TriggerState()
-                let value = st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) } ?? "no data"
+                let value =
+                    st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
+                    ?? "no data"
                 return "\(t.name) \(st.phase.rawValue) (\(value))"
             }
             say("  verify \(lastVersion ?? "?"): " + states.joined(separator: ", "))
@@ -158,7 +189,9 @@ public enum Drill {
             }
         }
         var problems: [String] = []
-        if lastVersion != target { problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)") }
+        if lastVersion != target {
+            problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)")
+        }
         problems += engine.verificationProblems(smokeFailures: smoke)
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }

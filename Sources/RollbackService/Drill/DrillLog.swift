@@ -30,7 +30,9 @@ public struct DrillLog: Sendable {
             return []
         }
         let bytes: [UInt8]
-        do { bytes = try FileIO.readAll(path: path, limit: 4 << 20) } catch { throw StateStoreError(path: path, reason: error.description) }
+        do { bytes = try FileIO.readAll(path: path, limit: 4 << 20) } catch {
+            throw StateStoreError(path: path, reason: error.description)
+        }
         do {
             return try JSONDecoder().decode(File.self, from: Data(bytes)).drills
         } catch {
@@ -74,7 +76,8 @@ extension DrillRecord {
             ("id", .string(id)), ("startedAt", .string(startedAt.iso8601)), ("finishedAt", .string(finishedAt.iso8601)),
             ("from", .string(from)), ("to", .string(to)), ("strategy", .string(strategy)),
             ("outcome", .string(outcome.rawValue)), ("recoverySeconds", num(recoverySeconds)),
-            ("rollbackSeconds", num(rollbackSeconds)), ("rolledForward", .bool(rolledForward)), ("detail", .string(detail)),
+            ("rollbackSeconds", num(rollbackSeconds)), ("rolledForward", .bool(rolledForward)),
+            ("detail", .string(detail)),
         ])
     }
 }

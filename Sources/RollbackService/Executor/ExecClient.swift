@@ -18,8 +18,10 @@ public struct ExecClient: Sendable {
     public var attempts: Int
     public var retryDelay: Interval
 
-    public init(socketPath: String = ExecClient.defaultSocket, instance: String? = nil, attempts: Int = 5,
-                retryDelay: Interval = .seconds(1)) {
+    public init(
+        socketPath: String = ExecClient.defaultSocket, instance: String? = nil, attempts: Int = 5,
+        retryDelay: Interval = .seconds(1)
+    ) {
         self.socketPath = socketPath
         self.instance = instance
         self.attempts = max(1, attempts)
@@ -39,8 +41,10 @@ public struct ExecClient: Sendable {
         var isSet: Bool { value.load(ordering: .relaxed) }
     }
 
-    public func run(_ order: RollbackOrder,
-                    phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult {
+    public func run(
+        _ order: RollbackOrder,
+        phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void
+    ) async -> RollbackResult {
         var problem = ""
         var heardBack = false
         for attempt in 1...attempts {
@@ -52,18 +56,23 @@ public struct ExecClient: Sendable {
             switch await session(order, phase: phase) {
             case let .finished(result): return result
             case .cancelled:
-                return .interrupted("rollbackd stopped while the executor was running; the executor finishes the phase on its own and the next start resumes from its journal")
+                return .interrupted(
+                    "rollbackd stopped while the executor was running; the executor finishes the phase on its own and the next start resumes from its journal"
+                )
             case let .cannotConnect(why): problem = why
             case let .lost(why, heard): problem = why; heardBack = heardBack || heard
             }
         }
         let detail = "\(problem) (\(attempts) attempts)"
         // Never heard back: nothing was run, so nothing changed; otherwise a human must look.
-        return heardBack ? .failed("lost the executor at \(socketPath): \(detail)")
-                         : .refused(GateResult(gate: "executor", passed: false, detail: detail))
+        return heardBack
+            ? .failed("lost the executor at \(socketPath): \(detail)")
+            : .refused(GateResult(gate: "executor", passed: false, detail: detail))
     }
 
-    func session(_ order: RollbackOrder, phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> SessionEnd {
+    func session(_ order: RollbackOrder, phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async
+        -> SessionEnd
+    {
         let flag = CancelFlag()
         let (stream, continuation) = AsyncStream<ExecReply>.makeStream()
         let request = ExecRequest(incident: order.incident, to: order.to, instance: instance)
@@ -83,7 +92,8 @@ public struct ExecClient: Sendable {
     }
 
     /// Blocking: connect, send, relay replies until the result, EOF, or cancellation.
-    static func converse(path: String, request: ExecRequest, flag: CancelFlag, yield: (ExecReply) -> Void) -> SessionEnd {
+    static func converse(path: String, request: ExecRequest, flag: CancelFlag, yield: (ExecReply) -> Void) -> SessionEnd
+    {
         let fd: Int32
         do { fd = try UnixSocket.connect(path: path) } catch { return .cannotConnect(error.description) }
         defer { close(fd) }
@@ -97,13 +107,17 @@ public struct ExecClient: Sendable {
             switch reader.next(timeoutMs: 250) {
             case .timeout: continue
             case .eof:
-                return .lost("\(path): the executor closed the connection without a result (it exited or was killed)", heardBack: heard)
+                return .lost(
+                    "\(path): the executor closed the connection without a result (it exited or was killed)",
+                    heardBack: heard)
             case let .failed(why):
                 return .lost("\(path): reading the executor's reply: \(why)", heardBack: heard)
             case let .line(bytes):
                 heard = true
                 guard let reply = ExecWire.decode(ExecReply.self, bytes) else {
-                    return .lost("\(path): an unreadable reply from the executor: \(String(decoding: bytes.prefix(200), as: UTF8.self))", heardBack: true)
+                    return .lost(
+                        "\(path): an unreadable reply from the executor: \(String(decoding: bytes.prefix(200), as: UTF8.self))",
+                        heardBack: true)
                 }
                 if let result = reply.rollbackResult { return .finished(result) }
                 yield(reply)

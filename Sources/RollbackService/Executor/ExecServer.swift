@@ -22,8 +22,10 @@ public struct ExecServer: Sendable {
         /// The executor's own journal and lock; an instance's is `<dir>/NAME`.
         public var executorState: String
 
-        public init(config: String = ConfigFile.defaultPath, configDirectory: String = "/etc/rollbackd",
-                    daemonState: String = "/var/lib/rollbackd", executorState: String = "/var/lib/rollbackd-exec") {
+        public init(
+            config: String = ConfigFile.defaultPath, configDirectory: String = "/etc/rollbackd",
+            daemonState: String = "/var/lib/rollbackd", executorState: String = "/var/lib/rollbackd-exec"
+        ) {
             self.config = config
             self.configDirectory = configDirectory
             self.daemonState = daemonState
@@ -44,8 +46,10 @@ public struct ExecServer: Sendable {
     /// How long to wait for a rollback lock held by an earlier executor still finishing its phases.
     public var lockWait: Interval
 
-    public init(paths: Paths = Paths(), group: String = "rollbackd", journal: JournalWriter = JournalWriter(),
-                lockWait: Interval = .minutes(10)) {
+    public init(
+        paths: Paths = Paths(), group: String = "rollbackd", journal: JournalWriter = JournalWriter(),
+        lockWait: Interval = .minutes(10)
+    ) {
         self.paths = paths
         self.group = group
         self.journal = journal
@@ -69,15 +73,20 @@ public struct ExecServer: Sendable {
     public func serve(input: Int32, output: Int32) async -> Int32 {
         let reply = ReplyChannel(fd: output)
         guard let peer = UnixSocket.peer(input) else {
-            let why = "standard input is not a Unix socket: rollbackd execute is started by rollbackd-exec.socket, one connection at a time"
+            let why =
+                "standard input is not a Unix socket: rollbackd execute is started by rollbackd-exec.socket, one connection at a time"
             Terminal.writeError("rollbackd execute: \(why)")
             reply.send(.final(.refused(GateResult(gate: "caller", passed: false, detail: why))))
             return 2
         }
         guard Self.authorized(peer, groupID: Self.groupID(group)) else {
             let why = "uid \(peer.uid) (gid \(peer.gid)) may not ask for rollbacks: only root and group \(group)"
-            record(Event(kind: .executorRequest, at: SystemTime.now(), message: "Executor refused a request from uid \(peer.uid): \(why).",
-                         severity: .high, decision: "refuse", reason: why, extra: ["caller_uid": "\(peer.uid)", "gate": "caller"]))
+            record(
+                Event(
+                    kind: .executorRequest, at: SystemTime.now(),
+                    message: "Executor refused a request from uid \(peer.uid): \(why).",
+                    severity: .high, decision: "refuse", reason: why,
+                    extra: ["caller_uid": "\(peer.uid)", "gate": "caller"]))
             reply.send(.final(.refused(GateResult(gate: "caller", passed: false, detail: why))))
             return 1
         }
@@ -86,7 +95,10 @@ public struct ExecServer: Sendable {
         switch reader.next(timeoutMs: 10_000) {
         case let .line(bytes):
             guard let r = ExecWire.decode(ExecRequest.self, bytes) else {
-                return badRequest(reply, peer, "the request is not an ExecRequest JSON line: \(String(decoding: bytes.prefix(200), as: UTF8.self))")
+                return badRequest(
+                    reply, peer,
+                    "the request is not an ExecRequest JSON line: \(String(decoding: bytes.prefix(200), as: UTF8.self))"
+                )
             }
             request = r
         case .timeout: return badRequest(reply, peer, "no request line within 10 s")
@@ -103,21 +115,30 @@ public struct ExecServer: Sendable {
     }
 
     private func badRequest(_ reply: ReplyChannel, _ peer: UnixSocket.Peer, _ why: String) -> Int32 {
-        record(Event(kind: .executorRequest, at: SystemTime.now(), message: "Executor refused a malformed request from uid \(peer.uid): \(why).",
-                     severity: .high, decision: "refuse", reason: why, extra: ["caller_uid": "\(peer.uid)", "gate": "request"]))
+        record(
+            Event(
+                kind: .executorRequest, at: SystemTime.now(),
+                message: "Executor refused a malformed request from uid \(peer.uid): \(why).",
+                severity: .high, decision: "refuse", reason: why,
+                extra: ["caller_uid": "\(peer.uid)", "gate": "request"]))
         reply.send(.final(.refused(GateResult(gate: "request", passed: false, detail: why))))
         return 2
     }
 
     /// Reads, waits for the lock, re-checks, executes. `report` hears every phase (started, completed, …).
-    public func execute(_ request: ExecRequest, caller: UInt32,
-                        report: @escaping @Sendable (ExecReply) -> Void) async -> RollbackResult {
+    public func execute(
+        _ request: ExecRequest, caller: UInt32,
+        report: @escaping @Sendable (ExecReply) -> Void
+    ) async -> RollbackResult {
         let where_ = paths.resolved(instance: request.instance)
         func refuse(_ gate: String, _ why: String) -> RollbackResult {
-            record(Event(kind: .executorRequest, at: SystemTime.now(),
-                         message: "Executor refused incident \(request.incident) -> \(request.to) (uid \(caller)): \(gate): \(why).",
-                         severity: .high, incident: request.incident, toVersion: request.to, decision: "refuse", reason: why,
-                         extra: ["caller_uid": "\(caller)", "gate": gate]))
+            record(
+                Event(
+                    kind: .executorRequest, at: SystemTime.now(),
+                    message:
+                        "Executor refused incident \(request.incident) -> \(request.to) (uid \(caller)): \(gate): \(why).",
+                    severity: .high, incident: request.incident, toVersion: request.to, decision: "refuse", reason: why,
+                    extra: ["caller_uid": "\(caller)", "gate": gate]))
             return .refused(GateResult(gate: gate, passed: false, detail: why))
         }
         if let problem = ConfigPermissions.problem(path: where_.config) { return refuse("config", problem) }
@@ -131,15 +152,18 @@ public struct ExecServer: Sendable {
         // One rollback at a time. An earlier executor may still be finishing (its caller was killed and asked
         // again): wait for it, then read everything fresh.
         let lock: RollbackLock
-        switch await Self.waitForLock(stateDirectory: where_.executorState, holder: "rollbackd execute incident \(request.incident)",
-                                      timeout: lockWait) {
+        switch await Self.waitForLock(
+            stateDirectory: where_.executorState, holder: "rollbackd execute incident \(request.incident)",
+            timeout: lockWait)
+        {
         case let .success(l): lock = l
         case let .failure(why): return refuse("lock", why)
         }
         let state: EngineState
         do {
             guard let s = try StateStore(directory: where_.daemonState).load() else {
-                return refuse("order", "\(where_.daemonState)/state.json does not exist: the watchdog has decided nothing")
+                return refuse(
+                    "order", "\(where_.daemonState)/state.json does not exist: the watchdog has decided nothing")
             }
             state = s
         } catch {
@@ -159,32 +183,41 @@ public struct ExecServer: Sendable {
             return refuse("journal", error.description)
         }
         let now = SystemTime.now()
-        let verdict = ExecutionCheck.check(ExecutionCheck.Request(incident: request.incident, to: request.to),
-                                           config: thresholds, state: state, live: live, liveReason: liveReason,
-                                           journaled: journaled, now: now)
+        let verdict = ExecutionCheck.check(
+            ExecutionCheck.Request(incident: request.incident, to: request.to),
+            config: thresholds, state: state, live: live, liveReason: liveReason,
+            journaled: journaled, now: now)
         let order: RollbackOrder
         switch verdict {
         case let .refuse(gate): return refuse(gate.gate, gate.detail)
         case let .execute(o, gates):
             order = o
-            record(Event(kind: .executorRequest, at: now,
-                         message: "Executor accepted incident \(o.incident): \(o.from) -> \(o.to) (uid \(caller)); gates: \(gates.map(\.gate).joined(separator: ", ")).",
-                         severity: .medium, incident: o.incident, trigger: o.trigger, fromVersion: o.from, toVersion: o.to,
-                         decision: "execute", reason: gates.map { "\($0.gate): \($0.detail)" }.joined(separator: "; "),
-                         extra: ["caller_uid": "\(caller)"]))
+            record(
+                Event(
+                    kind: .executorRequest, at: now,
+                    message:
+                        "Executor accepted incident \(o.incident): \(o.from) -> \(o.to) (uid \(caller)); gates: \(gates.map(\.gate).joined(separator: ", ")).",
+                    severity: .medium, incident: o.incident, trigger: o.trigger, fromVersion: o.from, toVersion: o.to,
+                    decision: "execute", reason: gates.map { "\($0.gate): \($0.detail)" }.joined(separator: "; "),
+                    extra: ["caller_uid": "\(caller)"]))
         }
         defer { lock.release() }
         let journal = self
         let relay = PhaseRelay { phase, progress, detail in
-            journal.record(Event(kind: .executorPhase, at: SystemTime.now(),
-                                 message: "Executor: rollback \(order.from) -> \(order.to) phase \(phase) \(progress.rawValue): \(detail).",
-                                 severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
-                                 fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
-                                 extra: ["phase": phase, "phase_state": progress.rawValue]))
+            journal.record(
+                Event(
+                    kind: .executorPhase, at: SystemTime.now(),
+                    message:
+                        "Executor: rollback \(order.from) -> \(order.to) phase \(phase) \(progress.rawValue): \(detail).",
+                    severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
+                    extra: ["phase": phase, "phase_state": progress.rawValue]))
             report(.report(phase, progress, detail))
         }
-        return await RollbackProcedure(config: thresholds.rollback, executor: executor, stateDirectory: where_.executorState)
-            .run(order, holding: lock, reporter: relay)
+        return await RollbackProcedure(
+            config: thresholds.rollback, executor: executor, stateDirectory: where_.executorState
+        )
+        .run(order, holding: lock, reporter: relay)
     }
 
     func record(_ event: Event) {
@@ -202,7 +235,9 @@ public struct ExecServer: Sendable {
             do {
                 return .success(try RollbackLock.acquire(stateDirectory: stateDirectory, holder: holder))
             } catch let .busy(busy) {
-                if SystemTime.monotonicMs() >= deadline { return .failure("\(busy.description), for more than \(timeout)") }
+                if SystemTime.monotonicMs() >= deadline {
+                    return .failure("\(busy.description), for more than \(timeout)")
+                }
                 try? await Task.sleep(for: .milliseconds(200))
             } catch {
                 return .failure(error.description)

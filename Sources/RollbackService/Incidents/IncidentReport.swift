@@ -39,7 +39,9 @@ public enum IncidentReport {
 
     /// `rolled back (verification passed)`, …; `open` while the incident is not closed.
     public static func outcomeText(_ i: Incident) -> String {
-        guard let o = i.outcome else { return i.status == .closed ? "closed" : "still \(i.status.rawValue.replacing("_", with: " "))" }
+        guard let o = i.outcome else {
+            return i.status == .closed ? "closed" : "still \(i.status.rawValue.replacing("_", with: " "))"
+        }
         switch o {
         case .rolledBack: return "rolled back, verification passed"
         case .rollbackFailed: return "rollback failed"
@@ -98,23 +100,37 @@ public enum IncidentReport {
             ("decision", str(i.decision)),
             ("decisionReason", str(i.decisionReason)),
             ("approver", str(i.approver)),
-            ("times", .object([
-                ("firstBreach", ts(k.firstBreach)),
-                ("tripped", ts(k.tripped)),
-                ("decision", ts(k.decision)),
-                ("approval", ts(k.approval)),
-                ("rollbackStarted", ts(k.rollbackStarted)),
-                ("rollbackFinished", ts(k.rollbackFinished)),
-                ("verified", ts(k.verified)),
-                ("closed", ts(k.closed)),
-            ])),
+            (
+                "times",
+                .object([
+                    ("firstBreach", ts(k.firstBreach)),
+                    ("tripped", ts(k.tripped)),
+                    ("decision", ts(k.decision)),
+                    ("approval", ts(k.approval)),
+                    ("rollbackStarted", ts(k.rollbackStarted)),
+                    ("rollbackFinished", ts(k.rollbackFinished)),
+                    ("verified", ts(k.verified)),
+                    ("closed", ts(k.closed)),
+                ])
+            ),
             ("trips", .array(trips)),
-            ("gates", .array(i.gates.map { g in
-                .object([("gate", .string(g.gate)), ("passed", .bool(g.passed)), ("detail", .string(g.detail))])
-            })),
-            ("timeline", .array(i.timeline.map { e in
-                .object([("at", .string(e.at.iso8601)), ("kind", .string(e.kind.rawValue)), ("text", .string(e.text))])
-            })),
+            (
+                "gates",
+                .array(
+                    i.gates.map { g in
+                        .object([("gate", .string(g.gate)), ("passed", .bool(g.passed)), ("detail", .string(g.detail))])
+                    })
+            ),
+            (
+                "timeline",
+                .array(
+                    i.timeline.map { e in
+                        .object([
+                            ("at", .string(e.at.iso8601)), ("kind", .string(e.kind.rawValue)),
+                            ("text", .string(e.text)),
+                        ])
+                    })
+            ),
         ])
     }
 
@@ -151,13 +167,15 @@ public enum IncidentReport {
         if i.trips.isEmpty {
             md += "No trigger tripped.\n"
         } else {
-            md += "| trigger | condition | metric value at trip | threshold | severity | automation | first breach | tripped |\n"
+            md +=
+                "| trigger | condition | metric value at trip | threshold | severity | automation | first breach | tripped |\n"
             md += "|---|---|---|---|---|---|---|---|\n"
             for t in i.trips {
                 let value = valueText(t.value, metric: t.metric, thresholds: thresholds) ?? "no data"
                 let threshold = valueText(t.threshold, metric: t.metric, thresholds: thresholds) ?? "-"
                 let condition = conditionText(t, thresholds: thresholds) ?? t.metric
-                md += "| \(cell(t.trigger)) | \(cell(condition)) | \(cell(value)) | \(cell(threshold)) | \(t.severity.rawValue) "
+                md +=
+                    "| \(cell(t.trigger)) | \(cell(condition)) | \(cell(value)) | \(cell(threshold)) | \(t.severity.rawValue) "
                     + "| \(t.automation.rawValue) | \(t.firstBreachAt.iso8601) | \(t.trippedAt.iso8601) |\n"
             }
         }
@@ -191,7 +209,8 @@ public enum IncidentReport {
         } else {
             md += "| time (UTC) | offset | event | what happened |\n|---|---|---|---|\n"
             for e in i.timeline {
-                md += "| \(e.at.iso8601) | \(offset(e.at, from: i.timeline[0].at)) | \(e.kind.rawValue) | \(cell(e.text)) |\n"
+                md +=
+                    "| \(e.at.iso8601) | \(offset(e.at, from: i.timeline[0].at)) | \(e.kind.rawValue) | \(cell(e.text)) |\n"
             }
         }
         md += "\nAll events: `journalctl ROLLBACKD_INCIDENT=\(i.id)` or `rollbackd history --incident \(i.id)`.\n"
@@ -208,16 +227,21 @@ public struct IncidentReportWriter: Sendable {
 
     /// An incident id is used as a file name: letters, digits, `.`, `_`, `-`, not starting with `.`.
     public static func validate(id: String) throws(IncidentReportError) {
-        let ok = !id.isEmpty && id.count <= 200 && !id.hasPrefix(".")
+        let ok =
+            !id.isEmpty && id.count <= 200 && !id.hasPrefix(".")
             && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
         if !ok {
-            throw IncidentReportError(message: "incident id \(JSONValue.quote(id)) cannot name a report file (use letters, digits, '.', '_', '-')")
+            throw IncidentReportError(
+                message:
+                    "incident id \(JSONValue.quote(id)) cannot name a report file (use letters, digits, '.', '_', '-')")
         }
     }
 
     /// Writes both files; returns their paths. Blocking (fsync): call from `BlockingThread` on daemon paths.
     @discardableResult
-    public func write(_ incident: Incident, thresholds: Thresholds? = nil) throws(IncidentReportError) -> (json: String, markdown: String) {
+    public func write(_ incident: Incident, thresholds: Thresholds? = nil) throws(IncidentReportError) -> (
+        json: String, markdown: String
+    ) {
         try Self.validate(id: incident.id)
         let json = directory + "/" + incident.id + ".json"
         let md = directory + "/" + incident.id + ".md"
@@ -225,7 +249,8 @@ public struct IncidentReportWriter: Sendable {
             try FileIO.makeDirectories(directory, mode: 0o750)
             let text = IncidentReport.json(incident, thresholds: thresholds).serialized + "\n"
             try FileIO.writeAtomically(path: json, bytes: Array(text.utf8), mode: 0o640)
-            try FileIO.writeAtomically(path: md, bytes: Array(IncidentReport.markdown(incident, thresholds: thresholds).utf8), mode: 0o640)
+            try FileIO.writeAtomically(
+                path: md, bytes: Array(IncidentReport.markdown(incident, thresholds: thresholds).utf8), mode: 0o640)
         } catch {
             throw IncidentReportError(message: "cannot write the report of incident \(incident.id): \(error)")
         }

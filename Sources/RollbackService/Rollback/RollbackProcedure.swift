@@ -12,8 +12,10 @@ public struct RollbackProcedure: Sendable {
     /// The wall clock that names the backup (`pre-rollback-<UTC time>`).
     public var now: @Sendable () -> Timestamp
 
-    public init(config: RollbackConfig, executor: any RollbackExecutor, stateDirectory: String,
-                now: @escaping @Sendable () -> Timestamp = { SystemTime.now() }) {
+    public init(
+        config: RollbackConfig, executor: any RollbackExecutor, stateDirectory: String,
+        now: @escaping @Sendable () -> Timestamp = { SystemTime.now() }
+    ) {
         self.config = config
         self.executor = executor
         self.stateDirectory = stateDirectory
@@ -22,8 +24,9 @@ public struct RollbackProcedure: Sendable {
 
     /// The procedure for a configuration: its strategy's executor, journaled in `stateDirectory`.
     public init(_ config: RollbackConfig, stateDirectory: String) {
-        self.init(config: config, executor: Executors.make(config, stateDirectory: stateDirectory),
-                  stateDirectory: stateDirectory)
+        self.init(
+            config: config, executor: Executors.make(config, stateDirectory: stateDirectory),
+            stateDirectory: stateDirectory)
     }
 
     var runner: ExecutionRunner { ExecutionRunner(executor: executor, stateDirectory: stateDirectory) }
@@ -83,15 +86,18 @@ public struct RollbackProcedure: Sendable {
     /// the procedure takes the lock without waiting, naming `holder`, and releases it when it ends.
     /// `preflight: false` skips precheck, database gate and backup hook: only for a drill's roll-forward, which
     /// returns to the release that was live and was prechecked before the drill began.
-    public func run(_ order: RollbackOrder, holding held: RollbackLock? = nil, holder: String? = nil,
-                    preflight: Bool = true, reporter: some RollbackReporter) async -> RollbackResult {
+    public func run(
+        _ order: RollbackOrder, holding held: RollbackLock? = nil, holder: String? = nil,
+        preflight: Bool = true, reporter: some RollbackReporter
+    ) async -> RollbackResult {
         let lock: RollbackLock
         if let held {
             lock = held
         } else {
             do {
-                lock = try RollbackLock.acquire(stateDirectory: stateDirectory,
-                                                holder: holder ?? "rollbackd incident \(order.incident)")
+                lock = try RollbackLock.acquire(
+                    stateDirectory: stateDirectory,
+                    holder: holder ?? "rollbackd incident \(order.incident)")
             } catch {
                 return .refused(GateResult(gate: "lock", passed: false, detail: "\(error)"))
             }
@@ -124,8 +130,9 @@ public struct RollbackProcedure: Sendable {
             }
             if let hook = config.backup {
                 do {
-                    let r = try await BackupHook.run(hook, at: now(), from: order.from, to: order.to,
-                                                     incident: order.incident, timeout: config.phaseTimeout)
+                    let r = try await BackupHook.run(
+                        hook, at: now(), from: order.from, to: order.to,
+                        incident: order.incident, timeout: config.phaseTimeout)
                     await reporter.backedUp(r)
                 } catch {
                     return .refused(GateResult(gate: "backup", passed: false, detail: error.description))

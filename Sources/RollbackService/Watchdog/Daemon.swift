@@ -17,8 +17,10 @@ public struct DaemonOptions: Sendable {
     /// The wall clock that stamps observations, events and commands (a test drives a fake one through `tickOnce()`).
     public var clock: any WallClock
 
-    public init(configPath: String, stateDirectory: String, hangAfterTicks: Int? = nil, checkConfigPermissions: Bool = true,
-                clock: any WallClock = SystemTime()) {
+    public init(
+        configPath: String, stateDirectory: String, hangAfterTicks: Int? = nil, checkConfigPermissions: Bool = true,
+        clock: any WallClock = SystemTime()
+    ) {
         self.configPath = configPath
         self.stateDirectory = stateDirectory
         self.hangAfterTicks = hangAfterTicks
@@ -79,20 +81,25 @@ public actor Daemon {
         }
     }
 
-
     // MARK: the loop
 
     /// Runs until SIGTERM/SIGINT (or `stop()`); SIGHUP reloads.
     public func run(signals: AsyncStream<Int32>?) async {
-        await emit(Event(kind: .configLoaded, at: options.clock.now(),
-                         message: "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
-                         severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
+        await emit(
+            Event(
+                kind: .configLoaded, at: options.clock.now(),
+                message:
+                    "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
+                severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
         // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
         if let order = engine.state.activeRollback {
-            await emit(Event(kind: .rollbackPhase, at: options.clock.now(),
-                             message: "Resuming rollback \(order.from) -> \(order.to) (incident \(order.incident)) after a restart.",
-                             severity: .high, incident: order.incident, fromVersion: order.from, toVersion: order.to,
-                             extra: ["phase": "resume"]))
+            await emit(
+                Event(
+                    kind: .rollbackPhase, at: options.clock.now(),
+                    message:
+                        "Resuming rollback \(order.from) -> \(order.to) (incident \(order.incident)) after a restart.",
+                    severity: .high, incident: order.incident, fromVersion: order.from, toVersion: order.to,
+                    extra: ["phase": "resume"]))
             startRollback(order)
         }
         if let signals {
@@ -120,9 +127,12 @@ public actor Daemon {
             await tickOnce()
             let took = SystemTime.monotonicMs() - started
             if schedule.advance(by: engine.config.interval) {
-                await emit(Event(kind: .tickOverrun, at: options.clock.now(),
-                                 message: "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
-                                 severity: .medium, value: Double(took) / 1000))
+                await emit(
+                    Event(
+                        kind: .tickOverrun, at: options.clock.now(),
+                        message:
+                            "A tick took \(took) ms, longer than the \(engine.config.interval) interval; skipping to the next slot.",
+                        severity: .medium, value: Double(took) / 1000))
             }
         }
         systemd.stopping("stopping")
@@ -178,7 +188,9 @@ public actor Daemon {
     }
 
     private func phaseDone(_ phase: String, progress: PhaseProgress, detail: String) async {
-        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now()) { await emit(e) }
+        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now()) {
+            await emit(e)
+        }
         await saveState()
     }
 
@@ -229,13 +241,19 @@ public actor Daemon {
             let old = world
             world = newWorld
             await old.shutdown()
-            await emit(Event(kind: .configLoaded, at: now,
-                             message: "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
-                             severity: .low, reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
+            await emit(
+                Event(
+                    kind: .configLoaded, at: now,
+                    message:
+                        "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
+                    severity: .low,
+                    reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
         } catch {
-            await emit(Event(kind: .configRejected, at: now,
-                             message: "Configuration rejected (\(reason)); the last good configuration keeps running: \(error)",
-                             severity: .high, reason: "\(error)"))
+            await emit(
+                Event(
+                    kind: .configRejected, at: now,
+                    message: "Configuration rejected (\(reason)); the last good configuration keeps running: \(error)",
+                    severity: .high, reason: "\(error)"))
         }
         systemd.ready(status: statusLine())
     }
@@ -245,9 +263,12 @@ public actor Daemon {
     public func statusLine() -> String {
         let s = engine.state
         if let o = s.activeRollback { return "rolling back \(o.from) -> \(o.to) (incident \(o.incident))" }
-        if let v = s.verification { return "verifying \(v.to) after rolling back from \(v.from) (incident \(v.incident))" }
+        if let v = s.verification {
+            return "verifying \(v.to) after rolling back from \(v.from) (incident \(v.incident))"
+        }
         if let h = s.halted { return "halted: \(h.reason); run rollbackd rearm" }
-        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: options.clock.now()) != .off }.count
+        let armed = engine.config.triggers.filter { engine.effectiveAutomation($0, at: options.clock.now()) != .off }
+            .count
         let known = s.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
         let firing = s.triggers.filter { $0.value.phase == .firing }.map(\.key).sorted()
         var line = firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
@@ -264,7 +285,9 @@ public actor Daemon {
     }
 
     /// Applies an operator command to the engine and reports its events.
-    public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput) async throws(EngineRefusal) -> EngineOutput {
+    public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput)
+        async throws(EngineRefusal) -> EngineOutput
+    {
         let out = try body(&engine, options.clock.now())
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
@@ -293,12 +316,14 @@ struct FileStamp: Equatable {
 public enum ConfigPermissions {
     public static func problem(path: String) -> String? {
         var st = stat()
-        guard stat(path, &st) == 0 else { return nil }  // the loader names a missing file
+        guard stat(path, &st) == 0 else { return nil } // the loader names a missing file
         if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
-            return "\(path): refusing a configuration writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w \(path)"
+            return
+                "\(path): refusing a configuration writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w \(path)"
         }
         if st.st_uid != 0 && st.st_uid != getuid() {
-            return "\(path): refusing a configuration owned by uid \(st.st_uid); it must belong to root or the service user (uid \(getuid()))"
+            return
+                "\(path): refusing a configuration owned by uid \(st.st_uid); it must belong to root or the service user (uid \(getuid()))"
         }
         return nil
     }

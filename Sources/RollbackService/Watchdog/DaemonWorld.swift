@@ -13,7 +13,9 @@ public struct DaemonWorld: Sendable {
     /// Journald and webhooks; must return quickly (webhooks are spooled).
     public var notify: @Sendable (Event) async -> Void
     /// Runs the rollback (gates before execution, then phases); `phase` reports each phase as it ends.
-    public var executeRollback: @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult
+    public var executeRollback:
+        @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async ->
+            RollbackResult
     /// Checks smoke URLs; returns one line per failure.
     public var smoke: @Sendable ([String]) async -> [String]
     /// An incident changed (write its report, refresh webhook summaries).
@@ -21,14 +23,19 @@ public struct DaemonWorld: Sendable {
     /// Finish what was accepted (spool writes) before this world is replaced or the daemon exits.
     public var shutdown: @Sendable () async -> Void
 
-    public init(sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
-                readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
-                deployable: @escaping @Sendable () async -> Set<String>?,
-                notify: @escaping @Sendable (Event) async -> Void,
-                executeRollback: @escaping @Sendable (RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void) async -> RollbackResult,
-                smoke: @escaping @Sendable ([String]) async -> [String],
-                incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
-                shutdown: @escaping @Sendable () async -> Void = {}) {
+    public init(
+        sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
+        readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
+        deployable: @escaping @Sendable () async -> Set<String>?,
+        notify: @escaping @Sendable (Event) async -> Void,
+        executeRollback:
+            @escaping @Sendable (
+                RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void
+            ) async -> RollbackResult,
+        smoke: @escaping @Sendable ([String]) async -> [String],
+        incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
+        shutdown: @escaping @Sendable () async -> Void = {}
+    ) {
         self.sample = sample
         self.readVersion = readVersion
         self.deployable = deployable

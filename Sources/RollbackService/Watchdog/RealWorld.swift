@@ -10,13 +10,16 @@ public enum RealWorld {
         case socket(path: String, instance: String?)
     }
 
-    public static func make(_ config: Thresholds, stateDirectory: String, journal: JournalTarget = .automatic,
-                            route: ExecutorRoute = .inProcess) throws -> DaemonWorld {
+    public static func make(
+        _ config: Thresholds, stateDirectory: String, journal: JournalTarget = .automatic,
+        route: ExecutorRoute = .inProcess
+    ) throws -> DaemonWorld {
         let executor = Executors.make(config.rollback, stateDirectory: stateDirectory)
         let senses = senses(config, executor: executor)
-        let notifier = EventNotifier(config: config.notify, service: config.service,
-                                     spoolDirectory: EventNotifier.spoolDirectory(stateDirectory: stateDirectory),
-                                     journalWriter: JournalWriter(target: journal))
+        let notifier = EventNotifier(
+            config: config.notify, service: config.service,
+            spoolDirectory: EventNotifier.spoolDirectory(stateDirectory: stateDirectory),
+            journalWriter: JournalWriter(target: journal))
         let reports = IncidentReportWriter(stateDirectory: stateDirectory)
         let started = Task { await notifier.start() }
         return DaemonWorld(
@@ -30,8 +33,10 @@ public enum RealWorld {
             executeRollback: { order, phase in
                 switch route {
                 case .inProcess:
-                    return await RollbackProcedure(config: config.rollback, executor: executor, stateDirectory: stateDirectory)
-                        .run(order, reporter: PhaseRelay(phase))
+                    return await RollbackProcedure(
+                        config: config.rollback, executor: executor, stateDirectory: stateDirectory
+                    )
+                    .run(order, reporter: PhaseRelay(phase))
                 case let .socket(path, instance):
                     return await ExecClient(socketPath: path, instance: instance).run(order, phase: phase)
                 }
@@ -56,7 +61,9 @@ public enum RealWorld {
             sample: { now in await sampler.sample(now: now) },
             readVersion: { await sampler.readVersion() },
             deployable: {
-                if let repo = config.rollback.gitTagsRepo, let tags = try? await GitTags.list(repo: repo) { return Set(tags) }
+                if let repo = config.rollback.gitTagsRepo, let tags = try? await GitTags.list(repo: repo) {
+                    return Set(tags)
+                }
                 guard let versions = try? await executor.availableVersions(), !versions.isEmpty else { return nil }
                 return Set(versions)
             },

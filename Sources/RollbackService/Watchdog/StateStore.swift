@@ -17,11 +17,14 @@ public struct StateStore: Sendable {
     public func load() throws(StateStoreError) -> EngineState? {
         guard FileIO.exists(path) else { return nil }
         let bytes: [UInt8]
-        do { bytes = try FileIO.readAll(path: path) } catch { throw StateStoreError(path: path, reason: error.description) }
+        do { bytes = try FileIO.readAll(path: path) } catch {
+            throw StateStoreError(path: path, reason: error.description)
+        }
         do {
             return try JSONDecoder().decode(EngineState.self, from: Data(bytes))
         } catch {
-            throw StateStoreError(path: path, reason: "not a rollbackd state file (\(error)); move it aside to start fresh")
+            throw StateStoreError(
+                path: path, reason: "not a rollbackd state file (\(error)); move it aside to start fresh")
         }
     }
 

@@ -9,10 +9,12 @@ public struct Senses: Sendable {
     public var deployable: @Sendable () async -> Set<String>?
     public var smoke: @Sendable ([String]) async -> [String]
 
-    public init(sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
-                readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
-                deployable: @escaping @Sendable () async -> Set<String>?,
-                smoke: @escaping @Sendable ([String]) async -> [String]) {
+    public init(
+        sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
+        readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
+        deployable: @escaping @Sendable () async -> Set<String>?,
+        smoke: @escaping @Sendable ([String]) async -> [String]
+    ) {
         self.sample = sample
         self.readVersion = readVersion
         self.deployable = deployable
@@ -21,13 +23,18 @@ public struct Senses: Sendable {
 
     /// One look at the world, taken concurrently: what the engine's `tick` is fed. `smokeURLs` are checked (an
     /// empty list checks nothing); the daemon passes them only while it verifies a rollback.
-    public func observe(at now: Timestamp, smokeURLs: [String]) async -> (observation: Observation, deployable: Set<String>?) {
+    public func observe(at now: Timestamp, smokeURLs: [String]) async -> (
+        observation: Observation, deployable: Set<String>?
+    ) {
         async let samples = sample(now)
         async let version = readVersion()
         async let releases = deployable()
         let smokeFailures = smokeURLs.isEmpty ? [] : await smoke(smokeURLs)
         let (s, v, d) = await (samples, version, releases)
-        return (Observation(at: now, samples: s, version: v.version, versionReason: v.reason, smokeFailures: smokeFailures), d)
+        return (
+            Observation(at: now, samples: s, version: v.version, versionReason: v.reason, smokeFailures: smokeFailures),
+            d
+        )
     }
 }
 

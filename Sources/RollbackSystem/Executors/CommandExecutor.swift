@@ -25,16 +25,21 @@ public struct CommandExecutor: RollbackExecutor {
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
-        RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "command",
-                          description: "run \(ProcessRunner.display(config.argv)) with ROLLBACKD_FROM=\(from) ROLLBACKD_TO=\(to) ROLLBACKD_INCIDENT=\(incident)",
-                          timeout: phaseTimeout),
-        ])
+        RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(
+                    name: "command",
+                    description:
+                        "run \(ProcessRunner.display(config.argv)) with ROLLBACKD_FROM=\(from) ROLLBACKD_TO=\(to) ROLLBACKD_INCIDENT=\(incident)",
+                    timeout: phaseTimeout)
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
         guard phase.name == "command" else { throw ExecutorError(strategyName, "unknown phase \(phase.name)") }
-        _ = try await Command.run(config.argv, strategy: strategyName, environment: RollbackEnvironment.of(plan),
-                                  timeout: phase.timeout)
+        _ = try await Command.run(
+            config.argv, strategy: strategyName, environment: RollbackEnvironment.of(plan),
+            timeout: phase.timeout)
     }
 }

@@ -40,7 +40,9 @@ public struct ConfigExecutor: RollbackExecutor {
             }
             if same { return v }
         }
-        throw fail("the live files (\(config.files.joined(separator: ", "))) match no release in \(config.directory ?? config.gitRepo ?? "?")")
+        throw fail(
+            "the live files (\(config.files.joined(separator: ", "))) match no release in \(config.directory ?? config.gitRepo ?? "?")"
+        )
     }
 
     /// Release directories or git tags, newest first.
@@ -75,12 +77,16 @@ public struct ConfigExecutor: RollbackExecutor {
                 throw fail("\(FileIO.directory(of: f)) is not writable (restoring \(f) writes there)")
             }
             if let copy = config.directoryCopy(of: f, version: target) {
-                guard access(copy, R_OK) == 0 else { throw fail("\(copy) is missing or unreadable (release \(target) has no copy of \(f))") }
+                guard access(copy, R_OK) == 0 else {
+                    throw fail("\(copy) is missing or unreadable (release \(target) has no copy of \(f))")
+                }
             } else if let repo = config.gitRepo {
                 let argv = ["git", "-C", repo, "cat-file", "-e", "\(target):\(config.gitPath(for: f))"]
                 let r = try await Command.output(argv, strategy: strategyName, timeout: phaseTimeout)
                 guard r.succeeded else {
-                    throw fail("\(ProcessRunner.display(argv)): tag \(target) has no \(config.gitPath(for: f)) (\(r.summary(timeout: phaseTimeout)))")
+                    throw fail(
+                        "\(ProcessRunner.display(argv)): tag \(target) has no \(config.gitPath(for: f)) (\(r.summary(timeout: phaseTimeout)))"
+                    )
                 }
             }
         }
@@ -88,14 +94,23 @@ public struct ConfigExecutor: RollbackExecutor {
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
         let source = config.directory.map { "\($0)/\(to)/" } ?? "git show \(to):<path> in \(config.gitRepo ?? "?")"
-        var phases = [RollbackPhase(name: "restore",
-                                    description: "restore \(config.files.joined(separator: ", ")) from \(source) (each written atomically; previous copies kept for a failed validation)",
-                                    timeout: phaseTimeout)]
+        var phases = [
+            RollbackPhase(
+                name: "restore",
+                description:
+                    "restore \(config.files.joined(separator: ", ")) from \(source) (each written atomically; previous copies kept for a failed validation)",
+                timeout: phaseTimeout)
+        ]
         if let v = config.validate {
-            phases.append(RollbackPhase(name: "validate", description: "run \(ProcessRunner.display(v)); on failure put the previous files back", timeout: phaseTimeout))
+            phases.append(
+                RollbackPhase(
+                    name: "validate",
+                    description: "run \(ProcessRunner.display(v)); on failure put the previous files back",
+                    timeout: phaseTimeout))
         }
         if let r = config.reload {
-            phases.append(RollbackPhase(name: "reload", description: "run \(ProcessRunner.display(r))", timeout: phaseTimeout))
+            phases.append(
+                RollbackPhase(name: "reload", description: "run \(ProcessRunner.display(r))", timeout: phaseTimeout))
         }
         return RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: phases)
     }
@@ -112,8 +127,12 @@ public struct ConfigExecutor: RollbackExecutor {
                 let why = "\(ProcessRunner.display(argv)): \(r.summary(timeout: phase.timeout))"
                 let copies = SavedCopies(stateDirectory: stateDirectory, strategy: strategyName, plan: plan)
                 let restored: [String]
-                do { restored = try copies.restore(config.files, strategy: strategyName) } catch { throw fail("\(why); and \(error.message)") }
-                throw fail("\(why); put back the previous \(restored.isEmpty ? "files (none had changed)" : restored.joined(separator: ", "))")
+                do { restored = try copies.restore(config.files, strategy: strategyName) } catch {
+                    throw fail("\(why); and \(error.message)")
+                }
+                throw fail(
+                    "\(why); put back the previous \(restored.isEmpty ? "files (none had changed)" : restored.joined(separator: ", "))"
+                )
             }
         case "reload":
             guard let argv = config.reload else { return }

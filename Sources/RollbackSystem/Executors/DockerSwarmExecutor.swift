@@ -21,13 +21,18 @@ public struct DockerSwarmExecutor: RollbackExecutor {
     public static func tag(of image: String) -> String {
         var ref = Substring(image)
         if let at = ref.firstIndex(of: "@") { ref = ref[..<at] }
-        if let colon = ref.lastIndex(of: ":"), !ref[colon...].contains("/") { return String(ref[ref.index(after: colon)...]) }
+        if let colon = ref.lastIndex(of: ":"), !ref[colon...].contains("/") {
+            return String(ref[ref.index(after: colon)...])
+        }
         return "latest"
     }
 
-    static let inspectFormat = "{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .PreviousSpec}}{{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
+    static let inspectFormat =
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}|{{if .PreviousSpec}}{{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}{{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"
 
-    public var inspectArgv: [String] { [config.docker, "service", "inspect", "--format", Self.inspectFormat, config.service] }
+    public var inspectArgv: [String] {
+        [config.docker, "service", "inspect", "--format", Self.inspectFormat, config.service]
+    }
 
     public struct ServiceState: Sendable, Equatable {
         public var image: String
@@ -39,10 +44,13 @@ public struct DockerSwarmExecutor: RollbackExecutor {
         let line = ExecText.trim(text)
         let parts = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3, !parts[0].isEmpty else {
-            throw ExecutorError("docker-swarm", "docker service inspect: unexpected answer \(JSONValue.quote(String(line.prefix(200))))")
+            throw ExecutorError(
+                "docker-swarm", "docker service inspect: unexpected answer \(JSONValue.quote(String(line.prefix(200))))"
+            )
         }
-        return ServiceState(image: parts[0], previousImage: parts[1].isEmpty ? nil : parts[1],
-                            updateState: parts[2].isEmpty ? nil : parts[2])
+        return ServiceState(
+            image: parts[0], previousImage: parts[1].isEmpty ? nil : parts[1],
+            updateState: parts[2].isEmpty ? nil : parts[2])
     }
 
     public func state() async throws(ExecutorError) -> ServiceState {
@@ -60,14 +68,20 @@ public struct DockerSwarmExecutor: RollbackExecutor {
     public func precheck(target: String) async throws {
         let s = try await state()
         guard config.image == nil else {
-            guard !target.isEmpty, !target.contains("/"), !target.contains("@") else { throw fail("\(JSONValue.quote(target)) is not an image tag") }
+            guard !target.isEmpty, !target.contains("/"), !target.contains("@") else {
+                throw fail("\(JSONValue.quote(target)) is not an image tag")
+            }
             return
         }
         guard let previous = s.previousImage else {
-            throw fail("service \(config.service) has no previous spec, so --rollback has nowhere to go; set docker-swarm.image to roll to a chosen tag")
+            throw fail(
+                "service \(config.service) has no previous spec, so --rollback has nowhere to go; set docker-swarm.image to roll to a chosen tag"
+            )
         }
         guard Self.tag(of: previous) == target else {
-            throw fail("docker service update --rollback would go to \(previous), not \(target); set docker-swarm.image to roll to a chosen tag")
+            throw fail(
+                "docker service update --rollback would go to \(previous), not \(target); set docker-swarm.image to roll to a chosen tag"
+            )
         }
     }
 
@@ -79,12 +93,19 @@ public struct DockerSwarmExecutor: RollbackExecutor {
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
-        RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "update", description: "run \(ProcessRunner.display(updateArgv(to: to))) (skipped when the service already runs \(to))",
-                          timeout: phaseTimeout),
-            RollbackPhase(name: "confirm", description: "run \(ProcessRunner.display(inspectArgv)): image tag is \(to), update not paused",
-                          timeout: phaseTimeout),
-        ])
+        RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(
+                    name: "update",
+                    description:
+                        "run \(ProcessRunner.display(updateArgv(to: to))) (skipped when the service already runs \(to))",
+                    timeout: phaseTimeout),
+                RollbackPhase(
+                    name: "confirm",
+                    description: "run \(ProcessRunner.display(inspectArgv)): image tag is \(to), update not paused",
+                    timeout: phaseTimeout),
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {

@@ -41,10 +41,16 @@ public struct ExecutionJournal: Sendable, Equatable {
             ("from", .string(plan.from)),
             ("to", .string(plan.to)),
             ("incident", .string(plan.incident)),
-            ("phases", .array(plan.phases.map { p in
-                .object([("name", .string(p.name)), ("description", .string(p.description)),
-                         ("timeoutMs", .number(Double(p.timeout.milliseconds)))])
-            })),
+            (
+                "phases",
+                .array(
+                    plan.phases.map { p in
+                        .object([
+                            ("name", .string(p.name)), ("description", .string(p.description)),
+                            ("timeoutMs", .number(Double(p.timeout.milliseconds))),
+                        ])
+                    })
+            ),
             ("completed", .array(completed.map { .string($0) })),
             ("failedPhase", failedPhase.map { .string($0) } ?? .null),
             ("error", error.map { .string($0) } ?? .null),
@@ -58,22 +64,27 @@ public struct ExecutionJournal: Sendable, Equatable {
         func str(_ k: String) -> String? { if case let .string(s)? = v[k] { return s }; return nil }
         func num(_ k: String) -> Double? { if case let .number(n)? = v[k] { return n }; return nil }
         guard let statusText = str("status"), let status = Status(rawValue: statusText),
-              let strategy = str("strategy"), let from = str("from"), let to = str("to"),
-              let incident = str("incident"), case let .array(phaseItems)? = v["phases"],
-              case let .array(done)? = v["completed"],
-              let started = num("startedAt"), let updated = num("updatedAt") else { return nil }
+            let strategy = str("strategy"), let from = str("from"), let to = str("to"),
+            let incident = str("incident"), case let .array(phaseItems)? = v["phases"],
+            case let .array(done)? = v["completed"],
+            let started = num("startedAt"), let updated = num("updatedAt")
+        else { return nil }
         var phases: [RollbackPhase] = []
         for item in phaseItems {
             guard case let .string(name)? = item["name"], case let .string(desc)? = item["description"],
-                  case let .number(ms)? = item["timeoutMs"] else { return nil }
+                case let .number(ms)? = item["timeoutMs"]
+            else { return nil }
             phases.append(RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms))))
         }
-        let completed = done.compactMap { item -> String? in if case let .string(s) = item { return s }; return nil }
-        return ExecutionJournal(plan: RollbackPlan(strategy: strategy, from: from, to: to, incident: incident, phases: phases),
-                                status: status, completed: completed, failedPhase: str("failedPhase"), error: str("error"),
-                                startedAt: Timestamp(millisecondsSinceEpoch: Int64(started)),
-                                updatedAt: Timestamp(millisecondsSinceEpoch: Int64(updated)),
-                                attempt: Int(num("attempt") ?? 1))
+        let completed = done.compactMap { item -> String? in
+            if case let .string(s) = item { return s }; return nil
+        }
+        return ExecutionJournal(
+            plan: RollbackPlan(strategy: strategy, from: from, to: to, incident: incident, phases: phases),
+            status: status, completed: completed, failedPhase: str("failedPhase"), error: str("error"),
+            startedAt: Timestamp(millisecondsSinceEpoch: Int64(started)),
+            updatedAt: Timestamp(millisecondsSinceEpoch: Int64(updated)),
+            attempt: Int(num("attempt") ?? 1))
     }
 }
 
@@ -99,13 +110,16 @@ public struct PhaseReport: Sendable, Equatable {
 
     /// The `rollback_phase` event for this report.
     public func event(plan: RollbackPlan, at: Timestamp) -> Event {
-        Event(kind: .rollbackPhase, at: at,
-              message: "rollback \(plan.from) -> \(plan.to): \(text)",
-              severity: state == .failed ? .high : .low, incident: plan.incident,
-              fromVersion: plan.from, toVersion: plan.to,
-              reason: state == .failed ? message : nil,
-              extra: ["phase": phase.name, "phase_state": state.rawValue, "phase_index": String(index),
-                      "strategy": plan.strategy])
+        Event(
+            kind: .rollbackPhase, at: at,
+            message: "rollback \(plan.from) -> \(plan.to): \(text)",
+            severity: state == .failed ? .high : .low, incident: plan.incident,
+            fromVersion: plan.from, toVersion: plan.to,
+            reason: state == .failed ? message : nil,
+            extra: [
+                "phase": phase.name, "phase_state": state.rawValue, "phase_index": String(index),
+                "strategy": plan.strategy,
+            ])
     }
 }
 
@@ -137,7 +151,8 @@ public struct ExecutionOutcome: Sendable, Equatable {
         switch status {
         case .finished: return "rollback \(plan.from) -> \(plan.to) finished"
         case .alreadyFinished: return "rollback \(plan.from) -> \(plan.to) had already finished; nothing was run again"
-        case let .failed(phase, message): return "rollback \(plan.from) -> \(plan.to) failed at phase \(phase): \(message)"
+        case let .failed(phase, message):
+            return "rollback \(plan.from) -> \(plan.to) failed at phase \(phase): \(message)"
         case let .refused(why): return "rollback \(plan.from) -> \(plan.to) not started: \(why)"
         case let .interrupted(phase): return "rollback \(plan.from) -> \(plan.to) interrupted during phase \(phase)"
         }
@@ -226,13 +241,19 @@ public struct ExecutionRunner: Sendable {
 
     /// Runs `plan` (or resumes it after a crash). The caller holds the rollback lock from its gates through
     /// verification. `progress` hears every phase as it starts and ends.
-    public func execute(_ plan: RollbackPlan, holding lock: RollbackLock,
-                        progress: @Sendable (PhaseReport) async -> Void = { _ in }) async -> ExecutionOutcome {
+    public func execute(
+        _ plan: RollbackPlan, holding lock: RollbackLock,
+        progress: @Sendable (PhaseReport) async -> Void = { _ in }
+    ) async -> ExecutionOutcome {
         var reports: [PhaseReport] = []
-        func refuse(_ why: String) -> ExecutionOutcome { ExecutionOutcome(plan: plan, status: .refused(why), reports: []) }
+        func refuse(_ why: String) -> ExecutionOutcome {
+            ExecutionOutcome(plan: plan, status: .refused(why), reports: [])
+        }
         guard lock.isHeld else { return refuse("the rollback lock is not held") }
         guard !plan.phases.isEmpty else { return refuse("the plan has no phases") }
-        guard Set(plan.phases.map(\.name)).count == plan.phases.count else { return refuse("the plan repeats a phase name") }
+        guard Set(plan.phases.map(\.name)).count == plan.phases.count else {
+            return refuse("the plan repeats a phase name")
+        }
 
         let existing: ExecutionJournal?
         do { existing = try Self.journal(stateDirectory: stateDirectory) } catch { return refuse(error.description) }
@@ -242,7 +263,8 @@ public struct ExecutionRunner: Sendable {
         switch existing {
         case let j? where j.isSame(as: plan) && j.status == .finished:
             for (i, p) in plan.phases.enumerated() {
-                let r = PhaseReport(phase: p, index: i + 1, count: plan.phases.count, state: .skipped, message: "already completed")
+                let r = PhaseReport(
+                    phase: p, index: i + 1, count: plan.phases.count, state: .skipped, message: "already completed")
                 reports.append(r)
                 await progress(r)
             }
@@ -252,13 +274,17 @@ public struct ExecutionRunner: Sendable {
             journal.updatedAt = now
         case let j? where j.status == .running:
             let at = j.completed.last.map { "after phase \($0)" } ?? "before its first phase completed"
-            return refuse("an interrupted rollback \(j.plan.from) -> \(j.plan.to) (incident \(j.plan.incident), strategy \(j.plan.strategy)) stopped \(at); resume it first, or remove \(journalPath) once a human has checked the service")
+            return refuse(
+                "an interrupted rollback \(j.plan.from) -> \(j.plan.to) (incident \(j.plan.incident), strategy \(j.plan.strategy)) stopped \(at); resume it first, or remove \(journalPath) once a human has checked the service"
+            )
         case let j?:
             let attempt = j.isSame(as: plan) ? j.attempt + 1 : 1
-            journal = ExecutionJournal(plan: plan, status: .running, completed: [], startedAt: now, updatedAt: now, attempt: attempt)
+            journal = ExecutionJournal(
+                plan: plan, status: .running, completed: [], startedAt: now, updatedAt: now, attempt: attempt)
             SavedCopies.discard(stateDirectory: stateDirectory, plan: plan)
         case nil:
-            journal = ExecutionJournal(plan: plan, status: .running, completed: [], startedAt: now, updatedAt: now, attempt: 1)
+            journal = ExecutionJournal(
+                plan: plan, status: .running, completed: [], startedAt: now, updatedAt: now, attempt: 1)
             SavedCopies.discard(stateDirectory: stateDirectory, plan: plan)
         }
         do { try write(journal) } catch { return refuse("cannot record progress: \(error.description)") }
@@ -266,13 +292,15 @@ public struct ExecutionRunner: Sendable {
         let count = plan.phases.count
         for (i, phase) in plan.phases.enumerated() {
             if journal.completed.contains(phase.name) {
-                let r = PhaseReport(phase: phase, index: i + 1, count: count, state: .skipped,
-                                    message: "completed before an interruption; not run again")
+                let r = PhaseReport(
+                    phase: phase, index: i + 1, count: count, state: .skipped,
+                    message: "completed before an interruption; not run again")
                 reports.append(r)
                 await progress(r)
                 continue
             }
-            let startReport = PhaseReport(phase: phase, index: i + 1, count: count, state: .started, message: phase.description)
+            let startReport = PhaseReport(
+                phase: phase, index: i + 1, count: count, state: .started, message: phase.description)
             reports.append(startReport)
             await progress(startReport)
             let started = Self.monotonicSeconds()
@@ -322,8 +350,9 @@ public struct ExecutionRunner: Sendable {
             case .timedOut:
                 failure = "did not finish within \(phase.timeout)"
             case .cancelled:
-                let r = PhaseReport(phase: phase, index: i + 1, count: count, state: .failed, seconds: seconds,
-                                    message: "interrupted (the journal stays open; a re-run resumes here)")
+                let r = PhaseReport(
+                    phase: phase, index: i + 1, count: count, state: .failed, seconds: seconds,
+                    message: "interrupted (the journal stays open; a re-run resumes here)")
                 reports.append(r)
                 await progress(r)
                 return ExecutionOutcome(plan: plan, status: .interrupted(phase: phase.name), reports: reports)
@@ -343,16 +372,20 @@ public struct ExecutionRunner: Sendable {
         return ExecutionOutcome(plan: plan, status: .finished, reports: reports)
     }
 
-    private func fail(_ journal: inout ExecutionJournal, phase: RollbackPhase, index: Int, message: String, seconds: Double,
-                      reports: inout [PhaseReport]) -> ExecutionOutcome {
+    private func fail(
+        _ journal: inout ExecutionJournal, phase: RollbackPhase, index: Int, message: String, seconds: Double,
+        reports: inout [PhaseReport]
+    ) -> ExecutionOutcome {
         let plan = journal.plan
         journal.status = .failed
         journal.failedPhase = phase.name
         journal.error = message
         journal.updatedAt = clock.now()
         try? write(journal)
-        reports.append(PhaseReport(phase: phase, index: index + 1, count: plan.phases.count, state: .failed,
-                                   seconds: seconds, message: message))
+        reports.append(
+            PhaseReport(
+                phase: phase, index: index + 1, count: plan.phases.count, state: .failed,
+                seconds: seconds, message: message))
         return ExecutionOutcome(plan: plan, status: .failed(phase: phase.name, message: message), reports: reports)
     }
 }

@@ -16,6 +16,9 @@ public struct ExecutorError: Error, Sendable, Equatable, CustomStringConvertible
 
     /// For strategies that cannot tell which release is live (the command, a canary weight, a flag).
     static func versionUnknown(_ strategy: String) -> ExecutorError {
-        ExecutorError(strategy, "this strategy cannot tell which release is live; set \"version\" in thresholds.json to {\"type\": \"url\", …} or {\"type\": \"file\", …}")
+        ExecutorError(
+            strategy,
+            "this strategy cannot tell which release is live; set \"version\" in thresholds.json to {\"type\": \"url\", …} or {\"type\": \"file\", …}"
+        )
     }
 }

@@ -30,7 +30,9 @@ public struct FeatureFlagExecutor: RollbackExecutor {
     }
 
     func shape(in root: JSONValue, file: String) throws(ExecutorError) -> FlagShape {
-        guard case .object = root else { throw fail("\(file): expected a JSON object of flags, found \(root.typeName)") }
+        guard case .object = root else {
+            throw fail("\(file): expected a JSON object of flags, found \(root.typeName)")
+        }
         guard let value = root[config.flag] else {
             throw fail("\(file): no flag \(JSONValue.quote(config.flag)) (a top-level key)")
         }
@@ -42,7 +44,9 @@ public struct FeatureFlagExecutor: RollbackExecutor {
             }
             return .enabled(b)
         default:
-            throw fail("\(file): \(JSONValue.quote(config.flag)): expected true, false or an object with \"enabled\", found \(value.typeName)")
+            throw fail(
+                "\(file): \(JSONValue.quote(config.flag)): expected true, false or an object with \"enabled\", found \(value.typeName)"
+            )
         }
     }
 
@@ -75,9 +79,11 @@ public struct FeatureFlagExecutor: RollbackExecutor {
         } else {
             what = "nothing configured"
         }
-        return RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "flag-off", description: what, timeout: phaseTimeout),
-        ])
+        return RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(name: "flag-off", description: what, timeout: phaseTimeout)
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
@@ -85,7 +91,8 @@ public struct FeatureFlagExecutor: RollbackExecutor {
         if let file = config.file {
             try turnOff(file: file)
         } else if let http = config.http {
-            try await FeatureFlagHTTPCall.run(http, flag: config.flag, plan: plan, timeout: phase.timeout, strategy: strategyName)
+            try await FeatureFlagHTTPCall.run(
+                http, flag: config.flag, plan: plan, timeout: phase.timeout, strategy: strategyName)
         }
     }
 
@@ -102,12 +109,16 @@ public struct FeatureFlagExecutor: RollbackExecutor {
         case .enabled(true):
             updated = members.map { m in
                 guard m.key == config.flag, case let .object(inner) = m.value else { return m }
-                return (key: m.key, value: .object(inner.map { $0.key == "enabled" ? (key: "enabled", value: .bool(false)) : $0 }))
+                return (
+                    key: m.key,
+                    value: .object(inner.map { $0.key == "enabled" ? (key: "enabled", value: .bool(false)) : $0 })
+                )
             }
         }
         do {
-            try FileIO.writeAtomically(path: file, bytes: Array((JSONValue.object(updated).serialized + "\n").utf8),
-                                       mode: Paths.mode(file) ?? 0o644)
+            try FileIO.writeAtomically(
+                path: file, bytes: Array((JSONValue.object(updated).serialized + "\n").utf8),
+                mode: Paths.mode(file) ?? 0o644)
         } catch {
             throw fail("cannot rewrite \(file): \(error.description)")
         }

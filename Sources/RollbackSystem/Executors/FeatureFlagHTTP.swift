@@ -9,7 +9,9 @@ import RollbackCore
 enum FeatureFlagHTTPCall {
     static func precheck(_ http: FeatureFlagHTTP, strategy: String) throws(ExecutorError) {
         if let token = http.tokenFile {
-            guard access(token, R_OK) == 0 else { throw ExecutorError(strategy, "\(token) (the token file) is missing or unreadable") }
+            guard access(token, R_OK) == 0 else {
+                throw ExecutorError(strategy, "\(token) (the token file) is missing or unreadable")
+            }
         }
     }
 
@@ -34,15 +36,20 @@ enum FeatureFlagHTTPCall {
         return HTTPRequest(method: http.method, url: http.url, headers: headers, body: body, options: options)
     }
 
-    static func run(_ http: FeatureFlagHTTP, flag: String, plan: RollbackPlan, timeout: Interval,
-                    strategy: String) async throws(ExecutorError) {
+    static func run(
+        _ http: FeatureFlagHTTP, flag: String, plan: RollbackPlan, timeout: Interval,
+        strategy: String
+    ) async throws(ExecutorError) {
         let req = request(http, timeout: timeout)
         switch await HTTPClient.shared.send(req) {
         case let .failure(e):
             throw ExecutorError(strategy, "\(http.method) for flag \(flag): \(e.description)")
         case let .success(resp) where !resp.isSuccess:
             let excerpt = ExecText.trim(String(resp.text.prefix(200)))
-            throw ExecutorError(strategy, "\(http.method) \(resp.url) for flag \(flag): HTTP \(resp.status)\(excerpt.isEmpty ? "" : ": \(excerpt)")")
+            throw ExecutorError(
+                strategy,
+                "\(http.method) \(resp.url) for flag \(flag): HTTP \(resp.status)\(excerpt.isEmpty ? "" : ": \(excerpt)")"
+            )
         case .success:
             return
         }

@@ -6,12 +6,15 @@ import RollbackCore
 /// HAProxy's runtime API (the `stats socket … level admin` UNIX socket): one command per connection.
 public enum HAProxyRuntimeAPI {
     /// Sends `command` and returns the whole answer (HAProxy closes the connection after it).
-    public static func send(_ command: String, socket path: String, timeout: Interval) async throws(ExecutorError) -> String {
+    public static func send(_ command: String, socket path: String, timeout: Interval) async throws(ExecutorError)
+        -> String
+    {
         let r = await BlockingThread.run { sendBlocking(command, socket: path, timeout: timeout) }
         return try r.get()
     }
 
-    static func sendBlocking(_ command: String, socket path: String, timeout: Interval) -> Result<String, ExecutorError> {
+    static func sendBlocking(_ command: String, socket path: String, timeout: Interval) -> Result<String, ExecutorError>
+    {
         func fail(_ what: String) -> Result<String, ExecutorError> {
             .failure(ExecutorError("haproxy-canary", "\(path): \(what) (command \(JSONValue.quote(command)))"))
         }
@@ -31,7 +34,9 @@ public enum HAProxyRuntimeAPI {
             raw[pathBytes.count] = 0
         }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard rc == 0 else { return fail("connect: \(String(cString: strerror(errno)))") }
         let line = Array((command + "\n").utf8)
@@ -80,12 +85,14 @@ public struct HAProxyServerState: Sendable, Equatable {
     public static func parse(_ text: String) throws(ExecutorError) -> [HAProxyServerState] {
         let lines = text.split(separator: "\n").map { ExecText.trim($0) }.filter { !$0.isEmpty }
         guard let header = lines.first(where: { $0.hasPrefix("# ") }) else {
-            throw ExecutorError("haproxy-canary", "show servers state: unexpected answer \(JSONValue.quote(String(text.prefix(200))))")
+            throw ExecutorError(
+                "haproxy-canary", "show servers state: unexpected answer \(JSONValue.quote(String(text.prefix(200))))")
         }
         let columns = ExecText.fields(String(header.dropFirst(2)))
         func index(_ name: String) throws(ExecutorError) -> Int {
             guard let i = columns.firstIndex(of: name) else {
-                throw ExecutorError("haproxy-canary", "show servers state: no column \(name) in \(JSONValue.quote(header))")
+                throw ExecutorError(
+                    "haproxy-canary", "show servers state: no column \(name) in \(JSONValue.quote(header))")
             }
             return i
         }
@@ -95,11 +102,15 @@ public struct HAProxyServerState: Sendable, Equatable {
         for line in lines where !line.hasPrefix("#") {
             let f = ExecText.fields(line)
             if f.count == 1 { continue } // the format version line
-            guard f.count > max(be, srv, addr, op, admin, weight), let o = Int(f[op]), let a = Int(f[admin]), let w = Int(f[weight]) else {
+            guard f.count > max(be, srv, addr, op, admin, weight), let o = Int(f[op]), let a = Int(f[admin]),
+                let w = Int(f[weight])
+            else {
                 throw ExecutorError("haproxy-canary", "show servers state: cannot read line \(JSONValue.quote(line))")
             }
-            out.append(HAProxyServerState(backend: f[be], server: f[srv], address: f[addr], operationalState: o,
-                                          adminState: a, userWeight: w))
+            out.append(
+                HAProxyServerState(
+                    backend: f[be], server: f[srv], address: f[addr], operationalState: o,
+                    adminState: a, userWeight: w))
         }
         return out
     }
@@ -124,12 +135,14 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
     public func availableVersions() async throws -> [String] { [] }
 
     var drainCommand: String {
-        config.mode == "weight" ? "set server \(config.backend)/\(config.canaryServer) weight 0"
+        config.mode == "weight"
+            ? "set server \(config.backend)/\(config.canaryServer) weight 0"
             : "set server \(config.backend)/\(config.canaryServer) state drain"
     }
 
     public func servers() async throws(ExecutorError) -> [HAProxyServerState] {
-        let answer = try await HAProxyRuntimeAPI.send("show servers state \(config.backend)", socket: config.socket, timeout: phaseTimeout)
+        let answer = try await HAProxyRuntimeAPI.send(
+            "show servers state \(config.backend)", socket: config.socket, timeout: phaseTimeout)
         if answer.contains("Can't find backend") || answer.contains("Unknown command") {
             throw fail("\(config.socket): show servers state \(config.backend): \(ExecText.trim(answer))")
         }
@@ -139,28 +152,39 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
     public func precheck(target: String) async throws {
         let all = try await servers()
         guard let canary = all.first(where: { $0.server == config.canaryServer }) else {
-            throw fail("backend \(config.backend) has no server \(config.canaryServer) (servers: \(all.map(\.server).joined(separator: ", ")))")
+            throw fail(
+                "backend \(config.backend) has no server \(config.canaryServer) (servers: \(all.map(\.server).joined(separator: ", ")))"
+            )
         }
         _ = canary
         let others = all.filter { $0.server != config.canaryServer && $0.takesNewRequests }
         guard !others.isEmpty else {
-            throw fail("draining \(config.backend)/\(config.canaryServer) would leave backend \(config.backend) with no server taking requests")
+            throw fail(
+                "draining \(config.backend)/\(config.canaryServer) would leave backend \(config.backend) with no server taking requests"
+            )
         }
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
-        RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "drain", description: "send \(JSONValue.quote(drainCommand)) to \(config.socket)", timeout: phaseTimeout),
-            RollbackPhase(name: "confirm",
-                          description: "show servers state \(config.backend): \(config.canaryServer) is \(config.mode == "weight" ? "at weight 0" : "draining") and another server takes requests",
-                          timeout: phaseTimeout),
-        ])
+        RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(
+                    name: "drain", description: "send \(JSONValue.quote(drainCommand)) to \(config.socket)",
+                    timeout: phaseTimeout),
+                RollbackPhase(
+                    name: "confirm",
+                    description:
+                        "show servers state \(config.backend): \(config.canaryServer) is \(config.mode == "weight" ? "at weight 0" : "draining") and another server takes requests",
+                    timeout: phaseTimeout),
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
         switch phase.name {
         case "drain":
-            let answer = ExecText.trim(try await HAProxyRuntimeAPI.send(drainCommand, socket: config.socket, timeout: phase.timeout))
+            let answer = ExecText.trim(
+                try await HAProxyRuntimeAPI.send(drainCommand, socket: config.socket, timeout: phase.timeout))
             // Success is an empty answer; errors are text such as "No such server." or "Permission denied".
             guard answer.isEmpty else { throw fail("\(config.socket): \(drainCommand): \(answer)") }
         case "confirm":
@@ -169,10 +193,14 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
                 throw fail("backend \(config.backend) has no server \(config.canaryServer)")
             }
             if config.mode == "weight" {
-                guard canary.userWeight == 0 else { throw fail("\(config.backend)/\(config.canaryServer) still has weight \(canary.userWeight)") }
+                guard canary.userWeight == 0 else {
+                    throw fail("\(config.backend)/\(config.canaryServer) still has weight \(canary.userWeight)")
+                }
             } else {
                 guard canary.draining || canary.inMaintenance else {
-                    throw fail("\(config.backend)/\(config.canaryServer) is not draining (srv_admin_state \(canary.adminState))")
+                    throw fail(
+                        "\(config.backend)/\(config.canaryServer) is not draining (srv_admin_state \(canary.adminState))"
+                    )
                 }
             }
             guard all.contains(where: { $0.server != config.canaryServer && $0.takesNewRequests }) else {

@@ -17,7 +17,9 @@ public enum KubectlRolloutHistory {
     public static func parse(_ text: String) throws(ExecutorError) -> [KubeRevision] {
         let lines = text.split(separator: "\n").map { ExecText.trim($0) }
         guard let header = lines.firstIndex(where: { ExecText.fields($0).first == "REVISION" }) else {
-            throw ExecutorError("kubernetes", "kubectl rollout history: no REVISION header in \(JSONValue.quote(String(text.prefix(200))))")
+            throw ExecutorError(
+                "kubernetes",
+                "kubectl rollout history: no REVISION header in \(JSONValue.quote(String(text.prefix(200))))")
         }
         var out: [KubeRevision] = []
         for line in lines[(header + 1)...] where !line.isEmpty {
@@ -84,7 +86,9 @@ public struct KubernetesExecutor: RollbackExecutor {
         guard let n = Int(target), n > 0 else { throw fail("\(JSONValue.quote(target)) is not a revision number") }
         let revisions = try await history()
         guard revisions.contains(where: { $0.number == n }) else {
-            throw fail("\(resource) has no revision \(n) (history: \(revisions.map { String($0.number) }.joined(separator: ", ")))")
+            throw fail(
+                "\(resource) has no revision \(n) (history: \(revisions.map { String($0.number) }.joined(separator: ", ")))"
+            )
         }
         if revisions.last?.number == n { throw fail("revision \(n) is already the newest revision of \(resource)") }
     }
@@ -93,12 +97,18 @@ public struct KubernetesExecutor: RollbackExecutor {
     public var statusArgv: [String] { argv("status", ["--timeout=\(config.statusTimeout)"]) }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
-        RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "undo", description: "run \(ProcessRunner.display(undoArgv(to: to))) (skipped when the history shows it already happened)",
-                          timeout: phaseTimeout),
-            RollbackPhase(name: "status", description: "run \(ProcessRunner.display(statusArgv))",
-                          timeout: config.statusTimeout + .seconds(10)),
-        ])
+        RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(
+                    name: "undo",
+                    description:
+                        "run \(ProcessRunner.display(undoArgv(to: to))) (skipped when the history shows it already happened)",
+                    timeout: phaseTimeout),
+                RollbackPhase(
+                    name: "status", description: "run \(ProcessRunner.display(statusArgv))",
+                    timeout: config.statusTimeout + .seconds(10)),
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
@@ -109,7 +119,8 @@ public struct KubernetesExecutor: RollbackExecutor {
             let targetPresent = revisions.contains { String($0.number) == plan.to }
             if let newest, String(newest) != plan.from {
                 if !targetPresent { return } // already undone: revision `to` became `newest`
-                throw fail("\(resource) moved from revision \(plan.from) to \(newest) since the plan was made; not undoing")
+                throw fail(
+                    "\(resource) moved from revision \(plan.from) to \(newest) since the plan was made; not undoing")
             }
             _ = try await Command.run(undoArgv(to: plan.to), strategy: strategyName, timeout: phase.timeout)
         case "status":

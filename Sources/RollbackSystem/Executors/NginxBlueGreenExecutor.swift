@@ -35,7 +35,9 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
     /// The colour the include file selects: from rollbackd's marker line, else by matching its `server` lines.
     public func activeColour() throws -> String {
         let bytes: [UInt8]
-        do { bytes = try FileIO.readAll(path: config.upstreamFile, limit: 1 << 20) } catch { throw fail(error.description) }
+        do { bytes = try FileIO.readAll(path: config.upstreamFile, limit: 1 << 20) } catch {
+            throw fail(error.description)
+        }
         let text = String(decoding: bytes, as: UTF8.self)
         for line in text.split(separator: "\n") where line.hasPrefix(Self.marker) {
             var c = line.dropFirst(Self.marker.count)
@@ -50,12 +52,15 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
             }
         }
         for (colour, list) in config.colors where Set(list) == servers { return colour }
-        throw fail("\(config.upstreamFile) selects none of the colours \(config.colors.keys.sorted().joined(separator: ", "))")
+        throw fail(
+            "\(config.upstreamFile) selects none of the colours \(config.colors.keys.sorted().joined(separator: ", "))")
     }
 
     public func currentVersion() async throws -> String {
         let colour = try activeColour()
-        if let url = config.versionURLs[colour] { return try await NginxVersionProbe.version(url: url, strategy: strategyName) }
+        if let url = config.versionURLs[colour] {
+            return try await NginxVersionProbe.version(url: url, strategy: strategyName)
+        }
         return colour
     }
 
@@ -76,7 +81,9 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
         if config.colors[version] != nil && config.versionURLs[version] == nil { return version }
         for colour in config.colors.keys.sorted() {
             guard let url = config.versionURLs[colour] else { continue }
-            if let v = try? await NginxVersionProbe.version(url: url, strategy: strategyName), v == version { return colour }
+            if let v = try? await NginxVersionProbe.version(url: url, strategy: strategyName), v == version {
+                return colour
+            }
         }
         if config.colors[version] != nil { return version }
         throw fail("no colour runs \(version) (colours: \(config.colors.keys.sorted().joined(separator: ", ")))")
@@ -90,7 +97,8 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
             }
         }
         guard access(FileIO.directory(of: config.upstreamFile), W_OK) == 0 else {
-            throw fail("\(FileIO.directory(of: config.upstreamFile)) is not writable (the include is replaced by a rename)")
+            throw fail(
+                "\(FileIO.directory(of: config.upstreamFile)) is not writable (the include is replaced by a rename)")
         }
     }
 
@@ -98,15 +106,22 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
         let colourText = config.colors[to] != nil ? "colour \(to)" : "the colour running \(to)"
         var verify = "the servers of \(colourText) accept connections"
         if let check = config.checkURL { verify += "; \(check) answers 2xx through nginx" }
-        return RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: [
-            RollbackPhase(name: "write-upstream",
-                          description: "write \(config.upstreamFile): upstream \(config.upstreamName) -> \(colourText) (temp + fsync + rename; previous copy kept)",
-                          timeout: phaseTimeout),
-            RollbackPhase(name: "test", description: "run \(ProcessRunner.display(config.test)); on failure put the previous include back",
-                          timeout: phaseTimeout),
-            RollbackPhase(name: "reload", description: "run \(ProcessRunner.display(config.reload))", timeout: phaseTimeout),
-            RollbackPhase(name: "verify", description: verify, timeout: phaseTimeout),
-        ])
+        return RollbackPlan(
+            strategy: strategyName, from: from, to: to, incident: incident,
+            phases: [
+                RollbackPhase(
+                    name: "write-upstream",
+                    description:
+                        "write \(config.upstreamFile): upstream \(config.upstreamName) -> \(colourText) (temp + fsync + rename; previous copy kept)",
+                    timeout: phaseTimeout),
+                RollbackPhase(
+                    name: "test",
+                    description: "run \(ProcessRunner.display(config.test)); on failure put the previous include back",
+                    timeout: phaseTimeout),
+                RollbackPhase(
+                    name: "reload", description: "run \(ProcessRunner.display(config.reload))", timeout: phaseTimeout),
+                RollbackPhase(name: "verify", description: verify, timeout: phaseTimeout),
+            ])
     }
 
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
@@ -119,17 +134,23 @@ public struct NginxBlueGreenExecutor: RollbackExecutor {
             if let live = try? FileIO.readAll(path: config.upstreamFile, limit: 1 << 20), live == wanted { return }
             try copies.save(index: 0, of: config.upstreamFile, strategy: strategyName)
             do {
-                try FileIO.writeAtomically(path: config.upstreamFile, bytes: wanted, mode: Paths.mode(config.upstreamFile) ?? 0o644)
+                try FileIO.writeAtomically(
+                    path: config.upstreamFile, bytes: wanted, mode: Paths.mode(config.upstreamFile) ?? 0o644)
             } catch {
                 throw fail("cannot write \(config.upstreamFile): \(error.description)")
             }
         case "test":
-            let r = try await Command.output(config.test, strategy: strategyName, environment: env, timeout: phase.timeout)
+            let r = try await Command.output(
+                config.test, strategy: strategyName, environment: env, timeout: phase.timeout)
             guard r.succeeded else {
                 let why = "\(ProcessRunner.display(config.test)): \(r.summary(timeout: phase.timeout))"
                 let restored: [String]
-                do { restored = try copies.restore([config.upstreamFile], strategy: strategyName) } catch { throw fail("\(why); and \(error.message)") }
-                throw fail("\(why); \(restored.isEmpty ? "the include had not changed" : "put the previous \(config.upstreamFile) back"); nginx was not reloaded")
+                do { restored = try copies.restore([config.upstreamFile], strategy: strategyName) } catch {
+                    throw fail("\(why); and \(error.message)")
+                }
+                throw fail(
+                    "\(why); \(restored.isEmpty ? "the include had not changed" : "put the previous \(config.upstreamFile) back"); nginx was not reloaded"
+                )
             }
         case "reload":
             _ = try await Command.run(config.reload, strategy: strategyName, environment: env, timeout: phase.timeout)

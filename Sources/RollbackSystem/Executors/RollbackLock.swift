@@ -44,8 +44,10 @@ public final class RollbackLock: Sendable {
 
     /// Takes the lock without waiting; `holder` (e.g. `incident 20261122-… 1.4.2 -> 1.4.1`) is recorded with the
     /// pid and time.
-    public static func acquire(stateDirectory: String, holder: String,
-                               at now: Timestamp? = nil) throws(AcquireError) -> RollbackLock {
+    public static func acquire(
+        stateDirectory: String, holder: String,
+        at now: Timestamp? = nil
+    ) throws(AcquireError) -> RollbackLock {
         do {
             try FileIO.makeDirectories(stateDirectory, mode: 0o750)
         } catch {

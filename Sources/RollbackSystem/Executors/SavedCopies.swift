@@ -8,7 +8,8 @@ struct SavedCopies {
     let directory: String
 
     init(stateDirectory: String, strategy: String, plan: RollbackPlan) {
-        directory = "\(stateDirectory)/executor/\(strategy)-prev/\(Paths.sanitized(plan.incident))-\(Paths.sanitized(plan.to))"
+        directory =
+            "\(stateDirectory)/executor/\(strategy)-prev/\(Paths.sanitized(plan.incident))-\(Paths.sanitized(plan.to))"
     }
 
     func copyPath(index: Int, of file: String) -> String {

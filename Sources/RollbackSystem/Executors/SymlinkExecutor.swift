@@ -23,7 +23,9 @@ public struct SymlinkExecutor: RollbackExecutor {
             throw fail("\(config.currentLink) is not a symbolic link")
         }
         let trimmed = target.hasSuffix("/") ? String(target.dropLast()) : target
-        guard let last = trimmed.split(separator: "/").last else { throw fail("\(config.currentLink) points at \(target)") }
+        guard let last = trimmed.split(separator: "/").last else {
+            throw fail("\(config.currentLink) points at \(target)")
+        }
         return String(last)
     }
 
@@ -48,11 +50,16 @@ public struct SymlinkExecutor: RollbackExecutor {
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
-        var phases = [RollbackPhase(name: "swap",
-                                    description: "point \(config.currentLink) at \(linkTarget(for: to)) (a new symlink renamed over it)",
-                                    timeout: phaseTimeout)]
+        var phases = [
+            RollbackPhase(
+                name: "swap",
+                description: "point \(config.currentLink) at \(linkTarget(for: to)) (a new symlink renamed over it)",
+                timeout: phaseTimeout)
+        ]
         if let reload = config.reload {
-            phases.append(RollbackPhase(name: "reload", description: "run \(ProcessRunner.display(reload))", timeout: phaseTimeout))
+            phases.append(
+                RollbackPhase(
+                    name: "reload", description: "run \(ProcessRunner.display(reload))", timeout: phaseTimeout))
         }
         return RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: phases)
     }
@@ -72,7 +79,8 @@ public struct SymlinkExecutor: RollbackExecutor {
         case "swap": try swap(to: plan.to)
         case "reload":
             guard let reload = config.reload else { return }
-            _ = try await Command.run(reload, strategy: strategyName, environment: RollbackEnvironment.of(plan), timeout: phase.timeout)
+            _ = try await Command.run(
+                reload, strategy: strategyName, environment: RollbackEnvironment.of(plan), timeout: phase.timeout)
         default:
             throw fail("unknown phase \(phase.name)")
         }
@@ -81,7 +89,9 @@ public struct SymlinkExecutor: RollbackExecutor {
     /// Idempotent: when `current` already points at the target, nothing is written.
     func swap(to version: String) throws(ExecutorError) {
         let text = linkTarget(for: version)
-        if let existing = Paths.readLink(config.currentLink), existing == text || existing == config.releasePath(version) {
+        if let existing = Paths.readLink(config.currentLink),
+            existing == text || existing == config.releasePath(version)
+        {
             return
         }
         guard Paths.isDirectory(config.releasePath(version)) else {
@@ -90,7 +100,8 @@ public struct SymlinkExecutor: RollbackExecutor {
         do {
             try FileIO.replaceSymlink(config.currentLink, target: text, temp: config.currentLink + ".rollbackd-new")
         } catch {
-            throw fail(error.operation == "rename" ? "\(error.description) (the old link is unchanged)" : error.description)
+            throw fail(
+                error.operation == "rename" ? "\(error.description) (the old link is unchanged)" : error.description)
         }
     }
 }

@@ -25,8 +25,9 @@ public struct SystemdUnitExecutor: RollbackExecutor {
 
     /// The active instances of the template (`systemctl list-units`), e.g. `["1.4.2"]`.
     public func activeInstances() async throws(ExecutorError) -> [String] {
-        let args = argv("list-units", "--type=service", "--state=active", "--plain", "--no-legend", "--no-pager",
-                        "\(config.template)*.service")
+        let args = argv(
+            "list-units", "--type=service", "--state=active", "--plain", "--no-legend", "--no-pager",
+            "\(config.template)*.service")
         let r = try await Command.run(args, strategy: strategyName, timeout: phaseTimeout)
         return Self.parseListUnits(r.stdoutText, template: config.template)
     }
@@ -34,7 +35,9 @@ public struct SystemdUnitExecutor: RollbackExecutor {
     /// Instance names from `list-units --plain --no-legend` lines (`app@1.4.2.service loaded active running …`).
     static func parseListUnits(_ text: String, template: String) -> [String] {
         ExecText.lines(text).compactMap { line in
-            guard let unit = ExecText.fields(line).first, unit.hasPrefix(template), unit.hasSuffix(".service") else { return nil }
+            guard let unit = ExecText.fields(line).first, unit.hasPrefix(template), unit.hasSuffix(".service") else {
+                return nil
+            }
             let instance = unit.dropFirst(template.count).dropLast(".service".count)
             return instance.isEmpty ? nil : String(instance)
         }
@@ -53,26 +56,40 @@ public struct SystemdUnitExecutor: RollbackExecutor {
     public func availableVersions() async throws -> [String] { [] }
 
     public func precheck(target: String) async throws {
-        guard Paths.isSafeComponent(target), !target.hasPrefix("-") else { throw fail("\(JSONValue.quote(target)) is not an instance name") }
+        guard Paths.isSafeComponent(target), !target.hasPrefix("-") else {
+            throw fail("\(JSONValue.quote(target)) is not an instance name")
+        }
         let args = argv("show", "--property=LoadState", "--value", config.unit(target))
         let r = try await Command.run(args, strategy: strategyName, timeout: phaseTimeout)
         let state = ExecText.trim(r.stdoutText)
         guard state == "loaded" else {
-            throw fail("\(config.unit(target)) cannot be started: LoadState=\(state.isEmpty ? "?" : state) (\(ProcessRunner.display(args)))")
+            throw fail(
+                "\(config.unit(target)) cannot be started: LoadState=\(state.isEmpty ? "?" : state) (\(ProcessRunner.display(args)))"
+            )
         }
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
         let good = config.unit(to), bad = config.unit(from)
         var phases = [
-            RollbackPhase(name: "start-good", description: "run \(ProcessRunner.display(argv("start", good)))", timeout: phaseTimeout),
-            RollbackPhase(name: "wait-active", description: "poll \(ProcessRunner.display(argv("is-active", good))) until active",
-                          timeout: config.activeTimeout),
-            RollbackPhase(name: "stop-bad", description: "run \(ProcessRunner.display(argv("stop", bad)))", timeout: phaseTimeout),
+            RollbackPhase(
+                name: "start-good", description: "run \(ProcessRunner.display(argv("start", good)))",
+                timeout: phaseTimeout),
+            RollbackPhase(
+                name: "wait-active", description: "poll \(ProcessRunner.display(argv("is-active", good))) until active",
+                timeout: config.activeTimeout),
+            RollbackPhase(
+                name: "stop-bad", description: "run \(ProcessRunner.display(argv("stop", bad)))", timeout: phaseTimeout),
         ]
         if config.persist {
-            phases.append(RollbackPhase(name: "enable-good", description: "run \(ProcessRunner.display(argv("enable", good)))", timeout: phaseTimeout))
-            phases.append(RollbackPhase(name: "disable-bad", description: "run \(ProcessRunner.display(argv("disable", bad)))", timeout: phaseTimeout))
+            phases.append(
+                RollbackPhase(
+                    name: "enable-good", description: "run \(ProcessRunner.display(argv("enable", good)))",
+                    timeout: phaseTimeout))
+            phases.append(
+                RollbackPhase(
+                    name: "disable-bad", description: "run \(ProcessRunner.display(argv("disable", bad)))",
+                    timeout: phaseTimeout))
         }
         return RollbackPlan(strategy: strategyName, from: from, to: to, incident: incident, phases: phases)
     }
@@ -80,11 +97,14 @@ public struct SystemdUnitExecutor: RollbackExecutor {
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
         let good = config.unit(plan.to), bad = config.unit(plan.from)
         switch phase.name {
-        case "start-good": _ = try await Command.run(argv("start", good), strategy: strategyName, timeout: phase.timeout)
+        case "start-good":
+            _ = try await Command.run(argv("start", good), strategy: strategyName, timeout: phase.timeout)
         case "wait-active": try await waitActive(good, timeout: phase.timeout)
         case "stop-bad": _ = try await Command.run(argv("stop", bad), strategy: strategyName, timeout: phase.timeout)
-        case "enable-good": _ = try await Command.run(argv("enable", good), strategy: strategyName, timeout: phase.timeout)
-        case "disable-bad": _ = try await Command.run(argv("disable", bad), strategy: strategyName, timeout: phase.timeout)
+        case "enable-good":
+            _ = try await Command.run(argv("enable", good), strategy: strategyName, timeout: phase.timeout)
+        case "disable-bad":
+            _ = try await Command.run(argv("disable", bad), strategy: strategyName, timeout: phase.timeout)
         default: throw fail("unknown phase \(phase.name)")
         }
     }

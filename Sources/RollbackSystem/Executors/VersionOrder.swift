@@ -12,8 +12,12 @@ public enum VersionOrder {
             let dx = cx.properties.numericType != nil && cx.isASCII, dy = cy.properties.numericType != nil && cy.isASCII
             if dx && dy {
                 var na = "", nb = ""
-                while let c = x, c.isASCII, c.properties.numericType != nil { na.unicodeScalars.append(c); x = i.next() }
-                while let c = y, c.isASCII, c.properties.numericType != nil { nb.unicodeScalars.append(c); y = j.next() }
+                while let c = x, c.isASCII, c.properties.numericType != nil {
+                    na.unicodeScalars.append(c); x = i.next()
+                }
+                while let c = y, c.isASCII, c.properties.numericType != nil {
+                    nb.unicodeScalars.append(c); y = j.next()
+                }
                 let ta = na.drop { $0 == "0" }, tb = nb.drop { $0 == "0" }
                 if ta.count != tb.count { return ta.count < tb.count }
                 if ta != tb { return ta < tb }

@@ -53,7 +53,9 @@ final class CurlTransfer: @unchecked Sendable {
     /// Creates and configures the easy handle. `bearerToken` is only put into the header list, never stored
     /// elsewhere or printed.
     func prepare(bearerToken: String?) -> HTTPError? {
-        guard CurlGlobal.ensure() else { return HTTPError(url: request.url, kind: .other(code: 2, message: "curl_global_init failed")) }
+        guard CurlGlobal.ensure() else {
+            return HTTPError(url: request.url, kind: .other(code: 2, message: "curl_global_init failed"))
+        }
         guard let h = curl_easy_init() else {
             return HTTPError(url: request.url, kind: .other(code: 2, message: "curl_easy_init failed"))
         }
@@ -68,8 +70,10 @@ final class CurlTransfer: @unchecked Sendable {
         check(rbd_easy_setopt_string(h, CURLOPT_PROTOCOLS_STR, "http,https"))
         check(rbd_easy_setopt_string(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
         check(rbd_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, Int(clamping: o.timeout.milliseconds)))
-        check(rbd_easy_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS,
-                                   Int(clamping: min(o.connectTimeout, o.timeout).milliseconds)))
+        check(
+            rbd_easy_setopt_long(
+                h, CURLOPT_CONNECTTIMEOUT_MS,
+                Int(clamping: min(o.connectTimeout, o.timeout).milliseconds)))
         check(rbd_easy_setopt_long(h, CURLOPT_FOLLOWLOCATION, o.followRedirects ? 1 : 0))
         check(rbd_easy_setopt_long(h, CURLOPT_MAXREDIRS, 5))
         check(rbd_easy_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1))
@@ -80,37 +84,43 @@ final class CurlTransfer: @unchecked Sendable {
         check(rbd_easy_setopt_pointer(h, CURLOPT_PRIVATE, Unmanaged.passUnretained(self).toOpaque()))
 
         let me = Unmanaged.passUnretained(self).toOpaque()
-        check(rbd_easy_setopt_write_callback(h, { ptr, size, count, userdata in
-            guard let ptr, let userdata else { return 0 }
-            let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-            let n = size * count
-            if t.body.count + n > t.maxBody {
-                t.bodyTooLarge = true
-                return 0 // makes libcurl stop with CURLE_WRITE_ERROR
-            }
-            ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
-                t.body.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
-            }
-            return n
-        }))
+        check(
+            rbd_easy_setopt_write_callback(
+                h,
+                { ptr, size, count, userdata in
+                    guard let ptr, let userdata else { return 0 }
+                    let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                    let n = size * count
+                    if t.body.count + n > t.maxBody {
+                        t.bodyTooLarge = true
+                        return 0 // makes libcurl stop with CURLE_WRITE_ERROR
+                    }
+                    ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+                        t.body.append(contentsOf: UnsafeBufferPointer(start: p, count: n))
+                    }
+                    return n
+                }))
         check(rbd_easy_setopt_pointer(h, CURLOPT_WRITEDATA, me))
-        check(rbd_easy_setopt_header_callback(h, { ptr, size, count, userdata in
-            guard let ptr, let userdata else { return 0 }
-            let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-            let n = size * count
-            let line = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
-                String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
-            }
-            if line.hasPrefix("HTTP/") {
-                // A new response (after a redirect or a 100 Continue): keep only the final one's headers.
-                t.responseHeaders.removeAll()
-            } else if let colon = line.firstIndex(of: ":") {
-                let name = String(line[..<colon])
-                let value = httpTrim(String(line[line.index(after: colon)...]))
-                if t.responseHeaders.count < 200 { t.responseHeaders.append((name, value)) }
-            }
-            return n
-        }))
+        check(
+            rbd_easy_setopt_header_callback(
+                h,
+                { ptr, size, count, userdata in
+                    guard let ptr, let userdata else { return 0 }
+                    let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                    let n = size * count
+                    let line = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+                        String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+                    }
+                    if line.hasPrefix("HTTP/") {
+                        // A new response (after a redirect or a 100 Continue): keep only the final one's headers.
+                        t.responseHeaders.removeAll()
+                    } else if let colon = line.firstIndex(of: ":") {
+                        let name = String(line[..<colon])
+                        let value = httpTrim(String(line[line.index(after: colon)...]))
+                        if t.responseHeaders.count < 200 { t.responseHeaders.append((name, value)) }
+                    }
+                    return n
+                }))
         check(rbd_easy_setopt_pointer(h, CURLOPT_HEADERDATA, me))
 
         switch request.method.uppercased() {
@@ -164,13 +174,16 @@ final class CurlTransfer: @unchecked Sendable {
         _ = rbd_easy_getinfo_off_t(h, CURLINFO_TOTAL_TIME_T, &total)
         _ = rbd_easy_getinfo_off_t(h, CURLINFO_CONNECT_TIME_T, &connect)
         _ = rbd_easy_getinfo_off_t(h, CURLINFO_STARTTRANSFER_TIME_T, &firstByte)
-        let timing = HTTPTiming(connect: Double(connect) / 1e6, firstByte: Double(firstByte) / 1e6,
-                                total: Double(total) / 1e6)
+        let timing = HTTPTiming(
+            connect: Double(connect) / 1e6, firstByte: Double(firstByte) / 1e6,
+            total: Double(total) / 1e6)
         if code == CURLE_OK {
             var status = 0
             _ = rbd_easy_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-            return .success(HTTPResponse(url: displayURL, status: status, headers: responseHeaders, body: body,
-                                         timing: timing))
+            return .success(
+                HTTPResponse(
+                    url: displayURL, status: status, headers: responseHeaders, body: body,
+                    timing: timing))
         }
         return .failure(HTTPError(url: request.url, kind: errorKind(code, connectSeconds: timing.connect)))
     }
@@ -188,12 +201,14 @@ final class CurlTransfer: @unchecked Sendable {
         case CURLE_COULDNT_RESOLVE_HOST:
             return .cannotResolve(host: URLParts(request.url)?.host ?? detail)
         case CURLE_OPERATION_TIMEDOUT:
-            if connectSeconds == 0 && detail.lowercased().contains("connect") { return .connectTimeout(min(o.connectTimeout, o.timeout)) }
+            if connectSeconds == 0 && detail.lowercased().contains("connect") {
+                return .connectTimeout(min(o.connectTimeout, o.timeout))
+            }
             return .timeout(o.timeout, bytesReceived: body.count)
         case CURLE_WRITE_ERROR where bodyTooLarge, CURLE_FILESIZE_EXCEEDED:
             return .bodyTooLarge(limit: maxBody)
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_CRL_BADFILE, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+            CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_CRL_BADFILE, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
             return .tls(detail)
         case CURLE_GOT_NOTHING: return .emptyReply
         case _ where detail.contains("Connection died"):

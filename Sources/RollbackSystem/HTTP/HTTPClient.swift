@@ -48,7 +48,8 @@ public final class HTTPClient: Sendable {
         let tag = engine.nextTag()
         let engine = self.engine
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<[Result<HTTPResponse, HTTPError>], Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<[Result<HTTPResponse, HTTPError>], Never>) in
                 let batch = HTTPBatch(count: requests.count, continuation: continuation)
                 var ready: [CurlTransfer] = []
                 for (i, request) in requests.enumerated() {
@@ -58,7 +59,9 @@ public final class HTTPClient: Sendable {
                         switch tokens[path] {
                         case let .token(t)?: token = t
                         case let .unusable(reason)?:
-                            batch.complete(i, .failure(HTTPError(url: request.url, kind: .bearerToken(path: path, reason: reason))))
+                            batch.complete(
+                                i, .failure(HTTPError(url: request.url, kind: .bearerToken(path: path, reason: reason)))
+                            )
                             continue
                         case nil: break
                         }
@@ -108,7 +111,8 @@ private final class HTTPBatch: Sendable {
     }
 
     func complete(_ index: Int, _ result: Result<HTTPResponse, HTTPError>) {
-        let finished = state.withLock { s -> (CheckedContinuation<[Result<HTTPResponse, HTTPError>], Never>, [Result<HTTPResponse, HTTPError>])? in
+        let finished = state.withLock {
+            s -> (CheckedContinuation<[Result<HTTPResponse, HTTPError>], Never>, [Result<HTTPResponse, HTTPError>])? in
             guard s.results[index] == nil else { return nil }
             s.results[index] = result
             s.remaining -= 1
@@ -164,7 +168,10 @@ private final class HTTPEngine: @unchecked Sendable {
                 return s.pending
             }
             for t in orphans {
-                t.completion(.failure(HTTPError(url: t.request.url, kind: .other(code: 2, message: "cannot start the HTTP driver thread"))))
+                t.completion(
+                    .failure(
+                        HTTPError(
+                            url: t.request.url, kind: .other(code: 2, message: "cannot start the HTTP driver thread"))))
             }
         }
     }
@@ -189,7 +196,9 @@ private final class HTTPEngine: @unchecked Sendable {
             if stop { return }
             guard let m = multi.handle else {
                 for t in incoming {
-                    t.completion(.failure(HTTPError(url: t.request.url, kind: .other(code: 2, message: "curl_multi_init failed"))))
+                    t.completion(
+                        .failure(
+                            HTTPError(url: t.request.url, kind: .other(code: 2, message: "curl_multi_init failed"))))
                 }
                 continue
             }
@@ -198,7 +207,8 @@ private final class HTTPEngine: @unchecked Sendable {
                 let rc = curl_multi_add_handle(m, e)
                 if rc != CURLM_OK {
                     let message = String(cString: curl_multi_strerror(rc))
-                    t.completion(.failure(HTTPError(url: t.request.url, kind: .other(code: Int(rc.rawValue), message: message))))
+                    t.completion(
+                        .failure(HTTPError(url: t.request.url, kind: .other(code: Int(rc.rawValue), message: message))))
                     continue
                 }
                 active[e] = t

@@ -10,8 +10,10 @@ public struct HTTPRequest: Sendable, Equatable {
     public var body: [UInt8]
     public var options: HTTPOptions
 
-    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
-                body: [UInt8] = [], options: HTTPOptions = HTTPOptions()) {
+    public init(
+        method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [], options: HTTPOptions = HTTPOptions()
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -75,7 +77,8 @@ public struct HTTPResponse: Sendable, Equatable {
     /// `Retry-After` given as delta-seconds (the form rate limiters send); nil when absent or an HTTP date.
     public var retryAfter: Interval? {
         guard let v = header("Retry-After").map(httpTrim), !v.isEmpty, v.count <= 9,
-              v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v) else { return nil }
+            v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v)
+        else { return nil }
         return .seconds(n)
     }
 
@@ -157,7 +160,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var reachedHost: Bool {
         switch kind {
         case .connectionRefused, .timeout, .bodyTooLarge, .tls, .emptyReply, .connectionBroken, .malformedResponse,
-             .tooManyRedirects:
+            .tooManyRedirects:
             return true
         case .cannotConnect, .cannotResolve, .connectTimeout, .invalidURL, .bearerToken, .cancelled, .other:
             return false
@@ -187,11 +190,13 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         let authorityStart = schemeEnd + 3
         var authorityEnd = authorityStart
         while authorityEnd < u.count, u[authorityEnd] != UInt8(ascii: "/"), u[authorityEnd] != UInt8(ascii: "?"),
-              u[authorityEnd] != UInt8(ascii: "#") {
+            u[authorityEnd] != UInt8(ascii: "#")
+        {
             authorityEnd += 1
         }
         guard let at = u[authorityStart..<authorityEnd].lastIndex(of: UInt8(ascii: "@")) else { return url }
-        return String(decoding: u[..<authorityStart], as: UTF8.self) + "***@" + String(decoding: u[(at + 1)...], as: UTF8.self)
+        return String(decoding: u[..<authorityStart], as: UTF8.self) + "***@"
+            + String(decoding: u[(at + 1)...], as: UTF8.self)
     }
 
     private static func find(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {

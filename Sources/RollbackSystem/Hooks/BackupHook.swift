@@ -14,15 +14,20 @@ public enum BackupHook {
     /// `pre-rollback-20261122T135300Z`.
     public static func backupName(at: Timestamp) -> String { "pre-rollback-\(at.compactUTC)" }
 
-    public static func run(_ argv: [String], at: Timestamp, from: String, to: String, incident: String,
-                           timeout: Interval) async throws(ExecutorError) -> Result {
+    public static func run(
+        _ argv: [String], at: Timestamp, from: String, to: String, incident: String,
+        timeout: Interval
+    ) async throws(ExecutorError) -> Result {
         let name = backupName(at: at)
-        let env = ["ROLLBACKD_BACKUP_NAME": name, "ROLLBACKD_FROM": from, "ROLLBACKD_TO": to, "ROLLBACKD_INCIDENT": incident]
+        let env = [
+            "ROLLBACKD_BACKUP_NAME": name, "ROLLBACKD_FROM": from, "ROLLBACKD_TO": to, "ROLLBACKD_INCIDENT": incident,
+        ]
         let r: ProcessResult
         do {
             r = try await Command.run(argv, strategy: "backup", environment: env, timeout: timeout)
         } catch {
-            throw ExecutorError("backup", "the pre-rollback backup \(name) failed, so the rollback did not start: \(error.message)")
+            throw ExecutorError(
+                "backup", "the pre-rollback backup \(name) failed, so the rollback did not start: \(error.message)")
         }
         return Result(name: name, seconds: r.seconds, output: ExecText.trim(r.stdoutText))
     }

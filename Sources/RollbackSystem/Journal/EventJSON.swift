@@ -30,9 +30,10 @@ public enum EventJSON {
     /// Reads the form `value(_:)` writes (used by tests and tools that consume history JSON).
     public static func event(from json: JSONValue) -> Event? {
         guard case let .string(kindName)? = json["kind"], let kind = EventKind(rawValue: kindName),
-              case let .string(atText)? = json["at"], let at = Timestamp(iso8601: atText),
-              case let .string(message)? = json["message"],
-              case let .string(sev)? = json["severity"], let severity = Severity(rawValue: sev) else { return nil }
+            case let .string(atText)? = json["at"], let at = Timestamp(iso8601: atText),
+            case let .string(message)? = json["message"],
+            case let .string(sev)? = json["severity"], let severity = Severity(rawValue: sev)
+        else { return nil }
         func string(_ k: String) -> String? { if case let .string(s)? = json[k] { return s }; return nil }
         func number(_ k: String) -> Double? { if case let .number(n)? = json[k] { return n }; return nil }
         var e = Event(kind: kind, at: at, message: message, severity: severity)

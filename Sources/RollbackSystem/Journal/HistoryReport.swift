@@ -96,8 +96,10 @@ public enum HistoryReport {
                 other.append(contentsOf: g.records.map(recordJSON))
             }
         }
-        let root: JSONValue = .object([("version", .number(1)), ("incidents", .array(incidents)),
-                                       ("other", .array(other))])
+        let root: JSONValue = .object([
+            ("version", .number(1)), ("incidents", .array(incidents)),
+            ("other", .array(other)),
+        ])
         return root.serialized + "\n"
     }
 
@@ -109,4 +111,3 @@ public enum HistoryReport {
         return Timestamp(iso8601: text)
     }
 }
-

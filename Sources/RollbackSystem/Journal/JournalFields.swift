@@ -103,8 +103,10 @@ public enum JournalFields {
     }
 
     /// The journald fields of one event, in a fixed order. `MESSAGE` first, then the identity, then the details.
-    public static func fields(for event: Event, identifier: String = "rollbackd",
-                              service: String? = nil) -> [(name: String, value: String)] {
+    public static func fields(
+        for event: Event, identifier: String = "rollbackd",
+        service: String? = nil
+    ) -> [(name: String, value: String)] {
         var f: [(name: String, value: String)] = [
             ("MESSAGE", event.message),
             ("MESSAGE_ID", messageID(for: event.kind)),
@@ -136,9 +138,11 @@ public enum JournalFields {
     /// Nil when the entry is not a rollbackd event. Extras come back with lowercase snake_case keys.
     public static func event(from fields: [String: String]) -> Event? {
         guard let kindName = fields["ROLLBACKD_EVENT"], let kind = EventKind(rawValue: kindName) else { return nil }
-        let severity = fields["ROLLBACKD_SEVERITY"].flatMap(Severity.init(rawValue:))
+        let severity =
+            fields["ROLLBACKD_SEVERITY"].flatMap(Severity.init(rawValue:))
             ?? severity(forPriority: fields["PRIORITY"].flatMap { Int($0) } ?? 6)
-        let at = fields["ROLLBACKD_TIME"].flatMap(Timestamp.init(iso8601:))
+        let at =
+            fields["ROLLBACKD_TIME"].flatMap(Timestamp.init(iso8601:))
             ?? fields["__REALTIME_TIMESTAMP"].flatMap { Int64($0) }.map { Timestamp(millisecondsSinceEpoch: $0 / 1000) }
             ?? Timestamp(millisecondsSinceEpoch: 0)
         var event = Event(kind: kind, at: at, message: fields["MESSAGE"] ?? "", severity: severity)
@@ -184,7 +188,8 @@ extension Timestamp {
             return true
         }
         guard let year = number(4), expect(45), let month = number(2), expect(45), let day = number(2),
-              (1...12).contains(month), (1...31).contains(day) else { return nil }
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
         var hour = 0, minute = 0, second = 0, millis = 0, offsetMinutes = 0
         if i < b.count {
             guard b[i] == 84 || b[i] == 116 || b[i] == 32 else { return nil } // T, t, space
@@ -232,7 +237,8 @@ extension Timestamp {
         let doy = (153 * mp + 2) / 5 + Int64(day) - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
-        let ms = days * 86_400_000 + Int64(hour) * 3_600_000 + Int64(minute) * 60_000 + Int64(second) * 1000
+        let ms =
+            days * 86_400_000 + Int64(hour) * 3_600_000 + Int64(minute) * 60_000 + Int64(second) * 1000
             + Int64(millis) - Int64(offsetMinutes) * 60_000
         self.init(millisecondsSinceEpoch: ms)
     }

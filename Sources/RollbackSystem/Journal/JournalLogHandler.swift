@@ -12,8 +12,10 @@ public struct JournalLogHandler: LogHandler {
     public let identifier: String
     public let writer: JournalWriter
 
-    public init(label: String, identifier: String = "rollbackd", writer: JournalWriter = JournalWriter(),
-                logLevel: Logger.Level = .info) {
+    public init(
+        label: String, identifier: String = "rollbackd", writer: JournalWriter = JournalWriter(),
+        logLevel: Logger.Level = .info
+    ) {
         self.label = label
         self.identifier = identifier
         self.writer = writer
@@ -64,8 +66,10 @@ public struct JournalLogHandler: LogHandler {
 
 public enum RollbackLogging {
     /// Points swift-log at journald (or stderr without a journal socket). Call once, early in `main`.
-    public static func bootstrap(identifier: String = "rollbackd", target: JournalTarget = .automatic,
-                                 level: Logger.Level = .info) {
+    public static func bootstrap(
+        identifier: String = "rollbackd", target: JournalTarget = .automatic,
+        level: Logger.Level = .info
+    ) {
         let writer = JournalWriter(target: target)
         LoggingSystem.bootstrap { label in
             JournalLogHandler(label: label, identifier: identifier, writer: writer, logLevel: level)

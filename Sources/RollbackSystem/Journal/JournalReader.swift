@@ -21,8 +21,10 @@ public struct JournalQuery: Sendable, Equatable {
     /// Read journal files from this directory instead of the system journal.
     public var directory: String?
 
-    public init(identifier: String = "rollbackd", since: Timestamp? = nil, until: Timestamp? = nil,
-                incident: String? = nil, directory: String? = nil) {
+    public init(
+        identifier: String = "rollbackd", since: Timestamp? = nil, until: Timestamp? = nil,
+        incident: String? = nil, directory: String? = nil
+    ) {
         self.identifier = identifier
         self.since = since
         self.until = until

@@ -74,14 +74,17 @@ public struct JournalWriter: Sendable {
         var map: [String: String] = [:]
         for f in fields where map[f.name] == nil { map[f.name] = f.value }
         let priorityNames = ["EMERG", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG"]
-        let priority = map["PRIORITY"].flatMap { Int($0) }.flatMap { (0..<8).contains($0) ? priorityNames[$0] : nil } ?? "INFO"
+        let priority =
+            map["PRIORITY"].flatMap { Int($0) }.flatMap { (0..<8).contains($0) ? priorityNames[$0] : nil } ?? "INFO"
         var line = ""
         if let t = map["ROLLBACKD_TIME"] { line += t + " " }
         line += (map["SYSLOG_IDENTIFIER"] ?? "rollbackd") + " " + priority
         if let e = map["ROLLBACKD_EVENT"] { line += " " + e }
         line += ": " + (map["MESSAGE"] ?? "")
-        let skip: Set<String> = ["MESSAGE", "MESSAGE_ID", "PRIORITY", "SYSLOG_IDENTIFIER", "ROLLBACKD_EVENT",
-                                 "ROLLBACKD_TIME", "ROLLBACKD_SEVERITY"]
+        let skip: Set<String> = [
+            "MESSAGE", "MESSAGE_ID", "PRIORITY", "SYSLOG_IDENTIFIER", "ROLLBACKD_EVENT",
+            "ROLLBACKD_TIME", "ROLLBACKD_SEVERITY",
+        ]
         let details = fields.filter { !skip.contains($0.name) }.map { f -> String in
             var name = f.name
             if name.hasPrefix("ROLLBACKD_") { name = String(name.dropFirst("ROLLBACKD_".count)) }

@@ -34,7 +34,9 @@ public struct CommandSource: ReportingSource {
             return .value(Double(code))
         case let (.stdout, .exited(code)):
             guard code == 0 else { return .noData(reason: "\(shown) failed: \(r.summary(timeout: config.timeout))") }
-            let first = r.stdout.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+            let first =
+                r.stdout.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first
+                ?? []
             let text = httpTrim(String(decoding: first, as: UTF8.self))
             guard let v = ExpositionParser.parseValue(text), v.isFinite else {
                 return .noData(reason: "\(shown) printed \(Reasons.excerpt(Array(first))), not a number")

@@ -46,28 +46,38 @@ public actor ProbeSource: ReportingSource {
     /// Probes every target once.
     public func probe() async -> [ProbeOutcome] {
         let results = await client.sendAll(targets.map { HTTPRequest.get($0, options: http) })
-        return zip(targets, results).map { target, r in Self.judge(target: target, r, expect: expect, timeout: http.timeout) }
+        return zip(targets, results).map { target, r in
+            Self.judge(target: target, r, expect: expect, timeout: http.timeout)
+        }
     }
 
     /// GETs every URL once, all at once, and returns one line per URL that is not healthy (not 2xx in time), e.g.
     /// for post-rollback smoke checks (`DaemonWorld.smoke`).
-    public static func failures(of urls: [String], options: HTTPOptions = HTTPOptions(),
-                                client: HTTPClient = .shared) async -> [String] {
+    public static func failures(
+        of urls: [String], options: HTTPOptions = HTTPOptions(),
+        client: HTTPClient = .shared
+    ) async -> [String] {
         let results = await client.sendAll(urls.map { HTTPRequest.get($0, options: options) })
-        return zip(urls, results).compactMap { url, r in judge(target: url, r, expect: nil, timeout: options.timeout).reason }
+        return zip(urls, results).compactMap { url, r in
+            judge(target: url, r, expect: nil, timeout: options.timeout).reason
+        }
     }
 
-    static func judge(target: String, _ r: Result<HTTPResponse, HTTPError>, expect: BodyMatch?, timeout: Interval) -> ProbeOutcome {
+    static func judge(target: String, _ r: Result<HTTPResponse, HTTPError>, expect: BodyMatch?, timeout: Interval)
+        -> ProbeOutcome
+    {
         switch r {
         case let .failure(e):
             var latency: Double?
             if case .timeout = e.kind { latency = timeout.seconds }
-            return ProbeOutcome(target: target, healthy: false, reached: e.reachedHost, latency: latency,
-                                reason: e.description)
+            return ProbeOutcome(
+                target: target, healthy: false, reached: e.reachedHost, latency: latency,
+                reason: e.description)
         case let .success(resp):
             guard resp.isSuccess else {
-                return ProbeOutcome(target: target, healthy: false, latency: resp.timing.total,
-                                    reason: "HTTP \(resp.status) from \(resp.url)")
+                return ProbeOutcome(
+                    target: target, healthy: false, latency: resp.timing.total,
+                    reason: "HTTP \(resp.status) from \(resp.url)")
             }
             if let problem = bodyProblem(resp, expect) {
                 return ProbeOutcome(target: target, healthy: false, latency: resp.timing.total, reason: problem)
@@ -80,7 +90,8 @@ public actor ProbeSource: ReportingSource {
         guard let expect else { return nil }
         if let needle = expect.contains, !needle.isEmpty {
             if resp.body.firstRange(of: Array(needle.utf8)) == nil {
-                return "the body of \(resp.url) does not contain \(JSONValue.quote(needle)): \(Reasons.excerpt(resp.body))"
+                return
+                    "the body of \(resp.url) does not contain \(JSONValue.quote(needle)): \(Reasons.excerpt(resp.body))"
             }
         }
         if let field = expect.jsonField, let wanted = expect.equals {
@@ -105,8 +116,11 @@ public actor ProbeSource: ReportingSource {
         let failed = outcomes.filter { !$0.healthy }
         if !outcomes.isEmpty && !outcomes.contains(where: \.reached) {
             // Our own view went dark: no measure may read it as the service failing.
-            let why = "blind: no target reachable: " + Reasons.summary(failed.compactMap(\.reason), of: outcomes.count, limit: 3,
-                                                                         what: "targets unreachable")
+            let why =
+                "blind: no target reachable: "
+                + Reasons.summary(
+                    failed.compactMap(\.reason), of: outcomes.count, limit: 3,
+                    what: "targets unreachable")
             var out = SourceReport()
             for name in metricNames { out.samples[name] = .noData(reason: why) }
             return out
@@ -119,16 +133,23 @@ public actor ProbeSource: ReportingSource {
         for (k, name) in metricNames.enumerated() {
             let c = configs[k]
             if !failed.isEmpty {
-                out.notes[name] = [Reasons.summary(failed.compactMap(\.reason), of: outcomes.count, limit: 3, what: "targets unhealthy")]
+                out.notes[name] = [
+                    Reasons.summary(
+                        failed.compactMap(\.reason), of: outcomes.count, limit: 3, what: "targets unhealthy")
+                ]
             }
             switch c.measure {
             case .unhealthyRatio:
-                out.samples[name] = outcomes.isEmpty ? .noData(reason: "no targets to probe")
+                out.samples[name] =
+                    outcomes.isEmpty
+                    ? .noData(reason: "no targets to probe")
                     : .value(Double(failed.count) / Double(outcomes.count))
             case .errorRatio:
                 let inWindow = history.filter { $0.at > now - c.window || $0.at == now }
                 let probes = inWindow.reduce(0) { $0 + $1.probes }
-                out.samples[name] = probes == 0 ? .noData(reason: "no probes in the last \(c.window)")
+                out.samples[name] =
+                    probes == 0
+                    ? .noData(reason: "no probes in the last \(c.window)")
                     : .value(Double(inWindow.reduce(0) { $0 + $1.failed }) / Double(probes))
             case .latencyQuantile:
                 let latencies = history.filter { $0.at > now - c.window || $0.at == now }.flatMap(\.latencies)
@@ -136,7 +157,8 @@ public actor ProbeSource: ReportingSource {
                     out.samples[name] = .value(q)
                 } else {
                     let why = failed.first?.reason.map { ": \($0)" } ?? ""
-                    out.samples[name] = .noData(reason: "no probe of \(targets.count) targets got an answer in the last \(c.window)\(why)")
+                    out.samples[name] = .noData(
+                        reason: "no probe of \(targets.count) targets got an answer in the last \(c.window)\(why)")
                 }
             }
         }

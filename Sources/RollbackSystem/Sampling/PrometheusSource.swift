@@ -23,7 +23,8 @@ public struct PrometheusSource: ReportingSource {
 
     public func report(now: Timestamp) async -> SourceReport {
         let name = metricNames[0]
-        let r = await client.send(HTTPRequest(url: queryURL, headers: [("Accept", "application/json")], options: config.http))
+        let r = await client.send(
+            HTTPRequest(url: queryURL, headers: [("Accept", "application/json")], options: config.http))
         var notes: [String] = []
         let value = interpret(r, notes: &notes)
         return SourceReport(samples: [name: value], notes: notes.isEmpty ? [:] : [name: notes])
@@ -39,7 +40,9 @@ public struct PrometheusSource: ReportingSource {
         case let .success(s): resp = s
         }
         guard let json = try? JSONParser.parse(bytes: resp.body) else {
-            if !resp.isSuccess { return .noData(reason: "HTTP \(resp.status) from \(config.url) for \(q): \(Reasons.excerpt(resp.body))") }
+            if !resp.isSuccess {
+                return .noData(reason: "HTTP \(resp.status) from \(config.url) for \(q): \(Reasons.excerpt(resp.body))")
+            }
             return .noData(reason: "the answer of \(config.url) to \(q) is not JSON: \(Reasons.excerpt(resp.body))")
         }
         if case let .array(warnings)? = json["warnings"] {
@@ -51,7 +54,8 @@ public struct PrometheusSource: ReportingSource {
             return .noData(reason: "\(config.url) rejected \(q): \(type): \(message)")
         }
         guard json["status"] == .string("success"), let data = json["data"],
-              let type = data["resultType"]?.plainText, let result = data["result"] else {
+            let type = data["resultType"]?.plainText, let result = data["result"]
+        else {
             return .noData(reason: "unexpected answer of \(config.url) to \(q): \(Reasons.excerpt(resp.body))")
         }
         let pair: JSONValue
@@ -66,7 +70,8 @@ public struct PrometheusSource: ReportingSource {
                 return .noData(reason: "empty result for \(q) at \(config.url) (no series matched)")
             }
             if items.count > 1 {
-                return .noData(reason: "\(q) returned \(items.count) series; aggregate it to one (for example with sum(…))")
+                return .noData(
+                    reason: "\(q) returned \(items.count) series; aggregate it to one (for example with sum(…))")
             }
             guard let v = items[0]["value"] else {
                 return .noData(reason: "unexpected answer of \(config.url) to \(q): the series has no value")
@@ -76,11 +81,15 @@ public struct PrometheusSource: ReportingSource {
             return .noData(reason: "\(q) returned a \(type); a scalar or a one-element vector is needed")
         }
         guard case let .array(tv) = pair, tv.count == 2, let text = tv[1].plainText,
-              let value = ExpositionParser.parseValue(text) else {
-            return .noData(reason: "unexpected answer of \(config.url) to \(q): \(pair.serialized) is not [time, \"value\"]")
+            let value = ExpositionParser.parseValue(text)
+        else {
+            return .noData(
+                reason: "unexpected answer of \(config.url) to \(q): \(pair.serialized) is not [time, \"value\"]")
         }
         if value.isNaN { return .noData(reason: "\(q) returned NaN (0/0: nothing to divide in the range?)") }
-        if value.isInfinite { return .noData(reason: "\(q) returned \(value > 0 ? "+Inf" : "-Inf") (a division by zero?)") }
+        if value.isInfinite {
+            return .noData(reason: "\(q) returned \(value > 0 ? "+Inf" : "-Inf") (a division by zero?)")
+        }
         return .value(value)
     }
 }

@@ -29,7 +29,9 @@ public final class Sampler: Sendable {
 
     /// - Parameter strategyVersion: reads the live version from the rollback strategy, for `"version": {"type":
     ///   "strategy"}` (the executors provide it; without it such a version reads as unknown, with the reason).
-    public init(thresholds: Thresholds, client: HTTPClient = .shared, strategyVersion: VersionReader.StrategyHook? = nil) {
+    public init(
+        thresholds: Thresholds, client: HTTPClient = .shared, strategyVersion: VersionReader.StrategyHook? = nil
+    ) {
         metricNames = thresholds.metrics.map(\.name)
         versionReader = VersionReader(source: thresholds.version, client: client, strategy: strategyVersion)
         var scrapeGroups: [(key: ScrapeConfig, members: [(name: String, config: ScrapeConfig)])] = []
@@ -44,7 +46,9 @@ public final class Sampler: Sendable {
                     scrapeGroups.append((c, [(m.name, c)]))
                 }
             case let .probe(c):
-                if let i = probeGroups.firstIndex(where: { $0.key.targets == c.targets && $0.key.http == c.http && $0.key.expect == c.expect }) {
+                if let i = probeGroups.firstIndex(where: {
+                    $0.key.targets == c.targets && $0.key.http == c.http && $0.key.expect == c.expect
+                }) {
                     probeGroups[i].members.append((m.name, c))
                 } else {
                     probeGroups.append((c, [(m.name, c)]))
@@ -55,7 +59,8 @@ public final class Sampler: Sendable {
                 others.append(CommandSource(name: m.name, config: c))
             }
         }
-        sources = scrapeGroups.map { ScrapeSource(metrics: $0.members, client: client) as any ReportingSource }
+        sources =
+            scrapeGroups.map { ScrapeSource(metrics: $0.members, client: client) as any ReportingSource }
             + probeGroups.map { ProbeSource(metrics: $0.members, client: client) as any ReportingSource }
             + others
     }
@@ -76,8 +81,9 @@ public final class Sampler: Sendable {
         async let version = versionReader.read()
         let report = await collect(now: now)
         let v = await version
-        return SamplerTick(at: now, samples: report.samples, notes: report.notes, version: v.version,
-                           versionReason: v.reason, seconds: Double(SystemTime.monotonicMs() - started) / 1000)
+        return SamplerTick(
+            at: now, samples: report.samples, notes: report.notes, version: v.version,
+            versionReason: v.reason, seconds: Double(SystemTime.monotonicMs() - started) / 1000)
     }
 
     private func collect(now: Timestamp) async -> SourceReport {

@@ -29,10 +29,11 @@ public actor ScrapeSource: ReportingSource {
     }
 
     public func report(now: Timestamp) async -> SourceReport {
-        var request = [HTTPRequest]()
+        var request: [HTTPRequest] = []
         request.reserveCapacity(targets.count)
         for t in targets {
-            request.append(HTTPRequest(url: t, headers: [("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")], options: http))
+            request.append(
+                HTTPRequest(url: t, headers: [("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")], options: http))
         }
         let results = await client.sendAll(request)
         var failures: [String] = []
@@ -72,7 +73,9 @@ public actor ScrapeSource: ReportingSource {
                     missing.append("\(reason) of \(target)")
                     // Scraped, but none of the series exist yet (a labelled counter has no children before its
                     // first increment): an empty snapshot, so series that appear later count from zero.
-                    if config.measure != .gauge { windows[k].record(target: target, CounterSnapshot(at: now, values: [:])) }
+                    if config.measure != .gauge {
+                        windows[k].record(target: target, CounterSnapshot(at: now, values: [:]))
+                    }
                 }
             }
             windows[k].prune(now: now)
@@ -89,17 +92,24 @@ public actor ScrapeSource: ReportingSource {
                 continue
             }
             if config.measure == .gauge {
-                out.samples[name] = gauges > 0 ? .value(gauge) : .noData(reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
+                out.samples[name] =
+                    gauges > 0
+                    ? .value(gauge)
+                    : .noData(reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
                 continue
             }
             let increases = targets.compactMap { windows[k].increase(target: $0, now: now) }
             if missing.count == expositions.count && increases.allSatisfy({ $0.total == 0 }) {
                 // No target has the series now and none grew in the window: most likely a wrong name or labels.
-                out.samples[name] = .noData(reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
+                out.samples[name] = .noData(
+                    reason: Reasons.summary(missing, of: targets.count, what: "targets lack the series"))
                 continue
             }
             if increases.isEmpty {
-                out.samples[name] = .noData(reason: "collecting a baseline: \(config.measure.rawValue) needs two scrapes of a target; the first value comes next tick")
+                out.samples[name] = .noData(
+                    reason:
+                        "collecting a baseline: \(config.measure.rawValue) needs two scrapes of a target; the first value comes next tick"
+                )
                 continue
             }
             out.samples[name] = value(config, increases, name: name, notes: &out.notes)
@@ -107,14 +117,17 @@ public actor ScrapeSource: ReportingSource {
         return out
     }
 
-    private func value(_ config: ScrapeConfig, _ increases: [TargetIncrease], name: String,
-                       notes: inout [String: [String]]) -> SampleValue {
+    private func value(
+        _ config: ScrapeConfig, _ increases: [TargetIncrease], name: String,
+        notes: inout [String: [String]]
+    ) -> SampleValue {
         let selector = selectorDescription(config)
         switch config.measure {
         case .errorRatio:
             let r = CounterMath.errorRatio(increases)
             guard r.total > 0 else {
-                return .noData(reason: "no increase of \(selector) in the last \(config.window) on any target (no traffic?)")
+                return .noData(
+                    reason: "no increase of \(selector) in the last \(config.window) on any target (no traffic?)")
             }
             return .value(r.errors / r.total)
         case .rate:
@@ -126,11 +139,14 @@ public actor ScrapeSource: ReportingSource {
                 return .noData(reason: "\(histogram)_bucket has no le=\"+Inf\" bucket, so no quantile can be computed")
             }
             guard let total = buckets.last?.count, total > 0 else {
-                return .noData(reason: "no observations of \(selector) in the last \(config.window) on any target (no traffic?)")
+                return .noData(
+                    reason: "no observations of \(selector) in the last \(config.window) on any target (no traffic?)")
             }
             let r = histogramQuantile(config.quantile, buckets)
             if r.fixedForMonotonicity {
-                notes[name, default: []].append("buckets of \(histogram) were not cumulative; they were fixed for monotonicity as Prometheus does (check the instrumentation)")
+                notes[name, default: []].append(
+                    "buckets of \(histogram) were not cumulative; they were fixed for monotonicity as Prometheus does (check the instrumentation)"
+                )
             }
             guard r.value.isFinite else {
                 return .noData(reason: "the \(config.quantile) quantile of \(histogram) is not a number (\(r.value))")

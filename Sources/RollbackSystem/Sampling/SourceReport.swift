@@ -34,7 +34,8 @@ extension ReportingSource {
 enum Reasons {
     /// `connection refused to http://a/metrics` or `3 of 3 targets failed: connection refused to http://a/metrics;
     /// timeout after 2s for http://b/metrics (and 1 more)`.
-    static func summary(_ failures: [String], of total: Int, limit: Int = 2, what: String = "targets failed") -> String {
+    static func summary(_ failures: [String], of total: Int, limit: Int = 2, what: String = "targets failed") -> String
+    {
         if failures.count == 1 && total == 1 { return failures[0] }
         let shown = failures.prefix(limit).joined(separator: "; ")
         let more = failures.count > limit ? " (and \(failures.count - limit) more)" : ""
@@ -76,4 +77,3 @@ extension JSONValue {
         }
     }
 }
-

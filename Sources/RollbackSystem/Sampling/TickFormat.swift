@@ -32,7 +32,11 @@ public enum TickFormat {
             var members: [(key: String, value: JSONValue)] = [
                 ("tick", .number(Double(index))), ("at", .string(tick.at.iso8601)), ("metric", .string(m.name)),
             ]
-            if let v = sample.number, v.isFinite { members.append(("value", .number(v))) } else { members.append(("value", .null)) }
+            if let v = sample.number, v.isFinite {
+                members.append(("value", .number(v)))
+            } else {
+                members.append(("value", .null))
+            }
             members.append(("reason", sample.reason.map(JSONValue.string) ?? .null))
             members.append(("unit", .string(m.unit.rawValue)))
             members.append(("notes", .array((tick.notes[m.name] ?? []).map(JSONValue.string))))

@@ -42,7 +42,9 @@ public struct VersionReader: Sendable {
             switch r {
             case let .failure(e): return (nil, "cannot read the version: \(e.description)")
             case let .success(resp):
-                guard resp.isSuccess else { return (nil, "cannot read the version: HTTP \(resp.status) from \(resp.url)") }
+                guard resp.isSuccess else {
+                    return (nil, "cannot read the version: HTTP \(resp.status) from \(resp.url)")
+                }
                 return Self.extract(resp.body, jsonField: jsonField, url: resp.url)
             }
         }
@@ -50,7 +52,8 @@ public struct VersionReader: Sendable {
 
     static func firstLine(_ bytes: [UInt8]) -> String? {
         let text = String(decoding: bytes, as: UTF8.self)
-        let line = httpTrim(String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: true).first ?? ""))
+        let line = httpTrim(
+            String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: true).first ?? ""))
         return line.isEmpty ? nil : line
     }
 
@@ -64,7 +67,9 @@ public struct VersionReader: Sendable {
         } catch {
             return (nil, "the version body of \(url) is not JSON (\(error)): \(Reasons.excerpt(body))")
         }
-        guard let value = json.lookup(dotPath: field) else { return (nil, "the version body of \(url) has no field \(field)") }
+        guard let value = json.lookup(dotPath: field) else {
+            return (nil, "the version body of \(url) has no field \(field)")
+        }
         guard let text = value.plainText, !text.isEmpty else {
             return (nil, "field \(field) of \(url) is \(value.serialized), not a version string")
         }

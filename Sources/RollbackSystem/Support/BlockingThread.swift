@@ -17,11 +17,13 @@ public enum BlockingThread {
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        let rc = pthread_create(&thread, &attr, { raw in
-            guard let raw else { return nil }
-            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().work()
-            return nil
-        }, unmanaged.toOpaque())
+        let rc = pthread_create(
+            &thread, &attr,
+            { raw in
+                guard let raw else { return nil }
+                Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().work()
+                return nil
+            }, unmanaged.toOpaque())
         pthread_attr_destroy(&attr)
         if rc != 0 { unmanaged.release() }
         return rc == 0

@@ -12,7 +12,9 @@ public final class ChildProcess: Sendable {
     /// Starts `argv`; throws naming the program when it cannot be started.
     public init(_ argv: [String], log: String) throws(ProcessStartError) {
         self.argv = argv
-        guard let program = argv.first, !program.isEmpty else { throw ProcessStartError(argv: argv, reason: "empty argv") }
+        guard let program = argv.first, !program.isEmpty else {
+            throw ProcessStartError(argv: argv, reason: "empty argv")
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -34,7 +36,7 @@ public final class ChildProcess: Sendable {
     /// SIGTERM to its process group, then SIGKILL after `grace`; waits until it is reaped. Idempotent.
     public func stop(grace: Interval = .seconds(2)) {
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) != 0 { return }  // already reaped (or exited and reaped now)
+        if waitpid(pid, &status, WNOHANG) != 0 { return } // already reaped (or exited and reaped now)
         kill(-pid, SIGTERM)
         let deadline = SystemTime.monotonicMs() + grace.milliseconds
         while SystemTime.monotonicMs() < deadline {

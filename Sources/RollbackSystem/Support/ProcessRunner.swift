@@ -54,15 +54,16 @@ public enum ProcessRunner {
     /// - Parameters:
     ///   - environment: added to (and overriding) the inherited environment.
     ///   - stdin: written to the child's standard input, which is then closed.
-    public static func run(_ argv: [String], environment: [String: String] = [:], stdin: [UInt8] = [],
-                           timeout: Interval,
-                           maxOutputBytes: Int = 1 << 20) async throws(ProcessStartError) -> ProcessResult {
+    public static func run(
+        _ argv: [String], environment: [String: String] = [:], stdin: [UInt8] = [],
+        timeout: Interval,
+        maxOutputBytes: Int = 1 << 20
+    ) async throws(ProcessStartError) -> ProcessResult {
         let outcome = await BlockingThread.run { () -> Result<ProcessResult, ProcessStartError> in
             runBlocking(argv, environment: environment, stdin: stdin, timeout: timeout, maxOutputBytes: maxOutputBytes)
         }
         return try outcome.get()
     }
-
 
     /// Every child rollbackd starts: its own process group (so a stop reaches its children too), no blocked
     /// signals, and the default action for the signals the daemon handles itself.
@@ -78,9 +79,11 @@ public enum ProcessRunner {
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     }
 
-    static func runBlocking(_ argv: [String], environment: [String: String], stdin input: [UInt8],
-                            timeout: Interval,
-                            maxOutputBytes: Int) -> Result<ProcessResult, ProcessStartError> {
+    static func runBlocking(
+        _ argv: [String], environment: [String: String], stdin input: [UInt8],
+        timeout: Interval,
+        maxOutputBytes: Int
+    ) -> Result<ProcessResult, ProcessStartError> {
         guard let program = argv.first, !program.isEmpty else {
             return .failure(ProcessStartError(argv: argv, reason: "empty argv"))
         }
@@ -170,10 +173,14 @@ public enum ProcessRunner {
                     continue
                 }
                 if p.fd == outFD {
-                    if out.count < maxOutputBytes { out.append(contentsOf: buffer[0..<min(r, maxOutputBytes - out.count)]) }
+                    if out.count < maxOutputBytes {
+                        out.append(contentsOf: buffer[0..<min(r, maxOutputBytes - out.count)])
+                    }
                     if out.count >= maxOutputBytes { truncated = true }
                 } else {
-                    if err.count < maxOutputBytes { err.append(contentsOf: buffer[0..<min(r, maxOutputBytes - err.count)]) }
+                    if err.count < maxOutputBytes {
+                        err.append(contentsOf: buffer[0..<min(r, maxOutputBytes - err.count)])
+                    }
                     if err.count >= maxOutputBytes { truncated = true }
                 }
             }
@@ -216,8 +223,10 @@ public enum ProcessRunner {
         } else {
             termination = .signalled(status & 0x7f)
         }
-        return .success(ProcessResult(termination: termination, stdout: out, stderr: err, truncated: truncated,
-                                      seconds: Double(SystemTime.monotonicMs() - started) / 1000))
+        return .success(
+            ProcessResult(
+                termination: termination, stdout: out, stderr: err, truncated: truncated,
+                seconds: Double(SystemTime.monotonicMs() - started) / 1000))
     }
 
     private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {

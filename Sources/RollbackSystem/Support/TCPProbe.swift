@@ -11,7 +11,8 @@ enum TCPProbe {
 
     /// nil when a connection was accepted, otherwise why not.
     static func checkBlocking(_ hostPort: String, timeout: Interval) -> String? {
-        guard let colon = hostPort.lastIndex(of: ":"), let port = UInt16(hostPort[hostPort.index(after: colon)...]) else {
+        guard let colon = hostPort.lastIndex(of: ":"), let port = UInt16(hostPort[hostPort.index(after: colon)...])
+        else {
             return "\(hostPort) is not host:port"
         }
         var host = String(hostPort[..<colon])
@@ -20,13 +21,18 @@ enum TCPProbe {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var res: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &res)
-        guard rc == 0, let first = res else { return "\(hostPort): cannot resolve \(host): \(String(cString: gai_strerror(rc)))" }
+        guard rc == 0, let first = res else {
+            return "\(hostPort): cannot resolve \(host): \(String(cString: gai_strerror(rc)))"
+        }
         defer { freeaddrinfo(first) }
         var lastError = "no address"
         var ai: UnsafeMutablePointer<addrinfo>? = first
         while let a = ai {
             defer { ai = a.pointee.ai_next }
-            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), a.pointee.ai_protocol)
+            let fd = socket(
+                a.pointee.ai_family,
+                a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                a.pointee.ai_protocol)
             if fd < 0 { lastError = String(cString: strerror(errno)); continue }
             defer { close(fd) }
             if connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return nil }

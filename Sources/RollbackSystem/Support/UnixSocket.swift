@@ -23,7 +23,9 @@ public enum UnixSocket {
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else { throw Failure(description: "\(path): socket path longer than \(capacity - 1) bytes") }
+        guard bytes.count < capacity else {
+            throw Failure(description: "\(path): socket path longer than \(capacity - 1) bytes")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
             raw[bytes.count] = 0

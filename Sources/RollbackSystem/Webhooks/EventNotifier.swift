@@ -23,9 +23,11 @@ public final class EventNotifier: Notifier {
     /// - Parameters:
     ///   - spoolDirectory: where undelivered notifications wait, e.g. `$STATE_DIRECTORY/spool/webhooks`.
     ///   - policy: backoff and batch settings; its `maxAge` is replaced by `config.maxAge`.
-    public init(config: NotifyConfig, service: String, spoolDirectory: String, policy: DeliveryPolicy = DeliveryPolicy(),
-                journalWriter: JournalWriter = JournalWriter(), client: HTTPClient = HTTPClient(),
-                host: String = WebhookPayload.hostName()) {
+    public init(
+        config: NotifyConfig, service: String, spoolDirectory: String, policy: DeliveryPolicy = DeliveryPolicy(),
+        journalWriter: JournalWriter = JournalWriter(), client: HTTPClient = HTTPClient(),
+        host: String = WebhookPayload.hostName()
+    ) {
         self.config = config
         self.service = service
         self.host = host
@@ -70,21 +72,35 @@ public final class EventNotifier: Notifier {
         }
         for (name, messages, damaged) in loaded {
             for d in damaged {
-                journal.writer.send([("MESSAGE", "webhook \(name): spool file \(d.path) set aside as .corrupt: \(d.reason)"),
-                                     ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", config.identifier),
-                                     ("ROLLBACKD_WEBHOOK", name)])
+                journal.writer.send([
+                    ("MESSAGE", "webhook \(name): spool file \(d.path) set aside as .corrupt: \(d.reason)"),
+                    ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", config.identifier),
+                    ("ROLLBACKD_WEBHOOK", name),
+                ])
             }
             if !messages.isEmpty {
-                journal.writer.send([("MESSAGE", "webhook \(name): resuming \(messages.count) undelivered notification(s) from the spool"),
-                                     ("PRIORITY", "5"), ("SYSLOG_IDENTIFIER", config.identifier),
-                                     ("ROLLBACKD_WEBHOOK", name), ("ROLLBACKD_PENDING", String(messages.count))])
+                journal.writer.send([
+                    (
+                        "MESSAGE",
+                        "webhook \(name): resuming \(messages.count) undelivered notification(s) from the spool"
+                    ),
+                    ("PRIORITY", "5"), ("SYSLOG_IDENTIFIER", config.identifier),
+                    ("ROLLBACKD_WEBHOOK", name), ("ROLLBACKD_PENDING", String(messages.count)),
+                ])
                 await workers[name]?.enqueue(messages)
             }
         }
-        let orphaned = await BlockingThread.run { spool.spooledWebhooks().filter { !names.contains($0) }.map { ($0, spool.count(webhook: $0)) } }
+        let orphaned = await BlockingThread.run {
+            spool.spooledWebhooks().filter { !names.contains($0) }.map { ($0, spool.count(webhook: $0)) }
+        }
         for (name, count) in orphaned where count > 0 {
-            journal.writer.send([("MESSAGE", "spool holds \(count) notification(s) for webhook \(name), which is no longer configured; they are kept in \(spool.path(webhook: name))"),
-                                 ("PRIORITY", "4"), ("SYSLOG_IDENTIFIER", config.identifier), ("ROLLBACKD_WEBHOOK", name)])
+            journal.writer.send([
+                (
+                    "MESSAGE",
+                    "spool holds \(count) notification(s) for webhook \(name), which is no longer configured; they are kept in \(spool.path(webhook: name))"
+                ),
+                ("PRIORITY", "4"), ("SYSLOG_IDENTIFIER", config.identifier), ("ROLLBACKD_WEBHOOK", name),
+            ])
         }
         for w in workers.values { await w.start() }
     }
@@ -100,9 +116,11 @@ public final class EventNotifier: Notifier {
         var messages: [SpoolMessage] = []
         for w in webhooks where WebhookPayload.accepts(w, event) {
             let body = WebhookPayload.body(w.format, event, incident: summary, host: host, service: service)
-            messages.append(WebhookSpool.newMessage(webhook: w.name, type: WebhookPayload.type(for: event.kind),
-                                                    severity: event.severity, createdAt: now, body: body,
-                                                    incident: event.incident))
+            messages.append(
+                WebhookSpool.newMessage(
+                    webhook: w.name, type: WebhookPayload.type(for: event.kind),
+                    severity: event.severity, createdAt: now, body: body,
+                    incident: event.incident))
         }
         let write = SpoolWrite(event: config.journal ? event : nil, messages: messages, done: OneShot())
         if write.event == nil && messages.isEmpty { return }
@@ -128,9 +146,11 @@ public final class EventNotifier: Notifier {
     }
 
     /// The writer loop: each write is journaled and durable before its webhooks' workers see it.
-    private static func writeLoop(_ stream: AsyncStream<SpoolWrite>, spool: WebhookSpool,
-                                  workers: [String: WebhookWorker], journal: EventJournal,
-                                  inFlight: Counter) async {
+    private static func writeLoop(
+        _ stream: AsyncStream<SpoolWrite>, spool: WebhookSpool,
+        workers: [String: WebhookWorker], journal: EventJournal,
+        inFlight: Counter
+    ) async {
         for await w in stream {
             if let error = await BlockingThread.run({ perform(w, spool: spool, journal: journal) }) {
                 reportSpoolFailure(error, journal: journal)
@@ -145,8 +165,13 @@ public final class EventNotifier: Notifier {
 
     private static func reportSpoolFailure(_ error: SystemError, journal: EventJournal) {
         // Still delivered from memory: late is better than never, and the journal says the spool failed.
-        journal.writer.send([("MESSAGE", "cannot spool webhook notifications: \(error); delivering from memory only (lost if rollbackd stops first)"),
-                             ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", journal.identifier)])
+        journal.writer.send([
+            (
+                "MESSAGE",
+                "cannot spool webhook notifications: \(error); delivering from memory only (lost if rollbackd stops first)"
+            ),
+            ("PRIORITY", "3"), ("SYSLOG_IDENTIFIER", journal.identifier),
+        ])
     }
 
     /// Waits until every notification accepted so far is on disk and queued for delivery.

@@ -70,7 +70,9 @@ public enum DeliveryOutcome: Sendable, Equatable {
 public enum RetryAfter {
     public static func parse(_ value: String, now: Timestamp) -> Interval? {
         let v = httpTrim(value)
-        if !v.isEmpty, v.count <= 9, v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v) { return .seconds(n) }
+        if !v.isEmpty, v.count <= 9, v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v) {
+            return .seconds(n)
+        }
         // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
         let parts = v.split(separator: " ")
         guard parts.count == 6, parts[5] == "GMT", parts[0].hasSuffix(",") else { return nil }
@@ -111,7 +113,8 @@ actor WebhookWorker {
     private let signals: AsyncStream<Void>
     private var loop: Task<Void, Never>?
 
-    init(webhook: WebhookConfig, spool: WebhookSpool, policy: DeliveryPolicy, client: HTTPClient, journal: EventJournal) {
+    init(webhook: WebhookConfig, spool: WebhookSpool, policy: DeliveryPolicy, client: HTTPClient, journal: EventJournal)
+    {
         self.webhook = webhook
         self.spool = spool
         self.policy = policy
@@ -181,9 +184,10 @@ actor WebhookWorker {
         let batch = Array(queue.prefix(max(1, policy.batchSize)))
         let timestamp = SystemTime.now().millisecondsSinceEpoch / 1000
         let requests = batch.map { m in
-            HTTPRequest(method: "POST", url: webhook.url,
-                        headers: WebhookSigning.headers(id: m.id, timestamp: timestamp, body: m.body, secret: secret),
-                        body: m.body, options: webhook.http)
+            HTTPRequest(
+                method: "POST", url: webhook.url,
+                headers: WebhookSigning.headers(id: m.id, timestamp: timestamp, body: m.body, secret: secret),
+                body: m.body, options: webhook.http)
         }
         let results = await client.sendAll(requests)
         if Task.isCancelled { return .worked }
@@ -204,7 +208,8 @@ actor WebhookWorker {
         if let retry {
             failed(retry.reason, after: retry.after)
         } else if failures > 0 {
-            journal.writer.send(note(priority: 6, "webhook \(webhook.name): delivering again after \(failures) failed attempt(s)"))
+            journal.writer.send(
+                note(priority: 6, "webhook \(webhook.name): delivering again after \(failures) failed attempt(s)"))
             failures = 0
             notBeforeMs = 0
         }
@@ -219,7 +224,11 @@ actor WebhookWorker {
         if let after { wait = min(after, policy.maxRetryAfter) }
         notBeforeMs = SystemTime.monotonicMs() + wait.milliseconds
         if failures == 1 || failures % 10 == 0 {
-            journal.writer.send(note(priority: 4, "webhook \(webhook.name): delivery failed (attempt \(failures)), \(queue.count) pending, next try in \(wait): \(scrub(reason))"))
+            journal.writer.send(
+                note(
+                    priority: 4,
+                    "webhook \(webhook.name): delivery failed (attempt \(failures)), \(queue.count) pending, next try in \(wait): \(scrub(reason))"
+                ))
         }
     }
 
@@ -240,8 +249,10 @@ actor WebhookWorker {
     }
 
     private func note(priority: Int, _ message: String) -> [(name: String, value: String)] {
-        [("MESSAGE", message), ("PRIORITY", String(priority)), ("SYSLOG_IDENTIFIER", journal.identifier),
-         ("ROLLBACKD_WEBHOOK", webhook.name), ("ROLLBACKD_PENDING", String(queue.count))]
+        [
+            ("MESSAGE", message), ("PRIORITY", String(priority)), ("SYSLOG_IDENTIFIER", journal.identifier),
+            ("ROLLBACKD_WEBHOOK", webhook.name), ("ROLLBACKD_PENDING", String(queue.count)),
+        ]
     }
 
     private func finish(_ m: SpoolMessage) {
@@ -256,9 +267,11 @@ actor WebhookWorker {
         let reason = scrub(reason)
         var extra = ["webhook": webhook.name, "webhook_id": m.id, "type": m.type, "url": Self.displayURL(webhook.url)]
         if let status { extra["status"] = String(status) }
-        journal.record(Event(kind: .deliveryFailed, at: SystemTime.now(),
-                             message: "webhook \(webhook.name): dropped \(m.type) notification \(m.id): \(reason)",
-                             severity: .high, incident: m.incident, reason: reason, extra: extra))
+        journal.record(
+            Event(
+                kind: .deliveryFailed, at: SystemTime.now(),
+                message: "webhook \(webhook.name): dropped \(m.type) notification \(m.id): \(reason)",
+                severity: .high, incident: m.incident, reason: reason, extra: extra))
     }
 
     private func dropExpired() {

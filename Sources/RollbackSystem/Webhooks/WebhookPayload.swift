@@ -42,20 +42,24 @@ struct IncidentTracker {
     private let limit = 256
 
     mutating func update(_ incident: Incident) {
-        var s = IncidentSummary(id: incident.id, status: incident.status.rawValue, service: incident.service,
-                                fromVersion: incident.fromVersion, toVersion: incident.toVersion,
-                                trigger: incident.trips.first?.trigger,
-                                severity: incident.trips.map(\.severity).max() ?? .low, openedAt: incident.openedAt,
-                                decision: incident.decision, outcome: incident.outcome?.rawValue,
-                                approver: incident.approver)
+        var s = IncidentSummary(
+            id: incident.id, status: incident.status.rawValue, service: incident.service,
+            fromVersion: incident.fromVersion, toVersion: incident.toVersion,
+            trigger: incident.trips.first?.trigger,
+            severity: incident.trips.map(\.severity).max() ?? .low, openedAt: incident.openedAt,
+            decision: incident.decision, outcome: incident.outcome?.rawValue,
+            approver: incident.approver)
         if let old = summaries[incident.id], old.severity > s.severity { s.severity = old.severity }
         store(s)
     }
 
     mutating func apply(_ e: Event) -> IncidentSummary? {
         guard let id = e.incident else { return nil }
-        var s = summaries[id] ?? IncidentSummary(id: id, status: IncidentStatus.open.rawValue, severity: e.severity,
-                                                 openedAt: e.at)
+        var s =
+            summaries[id]
+            ?? IncidentSummary(
+                id: id, status: IncidentStatus.open.rawValue, severity: e.severity,
+                openedAt: e.at)
         if s.fromVersion == nil { s.fromVersion = e.fromVersion }
         if let to = e.toVersion { s.toVersion = to }
         if s.trigger == nil { s.trigger = e.trigger }
@@ -102,17 +106,21 @@ public enum WebhookPayload {
     /// `rollbackd.<kind>`, e.g. `rollbackd.rollback_started`.
     public static func type(for kind: EventKind) -> String { "rollbackd." + kind.rawValue }
 
-    public static func standard(_ event: Event, incident: IncidentSummary?, host: String, service: String) -> JSONValue {
+    public static func standard(_ event: Event, incident: IncidentSummary?, host: String, service: String) -> JSONValue
+    {
         .object([
             ("type", .string(type(for: event.kind))),
             ("version", .number(Double(version))),
             ("timestamp", .string(event.at.iso8601)),
-            ("data", .object([
-                ("host", .string(host)),
-                ("service", .string(service)),
-                ("event", EventJSON.value(event)),
-                ("incident", incident?.json ?? .null),
-            ])),
+            (
+                "data",
+                .object([
+                    ("host", .string(host)),
+                    ("service", .string(service)),
+                    ("event", EventJSON.value(event)),
+                    ("incident", incident?.json ?? .null),
+                ])
+            ),
         ])
     }
 
@@ -124,7 +132,8 @@ public enum WebhookPayload {
         case .medium: mark = ":large_yellow_circle:"
         case .low: mark = ":information_source:"
         }
-        var text = "\(mark) *\(event.severity.rawValue.uppercased())* \(service) on \(host): \(slackEscape(event.message))"
+        var text =
+            "\(mark) *\(event.severity.rawValue.uppercased())* \(service) on \(host): \(slackEscape(event.message))"
         var details: [String] = ["event `\(event.kind.rawValue)`"]
         if let id = event.incident { details.append("incident `\(slackEscape(id))`") }
         if let t = event.trigger { details.append("trigger `\(slackEscape(t))`") }
@@ -143,8 +152,10 @@ public enum WebhookPayload {
         s.replacing("&", with: "&amp;").replacing("<", with: "&lt;").replacing(">", with: "&gt;")
     }
 
-    public static func body(_ format: WebhookFormat, _ event: Event, incident: IncidentSummary?, host: String,
-                            service: String) -> [UInt8] {
+    public static func body(
+        _ format: WebhookFormat, _ event: Event, incident: IncidentSummary?, host: String,
+        service: String
+    ) -> [UInt8] {
         let value: JSONValue
         switch format {
         case .standard: value = standard(event, incident: incident, host: host, service: service)

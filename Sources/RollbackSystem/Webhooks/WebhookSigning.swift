@@ -54,8 +54,10 @@ public enum WebhookSigning {
     }
 
     /// The three Standard Webhooks headers plus the content type.
-    public static func headers(id: String, timestamp: Int64, body: [UInt8],
-                               secret: WebhookSecret) -> [(name: String, value: String)] {
+    public static func headers(
+        id: String, timestamp: Int64, body: [UInt8],
+        secret: WebhookSecret
+    ) -> [(name: String, value: String)] {
         [
             ("Content-Type", "application/json"),
             ("webhook-id", id),
@@ -65,8 +67,10 @@ public enum WebhookSigning {
     }
 
     /// True when one of the space-separated `v1,` signatures matches (constant-time comparison).
-    public static func verify(id: String, timestamp: Int64, body: [UInt8], signatureHeader: String,
-                              secret: WebhookSecret) -> Bool {
+    public static func verify(
+        id: String, timestamp: Int64, body: [UInt8], signatureHeader: String,
+        secret: WebhookSecret
+    ) -> Bool {
         let expected = Array(signature(id: id, timestamp: timestamp, body: body, secret: secret).utf8)
         var matched = false
         for candidate in signatureHeader.split(separator: " ") {

@@ -21,8 +21,10 @@ public struct SpoolMessage: Sendable, Equatable {
     /// The file name in the webhook's spool directory (ordering: creation time, then a sequence number).
     public var fileName: String
 
-    public init(id: String, webhook: String, type: String, severity: Severity, createdAt: Timestamp, body: [UInt8],
-                incident: String? = nil, fileName: String) {
+    public init(
+        id: String, webhook: String, type: String, severity: Severity, createdAt: Timestamp, body: [UInt8],
+        incident: String? = nil, fileName: String
+    ) {
         self.id = id
         self.webhook = webhook
         self.type = type
@@ -52,18 +54,20 @@ public struct SpoolMessage: Sendable, Equatable {
     /// Parses a spool file; nil when it is not one (the caller sets it aside).
     public static func parse(_ bytes: [UInt8], fileName: String) -> SpoolMessage? {
         guard let doc = try? JSONParser.parse(bytes: bytes),
-              case let .number(v)? = doc["spool"], Int(v) == formatVersion,
-              case let .string(id)? = doc["id"], !id.isEmpty,
-              case let .string(webhook)? = doc["webhook"],
-              case let .string(type)? = doc["type"],
-              case let .string(sev)? = doc["severity"], let severity = Severity(rawValue: sev),
-              case let .number(ms)? = doc["createdMs"],
-              case let .string(body)? = doc["body"] else { return nil }
+            case let .number(v)? = doc["spool"], Int(v) == formatVersion,
+            case let .string(id)? = doc["id"], !id.isEmpty,
+            case let .string(webhook)? = doc["webhook"],
+            case let .string(type)? = doc["type"],
+            case let .string(sev)? = doc["severity"], let severity = Severity(rawValue: sev),
+            case let .number(ms)? = doc["createdMs"],
+            case let .string(body)? = doc["body"]
+        else { return nil }
         var incident: String?
         if case let .string(i)? = doc["incident"] { incident = i }
-        return SpoolMessage(id: id, webhook: webhook, type: type, severity: severity,
-                            createdAt: Timestamp(millisecondsSinceEpoch: Int64(ms)), body: Array(body.utf8),
-                            incident: incident, fileName: fileName)
+        return SpoolMessage(
+            id: id, webhook: webhook, type: type, severity: severity,
+            createdAt: Timestamp(millisecondsSinceEpoch: Int64(ms)), body: Array(body.utf8),
+            incident: incident, fileName: fileName)
     }
 }
 
@@ -97,8 +101,10 @@ public struct WebhookSpool: Sendable {
     public func path(of message: SpoolMessage) -> String { path(webhook: message.webhook) + "/" + message.fileName }
 
     /// A new message with a unique id and a file name that sorts after every earlier one of this process.
-    public static func newMessage(webhook: String, type: String, severity: Severity, createdAt: Timestamp,
-                                  body: [UInt8], incident: String? = nil) -> SpoolMessage {
+    public static func newMessage(
+        webhook: String, type: String, severity: Severity, createdAt: Timestamp,
+        body: [UInt8], incident: String? = nil
+    ) -> SpoolMessage {
         let id = WebhookSigning.newMessageID()
         let seq = sequence.add(1, ordering: .relaxed).newValue
         func pad(_ v: some BinaryInteger, _ width: Int) -> String {
@@ -106,8 +112,9 @@ public struct WebhookSpool: Sendable {
             return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
         }
         let name = "\(pad(max(0, createdAt.millisecondsSinceEpoch), 13))-\(pad(seq % 1_000_000_000, 9))-\(id).json"
-        return SpoolMessage(id: id, webhook: webhook, type: type, severity: severity, createdAt: createdAt, body: body,
-                            incident: incident, fileName: name)
+        return SpoolMessage(
+            id: id, webhook: webhook, type: type, severity: severity, createdAt: createdAt, body: body,
+            incident: incident, fileName: name)
     }
 
     /// Writes each message durably (blocking: call from `BlockingThread`). Throws on the first failure, naming
@@ -156,7 +163,9 @@ public struct WebhookSpool: Sendable {
                     messages.append(m)
                 } else {
                     _ = rename(full, full + ".corrupt")
-                    damaged.append(Damaged(path: full, reason: "not a rollbackd spool file (version \(SpoolMessage.formatVersion))"))
+                    damaged.append(
+                        Damaged(
+                            path: full, reason: "not a rollbackd spool file (version \(SpoolMessage.formatVersion))"))
                 }
             } catch {
                 _ = rename(full, full + ".corrupt")
@@ -172,7 +181,9 @@ public struct WebhookSpool: Sendable {
             var bytes: [UInt8] = []
             var it = Array(name.utf8)[...]
             while let b = it.popFirst() {
-                if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+                if b == UInt8(ascii: "%"), it.count >= 2,
+                    let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16)
+                {
                     bytes.append(v)
                     it = it.dropFirst(2)
                 } else {
