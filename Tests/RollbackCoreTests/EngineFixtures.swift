@@ -57,16 +57,26 @@ struct Harness {
 
     /// One tick with the given samples; the clock then advances one interval.
     @discardableResult
-    mutating func tick(_ samples: [String: SampleValue], version: String? = nil, smoke: [String] = []) -> EngineOutput {
+    mutating func tick(
+        _ samples: [String: SampleValue], counts: [String: Counts] = [:], version: String? = nil, smoke: [String] = []
+    ) -> EngineOutput {
         if let version { self.version = version }
         let all = background.merging(samples) { _, new in new }
         let out = engine.tick(
-            Observation(at: now, samples: all, version: self.version, smokeFailures: smoke),
+            Observation(at: now, samples: all, counts: counts, version: self.version, smokeFailures: smoke),
             deployable: deployable)
         events += out.events
         if let o = out.rollback { orders.append(o) }
         now = now + step
         return out
+    }
+
+    /// One tick of `errors` failed requests out of `requests` on the counted error-rate metric.
+    @discardableResult
+    mutating func tick(errors: Int64, of requests: Int64) -> EngineOutput {
+        tick(
+            ["error_rate": .value(requests > 0 ? Double(errors) / Double(requests) : 0)],
+            counts: ["error_rate": Counts(events: errors, trials: requests)])
     }
 
     @discardableResult

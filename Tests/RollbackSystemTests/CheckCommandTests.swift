@@ -55,7 +55,8 @@ import TestSupport
         #expect(root["service"] == .string("example-api"))
         #expect(triggers.first?["name"] == .string("critical-error-rate"))
         #expect(triggers.first?["automation"] == .string("full"))
-        #expect(triggers.first?["detectionSeconds"] == .number(15))
+        #expect(triggers.first?["detectionSeconds"] == .number(5)) // evidence: at the first tick with enough counts
+        #expect(triggers.first?["decidesBy"] == .string("evidence: error_rate > 10% at 99%"))
         #expect(triggers.first?["respondWithinSeconds"] == .number(120))
     }
 

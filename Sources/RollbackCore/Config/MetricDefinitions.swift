@@ -112,6 +112,16 @@ public struct MetricDefinition: Sendable, Equatable {
     /// Unit used when printing values: `ratio` prints as a percentage, `seconds` as ms.
     public var unit: MetricUnit
     public var source: MetricSourceConfig
+
+    /// Whether its samples carry the counts behind them (errors of requests, unhealthy of probed instances), so
+    /// that triggers on it decide by evidence. Rates, gauges, quantiles, `prometheus` and `command` give a value only.
+    public var hasCounts: Bool {
+        switch source {
+        case let .scrape(c): return c.measure == .errorRatio
+        case let .probe(c): return c.measure == .errorRatio || c.measure == .unhealthyRatio
+        case .prometheus, .command: return false
+        }
+    }
 }
 
 public enum MetricUnit: String, Sendable, CaseIterable {

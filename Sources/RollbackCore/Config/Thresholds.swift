@@ -321,12 +321,12 @@ extension Thresholds {
             case let .within(budget) where row.detectionTime > budget:
                 sink.warn(
                     JSONPath.member(p, "breaches"),
-                    "detection takes \(row.detectionTime) (interval \(interval) × \(t.breaches) breaches), longer than respondWithin \(budget)"
+                    "detection takes \(row.detectionTime) (interval \(interval) × \(row.ticksNeeded) breaches), longer than respondWithin \(budget)"
                 )
-            case .immediate where t.breaches > 1:
+            case .immediate where row.ticksNeeded > 1:
                 sink.warn(
                     JSONPath.member(p, "breaches"),
-                    "respondWithin is immediate but the trigger needs \(t.breaches) consecutive breaches (\(row.detectionTime))"
+                    "respondWithin is immediate but the trigger needs \(row.ticksNeeded) consecutive breaches (\(row.detectionTime))"
                 )
             default: break
             }
@@ -379,9 +379,37 @@ public struct EffectiveTrigger: Sendable, Equatable {
     public init(trigger: TriggerDefinition, thresholds: Thresholds) {
         self.trigger = trigger
         self.automation = trigger.automation.capped(by: thresholds.automation)
-        self.detectionTime = thresholds.interval * trigger.breaches
         let unit = thresholds.metric(named: trigger.metric)?.unit ?? .number
         self.conditionText = Self.describe(trigger.condition, metric: trigger.metric, unit: unit)
+        let counted = thresholds.metric(named: trigger.metric)?.hasCounts == true
+        self.rule = Self.rule(trigger, conditionText: conditionText, counted: counted)
+        self.ticksNeeded =
+            Self.decidesByEvidence(trigger, counted: counted) && !trigger.breachesGiven ? 1 : trigger.breaches
+        self.detectionTime = thresholds.interval * ticksNeeded
+    }
+
+    /// The fewest ticks before the trigger can fire: K, or 1 for a trigger deciding on evidence alone (which
+    /// then fires at the first tick whose counts are evidence enough: at once on a flood, later on a trickle).
+    public var ticksNeeded: Int
+
+    /// The engine's rule (`Engine.decidesByEvidence`), as far as the configuration can tell it: a counted metric and
+    /// an absolute bound strictly between 0 and 1.
+    static func decidesByEvidence(_ t: TriggerDefinition, counted: Bool) -> Bool {
+        switch t.condition {
+        case let .above(x), let .below(x): return counted && x > 0 && x < 1
+        case .aboveBaseline, .belowBaseline: return false
+        }
+    }
+
+    /// How the trigger decides: `evidence: error_rate > 10% at 99%` on a counted metric with an absolute bound
+    /// (plus `and 3 consecutive breaches` when the table sets `breaches`), otherwise `consecutive: 3 breaches`.
+    public var rule: String
+
+    static func rule(_ t: TriggerDefinition, conditionText: String, counted: Bool) -> String {
+        let consecutive = t.breaches == 1 ? "1 breach" : "\(t.breaches) breaches"
+        guard decidesByEvidence(t, counted: counted) else { return "consecutive: " + consecutive }
+        let evidence = "evidence: \(conditionText) at \(ValueFormat.percent(t.confidence))"
+        return t.breachesGiven ? evidence + " and \(consecutive) in a row" : evidence
     }
 
     public static func describe(_ c: Condition, metric: String, unit: MetricUnit) -> String {

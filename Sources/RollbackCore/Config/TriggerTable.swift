@@ -1,6 +1,8 @@
 /// The effective trigger table, as an operator reviews it before a release (`rollbackd check`).
 public enum TriggerTable {
-    static let headers = ["TRIGGER", "CONDITION", "SEVERITY", "RESPOND WITHIN", "AUTOMATION", "DETECTION", "NO DATA"]
+    static let headers = [
+        "TRIGGER", "CONDITION", "SEVERITY", "RESPOND WITHIN", "AUTOMATION", "DETECTION", "NO DATA", "DECIDES BY",
+    ]
 
     public static func rows(_ t: Thresholds) -> [[String]] {
         t.effectiveTriggers.map { row in
@@ -12,7 +14,7 @@ public enum TriggerTable {
             return [
                 row.trigger.name, row.conditionText, row.trigger.severity.rawValue,
                 row.trigger.respondWithin.description, automation,
-                "\(row.detectionTime) (\(row.trigger.breaches)×\(t.interval))", row.trigger.noData.rawValue,
+                "\(row.detectionTime) (\(row.ticksNeeded)×\(t.interval))", row.trigger.noData.rawValue, row.rule,
             ]
         }
     }
@@ -50,6 +52,8 @@ public enum TriggerTable {
                 ("clears", .number(Double(row.trigger.clears))),
                 ("noData", .string(row.trigger.noData.rawValue)),
                 ("detectionSeconds", .number(row.detectionTime.seconds)),
+                ("decidesBy", .string(row.rule)),
+                ("confidence", .number(row.trigger.confidence)),
             ]
             if case let .within(d) = row.trigger.respondWithin {
                 members.append(("respondWithinSeconds", .number(d.seconds)))

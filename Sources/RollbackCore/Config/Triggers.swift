@@ -97,11 +97,19 @@ public struct TriggerDefinition: Sendable, Equatable {
     public var automation: AutomationLevel
     /// Evaluate and report as usual but never execute: decisions become "dry run: would roll back …".
     public var dryRun: Bool
+    /// On a counted metric (errors of requests, unhealthy of probed instances): the confidence the sequential test
+    /// must reach before the trigger fires (1 − α; see docs/decisions.md).
+    public var confidence: Double
+    /// Whether the table set `breaches` / `clears` itself. On a counted metric the evidence decides alone unless
+    /// they were set: a trigger with both waits for both.
+    public var breachesGiven: Bool
+    public var clearsGiven: Bool
 
     public init(
         name: String, description: String? = nil, metric: String, condition: Condition, breaches: Int = 3,
         clears: Int = 5, noData: NoDataPolicy = .hold, severity: Severity, respondWithin: ResponseBudget,
-        automation: AutomationLevel, dryRun: Bool = false
+        automation: AutomationLevel, dryRun: Bool = false, confidence: Double = 0.99, breachesGiven: Bool = true,
+        clearsGiven: Bool = true
     ) {
         self.name = name
         self.description = description
@@ -114,6 +122,9 @@ public struct TriggerDefinition: Sendable, Equatable {
         self.respondWithin = respondWithin
         self.automation = automation
         self.dryRun = dryRun
+        self.confidence = confidence
+        self.breachesGiven = breachesGiven
+        self.clearsGiven = clearsGiven
     }
 }
 
@@ -130,8 +141,16 @@ extension TriggerDefinition {
         let description = obj.read("description", Read.string)
         let metric = obj.read("metric", required: true, Read.nonEmptyString)
         let condition = obj.read("condition", required: true) { v, p, s in Self.readCondition(v, p, s) }
-        let breaches = obj.read("breaches", Read.int(min: 1, max: 1000)) ?? 3
-        let clears = obj.read("clears", Read.int(min: 1, max: 1000)) ?? 5
+        let breachesRead = obj.read("breaches", Read.int(min: 1, max: 1000))
+        let clearsRead = obj.read("clears", Read.int(min: 1, max: 1000))
+        let confidence = obj.read("confidence") { v, p, s -> Double? in
+            guard let x = Read.number(v, p, s) else { return nil }
+            guard x >= 0.5 && x < 1 else {
+                s.error(p, "\(JSONValue.format(number: x)) is not a confidence between 0.5 and 1 (e.g. 0.99)")
+                return nil
+            }
+            return x
+        }
         let noData = obj.read("noData", Read.choice(NoDataPolicy.self)) ?? .hold
         let severity = obj.read("severity", required: true, Read.choice(Severity.self))
         let respond = obj.read("respondWithin", required: true) { v, p, s -> ResponseBudget? in
@@ -154,8 +173,9 @@ extension TriggerDefinition {
         guard let name, let metric, let condition, let severity, let respond, let automation else { return nil }
         return TriggerDefinition(
             name: name, description: description, metric: metric, condition: condition,
-            breaches: breaches, clears: clears, noData: noData, severity: severity,
-            respondWithin: respond, automation: automation, dryRun: dryRun)
+            breaches: breachesRead ?? 3, clears: clearsRead ?? 5, noData: noData, severity: severity,
+            respondWithin: respond, automation: automation, dryRun: dryRun, confidence: confidence ?? 0.99,
+            breachesGiven: breachesRead != nil, clearsGiven: clearsRead != nil)
     }
 
     static func readCondition(_ v: JSONValue, _ path: String, _ sink: IssueSink) -> Condition? {

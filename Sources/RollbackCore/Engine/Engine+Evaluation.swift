@@ -96,14 +96,30 @@ extension Engine {
         let sample = obs.samples[t.metric] ?? .noData(reason: "no sample for \(t.metric)")
         enum Verdict { case breach, ok, hold }
         var verdict: Verdict
+        let byEvidence = decidesByEvidence(t, obs)
+        let k = breachesNeeded(t, byEvidence: byEvidence)
+        let r = clearsNeeded(t, byEvidence: byEvidence)
+        var sayInsufficient = false
         switch sample {
         case let .value(v) where v.isFinite:
             let baseline = state.ledger.current.flatMap { state.ledger.release($0) }?.baseline[t.metric]
             if let threshold = t.condition.threshold(baseline: baseline) {
-                verdict = t.condition.isBreached(by: v, threshold: threshold) ? .breach : .ok
+                let valueBreach = t.condition.isBreached(by: v, threshold: threshold)
                 s.lastValue = v
                 s.lastThreshold = threshold
                 s.lastReason = nil
+                if byEvidence, let counts = obs.counts[t.metric] {
+                    switch evidenceVerdict(t, &s, counts: counts, threshold: threshold, now: now) {
+                    case .breach: verdict = .breach
+                    case .ok: verdict = .ok
+                    case .hold: verdict = .hold
+                    }
+                    // The ratio alone would have breached: say once why nothing happens.
+                    sayInsufficient =
+                        valueBreach && verdict != .breach && !s.phase.isTripped && s.insufficientSaid != true
+                } else {
+                    verdict = valueBreach ? .breach : .ok
+                }
             } else {
                 // A relative condition without a baseline cannot be judged: hold, whatever the no-data policy.
                 verdict = .hold
@@ -126,18 +142,28 @@ extension Engine {
             Event(
                 kind: kind, at: now, message: message, severity: severity, trigger: t.name, automation: level,
                 metric: t.metric, value: s.lastValue, threshold: s.lastThreshold,
-                fromVersion: state.ledger.current, reason: s.lastReason, dryRun: t.dryRun ? true : nil)
+                fromVersion: state.ledger.current, reason: s.lastReason, dryRun: t.dryRun ? true : nil,
+                extra: byEvidence ? evidenceFields(s) : [:])
         }
-        let valueText =
+        var valueText =
             s.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
             ?? "no data"
+        if byEvidence, let evidence = evidenceText(t, s) { valueText += " (\(evidence))" }
+        if sayInsufficient {
+            s.insufficientSaid = true
+            out.events.append(
+                event(
+                    .triggerPending,
+                    "Trigger \(t.name) is not firing: \(valueText) breaches \(conditionText(t)), but that is insufficient evidence so far.",
+                    .low))
+        }
         switch (s.phase, verdict) {
         case (_, .hold):
             break
         case (.ok, .breach):
             s.firstBreachAt = now
             s.count = 1
-            if t.breaches <= 1 {
+            if k <= 1 {
                 trip(t, &s, now: now)
                 out.events.append(
                     event(
@@ -148,41 +174,41 @@ extension Engine {
                 out.events.append(
                     event(
                         .triggerPending,
-                        "Trigger \(t.name) is pending: \(valueText) breaches \(conditionText(t)) (1 of \(t.breaches)).",
+                        "Trigger \(t.name) is pending: \(valueText) breaches \(conditionText(t)) (1 of \(k)).",
                         .low))
             }
         case (.pending, .breach):
             s.count += 1
-            if s.count >= t.breaches {
+            if s.count >= k {
                 trip(t, &s, now: now)
                 out.events.append(
                     event(
                         .triggerFiring,
-                        "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) for \(t.breaches) consecutive samples.",
+                        "Trigger \(t.name) is firing: \(valueText) breaches \(conditionText(t)) for \(k) consecutive samples.",
                         t.severity))
             }
         case (.pending, .ok):
-            s = TriggerState(lastValue: s.lastValue, lastThreshold: s.lastThreshold)
+            s = s.phaseReset()
         case (.firing, .ok):
             s.count = 1
-            if t.clears <= 1 {
-                s = TriggerState(lastValue: s.lastValue, lastThreshold: s.lastThreshold)
+            if r <= 1 {
+                s = s.phaseReset()
                 out.events.append(event(.triggerCleared, "Trigger \(t.name) cleared: \(valueText).", .low))
             } else {
                 s.phase = .recovering
                 out.events.append(
                     event(
-                        .triggerRecovering, "Trigger \(t.name) is recovering: \(valueText) (1 of \(t.clears) oks).",
+                        .triggerRecovering, "Trigger \(t.name) is recovering: \(valueText) (1 of \(r) oks).",
                         .low))
             }
         case (.recovering, .ok):
             s.count += 1
-            if s.count >= t.clears {
-                s = TriggerState(lastValue: s.lastValue, lastThreshold: s.lastThreshold)
+            if s.count >= r {
+                s = s.phaseReset()
                 out.events.append(
                     event(
                         .triggerCleared,
-                        "Trigger \(t.name) cleared after \(t.clears) consecutive ok samples: \(valueText).", .low))
+                        "Trigger \(t.name) cleared after \(r) consecutive ok samples: \(valueText).", .low))
             }
         case (.recovering, .breach):
             s.phase = .firing
@@ -321,5 +347,16 @@ extension TriggerState {
         self.init()
         self.lastValue = lastValue
         self.lastThreshold = lastThreshold
+    }
+
+    /// Back to `ok`, keeping the last value and the release's evidence (it is cumulative: a pending trigger that
+    /// saw one good tick has not lost what it counted); the clearing test starts again at the next trip.
+    func phaseReset() -> TriggerState {
+        var s = TriggerState(lastValue: lastValue, lastThreshold: lastThreshold)
+        s.evidence = evidence
+        s.evidenceSince = evidenceSince
+        s.evidenceRelease = evidenceRelease
+        s.insufficientSaid = insufficientSaid
+        return s
     }
 }

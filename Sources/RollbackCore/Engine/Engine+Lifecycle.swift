@@ -127,18 +127,50 @@ extension Engine {
     /// A sampler that stays that slow gets its verdict at twice `verifyFor` all the same.
     func verificationIsDue(_ v: VerificationState, now: Timestamp) -> Bool {
         guard now >= v.deadline else { return false }
-        guard let ticks = v.ticks else { return true }
-        let every = max(config.safety.verifyInterval ?? config.interval, .ms(1))
-        let promised = Int(config.safety.verifyFor.milliseconds / every.milliseconds)
-        return ticks >= promised || now >= v.deadline + config.safety.verifyFor
+        if let ticks = v.ticks {
+            let every = max(config.safety.verifyInterval ?? config.interval, .ms(1))
+            let promised = Int(config.safety.verifyFor.milliseconds / every.milliseconds)
+            guard ticks >= promised || now >= v.deadline + config.safety.verifyFor else { return false }
+        }
+        // A quiet service may not send enough requests within verifyFor to prove its recovery. While the only
+        // triggers not yet clear are quiet ones (no evidence of badness since the rollback), keep verifying, up to
+        // the bound; then the verdict states the evidence it had.
+        let quiet = quietTriggers()
+        if !quiet.isEmpty, now < v.deadline + .ms(config.safety.verifyFor.milliseconds * Self.quietExtension),
+            verificationProblems(smokeFailures: v.smokeFailures, quiet: quiet).isEmpty
+        {
+            return false
+        }
+        return true
+    }
+
+    /// How many more `verifyFor`s a quiet service's verification may take before it is judged on what it has.
+    static let quietExtension: Int64 = 3
+
+    /// Triggers not yet clear only because the service is quiet: on a counted metric, fed by the live release's
+    /// traffic since it went back live, with no evidence that it is beyond the condition and not yet enough
+    /// evidence that it is back within it, and with data this tick.
+    func quietTriggers() -> [TriggerDefinition] {
+        config.triggers.filter { t in
+            guard let s = state.triggers[t.name], s.phase.isTripped, config.metric(named: t.metric)?.hasCounts == true,
+                let current = state.ledger.current, s.evidenceRelease == current, s.evidence?.reached == false
+            else { return false }
+            return (state.blind[t.metric]?.consecutiveNoData ?? 0) == 0
+        }
     }
 
     /// Why the triggers do not show a recovery now (empty: they do): every `full` trigger must be clear and every
     /// smoke check must have answered. The daemon's verification and `rollbackd drill` judge with this.
     public func verificationProblems(smokeFailures: [String]) -> [String] {
+        verificationProblems(smokeFailures: smokeFailures, quiet: [])
+    }
+
+    /// The same, forgiving the `quiet` triggers (see `quietTriggers`).
+    func verificationProblems(smokeFailures: [String], quiet: [TriggerDefinition]) -> [String] {
+        let forgiven = Set(quiet.map(\.name))
         let notClear = config.triggers.filter { t in
             t.automation.capped(by: config.automation) == .full && !t.dryRun
-                && (state.triggers[t.name]?.phase ?? .ok) != .ok
+                && (state.triggers[t.name]?.phase ?? .ok) != .ok && !forgiven.contains(t.name)
         }
         // A trigger whose metric has no data could not show its recovery: say so, rather than only "firing".
         let problems = notClear.map { t -> String in
@@ -153,17 +185,27 @@ extension Engine {
     mutating func finishVerification(now: Timestamp, out: inout EngineOutput) {
         guard let v = state.verification else { return }
         state.verification = nil
-        let problems = verificationProblems(smokeFailures: v.smokeFailures)
+        let quiet = quietTriggers()
+        let problems = verificationProblems(smokeFailures: v.smokeFailures, quiet: quiet)
         guard let idx = state.incidents.firstIndex(where: { $0.id == v.incident }) else { return }
         if problems.isEmpty {
+            // Quiet triggers pass on what they have, said plainly, and start clear on the release rolled back to.
+            let quietNotes = quiet.map { t -> String in
+                let s = state.triggers[t.name] ?? TriggerState()
+                return
+                    "\(t.name): low traffic, no evidence of \(conditionText(t)) (\(evidenceText(t, s) ?? "no counts"))"
+            }
+            for t in quiet { state.triggers[t.name] = state.triggers[t.name]?.phaseReset() }
+            let note = quietNotes.isEmpty ? "" : "; " + quietNotes.joined(separator: "; ")
             state.incidents[idx].verifiedAt = now
-            appendTimeline(idx, now, .verificationPassed, "verification passed: every full trigger is clear")
+            appendTimeline(idx, now, .verificationPassed, "verification passed: every full trigger is clear" + note)
             out.events.append(
                 Event(
                     kind: .verificationPassed, at: now,
                     message:
-                        "Verification passed: \(v.to) is healthy \(now - v.startedAt) after rolling back from \(v.from).",
-                    severity: .medium, incident: v.incident, fromVersion: v.from, toVersion: v.to))
+                        "Verification passed: \(v.to) is healthy \(now - v.startedAt) after rolling back from \(v.from)\(note).",
+                    severity: .medium, incident: v.incident, fromVersion: v.from, toVersion: v.to,
+                    reason: quietNotes.isEmpty ? nil : quietNotes.joined(separator: "; ")))
             closeIncident(v.incident, outcome: .rolledBack, now: now, text: "recovered on \(v.to)", out: &out)
         } else {
             let reason = problems.joined(separator: "; ")

@@ -16,6 +16,17 @@ public struct TriggerState: Sendable, Equatable, Codable {
     public var lastThreshold: Double?
     /// Why the last sample was not evaluated (no-data reason, missing baseline).
     public var lastReason: String?
+    /// On a counted metric: the sequential test that the live release is beyond the condition, fed since
+    /// `evidenceRelease` went live (or since the trigger began watching it).
+    public var evidence: EvidenceTest?
+    /// After a trip on a counted metric: the mirror test that the value is back within the condition.
+    public var clearing: EvidenceTest?
+    public var evidenceSince: Timestamp?
+    public var clearingSince: Timestamp?
+    /// The release whose counts `evidence` and `clearing` hold; another release starts them afresh.
+    public var evidenceRelease: String?
+    /// "Insufficient evidence" has been said for this release (it is said once).
+    public var insufficientSaid: Bool?
     public init() {}
 }
 

@@ -103,7 +103,18 @@ public struct CounterWindow: Sendable, Equatable {
         guard let list = snapshots[target] else { return nil }
         let start = now - window
         let from = list.lastIndex(where: { $0.at <= start }) ?? 0
-        let used = list[from...].filter { $0.at <= now }
+        return Self.increase(over: list[from...].filter { $0.at <= now })
+    }
+
+    /// The increase of every series of `target` between its snapshot taken at `now` and the one before: what this
+    /// tick added (the counts a sequential test consumes). Nil when the target was not scraped at `now` or has no
+    /// earlier snapshot.
+    public func lastStep(target: String, now: Timestamp) -> TargetIncrease? {
+        guard let list = snapshots[target], list.count >= 2, list[list.count - 1].at == now else { return nil }
+        return Self.increase(over: Array(list[(list.count - 2)...]))
+    }
+
+    private static func increase(over used: [CounterSnapshot]) -> TargetIncrease? {
         guard used.count >= 2, let first = used.first, let last = used.last else { return nil }
         // Per series: the last value seen, the increase so far (nil until a finite one), and whether it is in the
         // first snapshot. One table, so each series of each snapshot costs one hash lookup (this runs for every

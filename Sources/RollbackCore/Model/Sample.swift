@@ -13,10 +13,29 @@ public enum SampleValue: Sendable, Equatable, Codable {
     }
 }
 
+/// One tick's samples: every metric's value (or no-data), and for counted metrics the counts this tick added
+/// behind it (errors of requests, unhealthy of probed instances). Counts from several instances add up exactly.
+public struct SampledMetrics: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public var values: [String: SampleValue]
+    /// New since the previous tick, per counted metric; absent for metrics without counts (rate, gauge, command…).
+    public var counts: [String: Counts]
+
+    public init(values: [String: SampleValue], counts: [String: Counts] = [:]) {
+        self.values = values
+        self.counts = counts
+    }
+
+    public init(dictionaryLiteral elements: (String, SampleValue)...) {
+        self.init(values: Dictionary(elements, uniquingKeysWith: { _, new in new }))
+    }
+}
+
 /// What one tick observed: every metric's sample and the version currently live.
 public struct Observation: Sendable, Equatable {
     public var at: Timestamp
     public var samples: [String: SampleValue]
+    /// The counts this tick added behind counted samples (see `SampledMetrics`).
+    public var counts: [String: Counts]
     /// The live version, or nil when it could not be read (with the reason).
     public var version: String?
     public var versionReason: String?
@@ -24,11 +43,12 @@ public struct Observation: Sendable, Equatable {
     public var smokeFailures: [String]
 
     public init(
-        at: Timestamp, samples: [String: SampleValue], version: String?, versionReason: String? = nil,
-        smokeFailures: [String] = []
+        at: Timestamp, samples: [String: SampleValue], counts: [String: Counts] = [:], version: String?,
+        versionReason: String? = nil, smokeFailures: [String] = []
     ) {
         self.at = at
         self.samples = samples
+        self.counts = counts
         self.version = version
         self.versionReason = versionReason
         self.smokeFailures = smokeFailures

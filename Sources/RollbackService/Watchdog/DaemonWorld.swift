@@ -5,7 +5,7 @@ import RollbackSystem
 /// successful reload.
 public struct DaemonWorld: Sendable {
     /// One sample per metric; failures are `.noData(reason:)`.
-    public var sample: @Sendable (Timestamp) async -> [String: SampleValue]
+    public var sample: @Sendable (Timestamp) async -> SampledMetrics
     /// The live version, or nil with a reason.
     public var readVersion: @Sendable () async -> (version: String?, reason: String?)
     /// Versions the strategy can deploy (nil: it cannot tell).
@@ -24,7 +24,7 @@ public struct DaemonWorld: Sendable {
     public var shutdown: @Sendable () async -> Void
 
     public init(
-        sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
+        sample: @escaping @Sendable (Timestamp) async -> SampledMetrics,
         readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
         deployable: @escaping @Sendable () async -> Set<String>?,
         notify: @escaping @Sendable (Event) async -> Void,

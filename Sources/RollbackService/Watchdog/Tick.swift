@@ -4,13 +4,13 @@ import RollbackSystem
 /// What a tick looks at: one sample per metric, the live version, the releases the strategy can deploy, and the
 /// smoke URLs while a rollback is being verified. The daemon's world provides them, and so does a drill's.
 public struct Senses: Sendable {
-    public var sample: @Sendable (Timestamp) async -> [String: SampleValue]
+    public var sample: @Sendable (Timestamp) async -> SampledMetrics
     public var readVersion: @Sendable () async -> (version: String?, reason: String?)
     public var deployable: @Sendable () async -> Set<String>?
     public var smoke: @Sendable ([String]) async -> [String]
 
     public init(
-        sample: @escaping @Sendable (Timestamp) async -> [String: SampleValue],
+        sample: @escaping @Sendable (Timestamp) async -> SampledMetrics,
         readVersion: @escaping @Sendable () async -> (version: String?, reason: String?),
         deployable: @escaping @Sendable () async -> Set<String>?,
         smoke: @escaping @Sendable ([String]) async -> [String]
@@ -32,7 +32,9 @@ public struct Senses: Sendable {
         let smokeFailures = smokeURLs.isEmpty ? [] : await smoke(smokeURLs)
         let (s, v, d) = await (samples, version, releases)
         return (
-            Observation(at: now, samples: s, version: v.version, versionReason: v.reason, smokeFailures: smokeFailures),
+            Observation(
+                at: now, samples: s.values, counts: s.counts, version: v.version, versionReason: v.reason,
+                smokeFailures: smokeFailures),
             d
         )
     }

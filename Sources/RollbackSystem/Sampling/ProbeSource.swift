@@ -144,7 +144,14 @@ public actor ProbeSource: ReportingSource {
                     outcomes.isEmpty
                     ? .noData(reason: "no targets to probe")
                     : .value(Double(failed.count) / Double(outcomes.count))
+                if !outcomes.isEmpty {
+                    out.counts[name] = Counts(events: Int64(failed.count), trials: Int64(outcomes.count))
+                }
             case .errorRatio:
+                // This tick's probes are what it adds to the evidence; the window's share is the value shown.
+                if !outcomes.isEmpty {
+                    out.counts[name] = Counts(events: Int64(failed.count), trials: Int64(outcomes.count))
+                }
                 let inWindow = history.filter { $0.at > now - c.window || $0.at == now }
                 let probes = inWindow.reduce(0) { $0 + $1.probes }
                 out.samples[name] =

@@ -5,6 +5,8 @@ public struct SamplerTick: Sendable, Equatable {
     public var at: Timestamp
     /// One sample per metric of the configuration.
     public var samples: [String: SampleValue]
+    /// The counts this tick added behind counted samples.
+    public var counts: [String: Counts] = [:]
     /// Remarks per metric even when it has a value (partial failures, fixed histograms, warnings).
     public var notes: [String: [String]]
     public var version: String?
@@ -13,7 +15,7 @@ public struct SamplerTick: Sendable, Equatable {
     public var seconds: Double
 
     public var observation: Observation {
-        Observation(at: at, samples: samples, version: version, versionReason: versionReason)
+        Observation(at: at, samples: samples, counts: counts, version: version, versionReason: versionReason)
     }
 }
 
@@ -65,9 +67,10 @@ public final class Sampler: Sendable {
             + others
     }
 
-    /// One sample per metric (the daemon's `DaemonWorld.sample`).
-    public func sample(now: Timestamp) async -> [String: SampleValue] {
-        await collect(now: now).samples
+    /// One sample per metric, with the counts behind counted ones (the daemon's `DaemonWorld.sample`).
+    public func sample(now: Timestamp) async -> SampledMetrics {
+        let report = await collect(now: now)
+        return SampledMetrics(values: report.samples, counts: report.counts)
     }
 
     /// The live version (the daemon's `DaemonWorld.readVersion`).
@@ -82,7 +85,7 @@ public final class Sampler: Sendable {
         let report = await collect(now: now)
         let v = await version
         return SamplerTick(
-            at: now, samples: report.samples, notes: report.notes, version: v.version,
+            at: now, samples: report.samples, counts: report.counts, notes: report.notes, version: v.version,
             versionReason: v.reason, seconds: Double(SystemTime.monotonicMs() - started) / 1000)
     }
 

@@ -113,6 +113,9 @@ public actor ScrapeSource: ReportingSource {
                 continue
             }
             out.samples[name] = value(config, increases, name: name, notes: &out.notes)
+            if config.measure == .errorRatio {
+                out.counts[name] = Self.stepCounts(targets.compactMap { windows[k].lastStep(target: $0, now: now) })
+            }
         }
         return out
     }
@@ -155,6 +158,14 @@ public actor ScrapeSource: ReportingSource {
         case .gauge:
             return .noData(reason: "internal: gauge handled elsewhere")
         }
+    }
+
+    /// Errors and requests this tick added over every target scraped now: whole requests, errors rounded down
+    /// and requests up (a counter read between increments never makes the evidence look worse than it is).
+    static func stepCounts(_ steps: [TargetIncrease]) -> Counts {
+        let r = CounterMath.errorRatio(steps)
+        let errors = Int64(max(0, r.errors).rounded(.down))
+        return Counts(events: errors, trials: max(errors, Int64(max(0, r.total).rounded(.up))))
     }
 
     private func selectorDescription(_ c: ScrapeConfig) -> String {

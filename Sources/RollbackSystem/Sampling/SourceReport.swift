@@ -7,15 +7,19 @@ import RollbackCore
 /// (`1 of 3 targets failed: connection refused to …`).
 public struct SourceReport: Sendable, Equatable {
     public var samples: [String: SampleValue]
+    /// What this tick added behind counted samples (errors of requests, unhealthy of probed instances).
+    public var counts: [String: Counts]
     public var notes: [String: [String]]
 
-    public init(samples: [String: SampleValue] = [:], notes: [String: [String]] = [:]) {
+    public init(samples: [String: SampleValue] = [:], counts: [String: Counts] = [:], notes: [String: [String]] = [:]) {
         self.samples = samples
+        self.counts = counts
         self.notes = notes
     }
 
     mutating func merge(_ other: SourceReport) {
         for (k, v) in other.samples { samples[k] = v }
+        for (k, v) in other.counts { counts[k] = v }
         for (k, v) in other.notes { notes[k, default: []].append(contentsOf: v) }
     }
 }

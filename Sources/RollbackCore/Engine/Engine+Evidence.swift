@@ -1,0 +1,82 @@
+/// Triggers on counted metrics decide by evidence: an anytime-valid sequential test on the counts behind the
+/// samples (docs/decisions.md, "Evidence: the sequential test"), not on how many ticks the ratio looked bad.
+extension Engine {
+    /// Whether `t` decides by evidence this tick: its metric gave counts, and its condition is an absolute bound on
+    /// a ratio. Baseline-relative conditions still compare values (the baseline's counts are not kept yet).
+    func decidesByEvidence(_ t: TriggerDefinition, _ obs: Observation) -> Bool {
+        obs.counts[t.metric] != nil
+            && EffectiveTrigger.decidesByEvidence(t, counted: config.metric(named: t.metric)?.hasCounts == true)
+    }
+
+    /// K for this trigger: on evidence, one tick with the evidence reached, unless the table set `breaches`.
+    func breachesNeeded(_ t: TriggerDefinition, byEvidence: Bool) -> Int {
+        byEvidence && !t.breachesGiven ? 1 : t.breaches
+    }
+
+    /// R for this trigger: on evidence, one tick with the evidence of recovery, unless the table set `clears`.
+    func clearsNeeded(_ t: TriggerDefinition, byEvidence: Bool) -> Int {
+        byEvidence && !t.clearsGiven ? 1 : t.clears
+    }
+
+    /// Feeds this tick's counts to the trigger's tests and says what they show: a breach once the evidence that
+    /// the value is beyond the condition is reached; after a trip, ok once the evidence that it is back within
+    /// is reached, and hold until then (a quiet service proves nothing either way); otherwise ok.
+    mutating func evidenceVerdict(
+        _ t: TriggerDefinition, _ s: inout TriggerState, counts: Counts, threshold: Double, now: Timestamp
+    ) -> EvidenceVerdict {
+        let release = state.ledger.current
+        if s.evidenceRelease != release {
+            s.evidence = nil
+            s.clearing = nil
+            s.insufficientSaid = nil
+            s.evidenceRelease = release
+        }
+        let direction: EvidenceTest.Direction
+        switch t.condition {
+        case .below, .belowBaseline: direction = .below
+        case .above, .aboveBaseline: direction = .above
+        }
+        if s.evidence == nil {
+            s.evidence = EvidenceTest(threshold: threshold, direction: direction, confidence: t.confidence)
+            s.evidenceSince = now
+        }
+        s.evidence?.observe(counts, elapsedMs: (now - (s.evidenceSince ?? now)).milliseconds)
+        if s.evidence?.reached == true { return .breach }
+        guard s.phase.isTripped else { return .ok }
+        if s.clearing == nil {
+            s.clearing = EvidenceTest(
+                threshold: threshold, direction: direction == .above ? .below : .above, confidence: t.confidence)
+            s.clearingSince = now
+        }
+        s.clearing?.observe(counts, elapsedMs: (now - (s.clearingSince ?? now)).milliseconds)
+        return s.clearing?.reached == true ? .ok : .hold
+    }
+
+    /// `31 of 53 since v2 went live; 99 % evidence for errors > 10 % reached` — the counts and the strength of
+    /// evidence behind a trigger's state, for its events, `status` and the incident report.
+    func evidenceText(_ t: TriggerDefinition, _ s: TriggerState) -> String? {
+        guard let test = s.evidence else { return nil }
+        let since = s.evidenceRelease.map { " since \($0) went live" } ?? ""
+        let strength = ValueFormat.percent(test.strength)
+        let needed = ValueFormat.percent(t.confidence)
+        let total = "\(test.total.events) of \(test.total.trials)\(since)"
+        if test.reached {
+            return "\(total); \(needed) evidence for \(conditionText(t)) reached"
+        }
+        return "\(total); evidence \(strength), \(needed) needed"
+    }
+
+    /// Journal and webhook fields for the evidence behind an event.
+    func evidenceFields(_ s: TriggerState) -> [String: String] {
+        guard let test = s.evidence else { return [:] }
+        return [
+            "evidence_events": String(test.total.events), "evidence_trials": String(test.total.trials),
+            "evidence_strength": ValueFormat.trim(test.strength), "evidence_reached": test.reached ? "true" : "false",
+        ]
+    }
+}
+
+/// What one tick's evidence says about a trigger.
+enum EvidenceVerdict {
+    case breach, ok, hold
+}

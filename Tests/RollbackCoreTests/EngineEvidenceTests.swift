@@ -1,0 +1,125 @@
+import Testing
+
+@testable import RollbackCore
+
+/// Triggers on counted metrics decide by evidence (the sequential test on errors of requests), not by how many
+/// ticks the ratio looked bad: one error in eight requests never rolls back, a flood rolls back at its first tick,
+/// and a quiet service's recovery is verified on what it sends.
+@Suite struct EngineEvidenceTests {
+    /// The errors trigger without `breaches`/`clears`: the evidence decides alone.
+    static func evidenceSpec(extra: String = "") -> TableSpec {
+        var spec = TableSpec()
+        spec.triggers = [
+            #"{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "severity": "critical", "respondWithin": "2m", "automation": "full"\#(extra)}"#
+        ]
+        return spec
+    }
+
+    /// v1 clean with traffic until known-good, then v2 live.
+    static func deployed(_ spec: TableSpec) throws -> Harness {
+        var h = try Harness(spec)
+        for _ in 0..<14 { h.tick(errors: 0, of: 20) }
+        #expect(h.state.ledger.release("v1")?.isKnownGood == true)
+        h.version = "v2"
+        return h
+    }
+
+    @Test func aHealthyReleaseAtLowTrafficIsNeverRolledBack() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        // A healthy release (3 % errors) at one request per tick for ten minutes. The first request fails, and
+        // the 30 s window's ratio reads 100 %, then 50 %, 33 %, … above 10 % for the first ten ticks: the old rule
+        // rolled this back. One error in a handful of requests is no evidence.
+        var window: [Int64] = []
+        for i in 0..<600 {
+            let error: Int64 = i % 33 == 0 ? 1 : 0
+            window.append(error)
+            if window.count > 30 { window.removeFirst() }
+            let ratio = Double(window.reduce(0, +)) / Double(window.count)
+            h.tick(["error_rate": .value(ratio)], counts: ["error_rate": Counts(events: error, trials: 1)])
+        }
+        #expect(h.orders.isEmpty)
+        #expect(h.count(.triggerFiring) == 0)
+        let notFiring = h.events.filter { $0.kind == .triggerPending && $0.message.contains("insufficient evidence") }
+        #expect(notFiring.count == 1, "said once: \(notFiring.map(\.message))")
+        #expect(
+            notFiring.first?.message.contains("1 of 1 since v2 went live") == true, "\(notFiring.first?.message ?? "")")
+    }
+
+    @Test func aSteadyTwelvePercentIsEvidenceInTheEnd() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        // 1 error in 8, every tick: each tick alone is no evidence, but the rate really is above 10 %.
+        var fired: Int?
+        for i in 0..<600 where fired == nil {
+            if h.tick(errors: 1, of: 8).rollback != nil { fired = i }
+        }
+        let tick = try #require(fired)
+        #expect(tick > 10, "not on a handful of requests (fired at tick \(tick))")
+    }
+
+    @Test func aFloodOfErrorsRollsBackAtItsFirstTick() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        let out = h.tick(errors: 30, of: 50)
+        #expect(out.rollback?.from == "v2" && out.rollback?.to == "v1")
+        let firing = try #require(h.events.first { $0.kind == .triggerFiring })
+        #expect(firing.message.contains("30 of 50 since v2 went live; 99% evidence for"), "\(firing.message)")
+        #expect(firing.extra["evidence_events"] == "30" && firing.extra["evidence_trials"] == "50")
+        #expect(firing.extra["evidence_reached"] == "true")
+    }
+
+    @Test func breachesSetByTheTableAreRequiredAsWell() throws {
+        var h = try Self.deployed(Self.evidenceSpec(extra: #", "breaches": 3"#))
+        #expect(h.tick(errors: 30, of: 50).rollback == nil)
+        #expect(h.tick(errors: 30, of: 50).rollback == nil)
+        #expect(h.tick(errors: 30, of: 50).rollback != nil)
+    }
+
+    @Test func aMetricWithoutCountsKeepsConsecutiveBreaches() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        // The same trigger fed values only (no counts): the default K = 3 applies.
+        #expect(h.tick(errors: 0.6).first?.rollback == nil)
+        #expect(h.tick(errors: 0.6).first?.rollback == nil)
+        #expect(h.tick(errors: 0.6).first?.rollback != nil)
+    }
+
+    @Test func aQuietRecoveryIsVerifiedOnWhatItSendsAndNeverHalts() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        let order = try #require(h.tick(errors: 30, of: 50).rollback)
+        h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
+        h.version = order.to
+        // One clean request per tick: proving < 10 % at 99 % takes about 45, more than verifyFor (5 s) brings.
+        var ticks = 0
+        while h.state.verification != nil && ticks < 60 {
+            h.tick(errors: 0, of: 1)
+            ticks += 1
+        }
+        #expect(h.state.verification == nil, "verification never ended")
+        #expect(h.state.halted == nil, "a quiet service must not halt automation")
+        let passed = try #require(h.events.first { $0.kind == .verificationPassed })
+        #expect(passed.message.contains("low traffic, no evidence of"), "\(passed.message)")
+        #expect(ticks > 5, "verification waited for more traffic than verifyFor brought (\(ticks) ticks)")
+        #expect(ticks <= 21, "and stopped at its bound, verifyFor + 3 × verifyFor (\(ticks) ticks)")
+        #expect(h.state.triggers["errors"]?.phase == .ok)
+    }
+
+    @Test func aRecoveryWithEnoughTrafficClearsOnEvidence() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        let order = try #require(h.tick(errors: 30, of: 50).rollback)
+        h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
+        h.version = order.to
+        h.tick(errors: 0, of: 100)
+        #expect(h.state.triggers["errors"]?.phase == .ok, "100 clean requests are evidence of < 10 %")
+        for _ in 0..<6 { h.tick(errors: 0, of: 100) }
+        #expect(h.count(.verificationPassed) == 1)
+        #expect(h.events.first { $0.kind == .verificationPassed }?.message.contains("low traffic") == false)
+    }
+
+    @Test func aBadRecoveryStillFailsVerification() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        let order = try #require(h.tick(errors: 30, of: 50).rollback)
+        h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
+        h.version = order.to
+        for _ in 0..<8 { h.tick(errors: 30, of: 50) }
+        #expect(h.count(.verificationFailed) == 1)
+        #expect(h.state.halted != nil)
+    }
+}
