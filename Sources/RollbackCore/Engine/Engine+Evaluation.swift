@@ -249,7 +249,7 @@ extension Engine {
             trigger: t.name, metric: t.metric, severity: t.severity,
             automation: effectiveAutomation(t, at: now), value: s.lastValue,
             threshold: s.lastThreshold, firstBreachAt: s.firstBreachAt ?? now,
-            trippedAt: s.trippedAt ?? now)
+            trippedAt: s.trippedAt ?? now, evidence: s.evidence.flatMap { _ in evidenceText(t, s) })
         if let i = state.incidents.firstIndex(where: { $0.fromVersion == release && $0.status != .closed }) {
             if !state.incidents[i].trips.contains(where: { $0.trigger == t.name && $0.trippedAt == snapshot.trippedAt })
             {

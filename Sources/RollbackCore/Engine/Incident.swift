@@ -20,6 +20,8 @@ public struct TripSnapshot: Sendable, Equatable, Codable {
     public var threshold: Double?
     public var firstBreachAt: Timestamp
     public var trippedAt: Timestamp
+    /// On a counted metric: the counts and strength of evidence it tripped on.
+    public var evidence: String?
 }
 
 public enum IncidentStatus: String, Sendable, Codable, CaseIterable {

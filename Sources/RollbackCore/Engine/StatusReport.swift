@@ -17,6 +17,7 @@ public enum StatusReport {
                 ("severity", .string(t.severity.rawValue)), ("value", num(s.lastValue)),
                 ("threshold", num(s.lastThreshold)),
                 ("reason", str(s.lastReason)), ("dryRun", .bool(t.dryRun)),
+                ("evidence", evidence(t, s, engine)),
             ])
         }
         let metrics: [(key: String, value: JSONValue)] = config.metrics.map { m in
@@ -86,7 +87,8 @@ public enum StatusReport {
                 s.phase == .pending
                 ? "pending \(s.count)/\(t.breaches)"
                 : s.phase == .recovering ? "recovering \(s.count)/\(t.clears)" : s.phase.rawValue
-            lines.append("  \(t.name) [\(engine.effectiveAutomation(t, at: now).rawValue)] \(phase): \(value)")
+            let evidence = s.evidence != nil ? engine.evidenceText(t, s).map { " (\($0))" } ?? "" : ""
+            lines.append("  \(t.name) [\(engine.effectiveAutomation(t, at: now).rawValue)] \(phase): \(value)\(evidence)")
         }
         for i in state.openIncidents {
             lines.append(
@@ -98,5 +100,16 @@ public enum StatusReport {
                 "  awaiting approval: rollbackd approve \(a.incident)  (\(a.from) -> \(a.to), trigger \(a.trigger))")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The counts and strength of evidence behind a trigger on a counted metric (null for the others).
+    static func evidence(_ t: TriggerDefinition, _ s: TriggerState, _ engine: Engine) -> JSONValue {
+        guard let test = s.evidence else { return .null }
+        return .object([
+            ("events", .number(Double(test.total.events))), ("trials", .number(Double(test.total.trials))),
+            ("since", s.evidenceRelease.map { .string($0) } ?? .null), ("strength", .number(test.strength)),
+            ("confidence", .number(t.confidence)), ("reached", .bool(test.reached)),
+            ("text", engine.evidenceText(t, s).map { .string($0) } ?? .null),
+        ])
     }
 }

@@ -82,6 +82,7 @@ public enum IncidentReport {
                 ("thresholdText", str(valueText(t.threshold, metric: t.metric, thresholds: thresholds))),
                 ("firstBreachAt", .string(t.firstBreachAt.iso8601)),
                 ("trippedAt", .string(t.trippedAt.iso8601)),
+                ("evidence", str(t.evidence)),
             ])
         }
         return .object([
@@ -171,7 +172,9 @@ public enum IncidentReport {
                 "| trigger | condition | metric value at trip | threshold | severity | automation | first breach | tripped |\n"
             md += "|---|---|---|---|---|---|---|---|\n"
             for t in i.trips {
-                let value = valueText(t.value, metric: t.metric, thresholds: thresholds) ?? "no data"
+                let value =
+                    (valueText(t.value, metric: t.metric, thresholds: thresholds) ?? "no data")
+                    + (t.evidence.map { " (\($0))" } ?? "")
                 let threshold = valueText(t.threshold, metric: t.metric, thresholds: thresholds) ?? "-"
                 let condition = conditionText(t, thresholds: thresholds) ?? t.metric
                 md +=

@@ -16,6 +16,9 @@ public enum TickFormat {
             case nil: shown = "no data: not sampled"
             }
             lines.append("  \(m.name)\(pad)  \(shown)")
+            if let c = tick.counts[m.name] {
+                lines.append("  \(String(repeating: " ", count: width))    counts: \(c.events) of \(c.trials) this tick")
+            }
             for note in tick.notes[m.name] ?? [] {
                 lines.append("  \(String(repeating: " ", count: width))    note: \(note)")
             }
@@ -39,6 +42,10 @@ public enum TickFormat {
             }
             members.append(("reason", sample.reason.map(JSONValue.string) ?? .null))
             members.append(("unit", .string(m.unit.rawValue)))
+            if let c = tick.counts[m.name] {
+                members.append(("events", .number(Double(c.events))))
+                members.append(("trials", .number(Double(c.trials))))
+            }
             members.append(("notes", .array((tick.notes[m.name] ?? []).map(JSONValue.string))))
             out += JSONValue.object(members).serialized + "\n"
         }
