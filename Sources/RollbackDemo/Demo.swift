@@ -8,7 +8,7 @@ import RollbackService
 /// `rollbackd demo`: the whole story on loopback, without root, systemd or configuration. Releases `v1` (good) and
 /// `v2` (bad: `badErrorRate` of the API requests fail) are laid out for the `symlink` strategy in a work
 /// directory; `instances` copies of `rollbackd-demo-service` serve `current`; the real daemon (the same `Daemon`
-/// and `RealWorld` as `rollbackd run`, in this process) watches them at a 1 s interval with a demo table while
+/// and `RealWorld` as `rollbackd run`, in this process) watches them at a 250 ms interval with a demo table while
 /// traffic is driven; v1 is marked known-good, v2 is deployed, and the daemon detects, rolls back, verifies and
 /// writes its incident report. Processes and release trees are removed at the end (also when interrupted); the
 /// state directory (incident reports), the event log and the config stay for reading.
@@ -57,6 +57,8 @@ public enum Demo {
         public var verifiedRecoverySeconds: Double?
         public var wallSeconds = 0.0
         public var trigger: String?
+        /// The counts and strength of evidence the trigger fired on.
+        public var evidence: String?
         public var incident: String?
         public var report: String?
         public var reportJSON: String?
@@ -77,6 +79,7 @@ public enum Demo {
                 ("rollbackDurationSeconds", num(rollbackDurationSeconds)),
                 ("verifiedRecoverySeconds", num(verifiedRecoverySeconds)), ("wallSeconds", num(wallSeconds)),
                 ("from", .string("v2")), ("to", .string("v1")), ("live", str(live)), ("trigger", str(trigger)),
+                ("evidence", str(evidence)),
                 ("incident", str(incident)), ("report", str(report)), ("reportJSON", str(reportJSON)),
                 ("events", .string(events)), ("journalIdentifier", str(journalIdentifier)),
                 ("workDirectory", .string(workDirectory)), ("instances", .number(Double(instances))),
@@ -141,7 +144,7 @@ public enum Demo {
         return """
             {
               "service": "\(service)",
-              "interval": "1s",
+              "interval": "250ms",
               "instances": [\(instances)],
               "metrics": {
                 "errors": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
@@ -151,12 +154,12 @@ public enum Demo {
                 "unhealthy": {"type": "probe", "path": "/healthz", "measure": "unhealthyRatio", "timeout": "1s"}
               },
               "triggers": [
-                {"name": "critical-error-rate", "metric": "errors", "condition": {"above": 0.1}, "breaches": 3, "clears": 2,
+                {"name": "critical-error-rate", "metric": "errors", "condition": {"above": 0.1}, "confidence": 0.99,
                  "severity": "critical", "respondWithin": "2m", "automation": "full"},
-                {"name": "latency-degradation", "metric": "p95", "condition": {"aboveBaseline": 2.0}, "breaches": 3,
-                 "clears": 2, "severity": "high", "respondWithin": "5m", "automation": "semi"},
-                {"name": "health-check-failure", "metric": "unhealthy", "condition": {"above": 0.3}, "breaches": 2,
-                 "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}
+                {"name": "latency-degradation", "metric": "p95", "condition": {"aboveBaseline": 2.0}, "breaches": 12,
+                 "clears": 8, "severity": "high", "respondWithin": "5m", "automation": "semi"},
+                {"name": "health-check-failure", "metric": "unhealthy", "condition": {"above": 0.3}, "confidence": 0.99,
+                 "severity": "critical", "respondWithin": "2m", "automation": "full"}
               ],
               "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"},
                            "phaseTimeout": "10s"},

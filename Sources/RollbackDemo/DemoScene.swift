@@ -70,7 +70,7 @@ extension Demo {
                 "  releases: v1 (good) and v2 (bad: \(badPercent) of API requests fail), symlink strategy: current -> releases/v1"
             )
             console.line(
-                "  table:    critical-error-rate > 10% (full), latency-degradation P95 > 200% of baseline (semi), health-check-failure > 30% unhealthy (full); interval 1s"
+                "  table:    critical-error-rate > 10% at 99% evidence (full), latency-degradation P95 > 200% of baseline (semi), health-check-failure > 30% unhealthy at 99% evidence (full); interval 250ms"
             )
             console.line(
                 "  events:   \(eventsPath)"
@@ -171,6 +171,7 @@ extension Demo {
                 if FileIO.exists(md) { summary.report = md }
                 if FileIO.exists(js) { summary.reportJSON = js }
                 if let incident = await daemon.snapshot().state.incident(id) {
+                    summary.evidence = incident.trips.first { $0.trigger == summary.trigger }?.evidence
                     summary.timeline =
                         [((0.0), "deploy", "v2 deployed (current -> releases/v2)")]
                         + incident.timeline.map { (($0.at - deployed).seconds, $0.kind.rawValue, $0.text) }
@@ -189,7 +190,7 @@ extension Demo {
             switch s.outcome {
             case "verified":
                 console.line(
-                    "RESULT: v2 was detected in \(secs(s.detectSeconds)) (\(s.trigger ?? "?")), rolled back to v1 \(secs(s.rollbackSeconds)) after the deploy (the rollback itself took \(s.rollbackDurationSeconds.map { ValueFormat.format($0, unit: .seconds) } ?? "—")), recovery verified \(secs(s.verifiedRecoverySeconds)) after the deploy. Live now: \(s.live ?? "?")."
+                    "RESULT: v2 was detected in \(secs(s.detectSeconds)) (\(s.trigger ?? "?")\(s.evidence.map { ": " + $0 } ?? "")), rolled back to v1 \(secs(s.rollbackSeconds)) after the deploy (the rollback itself took \(s.rollbackDurationSeconds.map { ValueFormat.format($0, unit: .seconds) } ?? "—")), recovery verified \(secs(s.verifiedRecoverySeconds)) after the deploy. Live now: \(s.live ?? "?")."
                 )
             default:
                 console.line("RESULT: \(s.outcome): \(s.detail)")
@@ -333,10 +334,19 @@ extension Demo {
         for t in config.triggers {
             let s = state.triggers[t.name] ?? TriggerState()
             switch s.phase {
+            case .ok where (s.evidence?.total.events ?? 0) > 0:
+                // Errors seen, not yet evidence: how far the test has come.
+                ok += 1
+                if let e = s.evidence {
+                    notOk.append(
+                        "\(t.name) evidence \(fixed1(e.strength * 100))% (\(e.total.events)/\(e.total.trials))")
+                }
             case .ok: ok += 1
             case .pending: notOk.append("\(t.name) pending \(s.count)/\(t.breaches)")
             case .recovering: notOk.append("\(t.name) recovering \(s.count)/\(t.clears)")
-            default: notOk.append("\(t.name) \(s.phase.rawValue)")
+            default:
+                let counts = s.evidence.map { " (\($0.total.events)/\($0.total.trials))" } ?? ""
+                notOk.append("\(t.name) \(s.phase.rawValue)\(counts)")
             }
         }
         parts.append(

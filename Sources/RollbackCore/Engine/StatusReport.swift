@@ -88,7 +88,8 @@ public enum StatusReport {
                 ? "pending \(s.count)/\(t.breaches)"
                 : s.phase == .recovering ? "recovering \(s.count)/\(t.clears)" : s.phase.rawValue
             let evidence = s.evidence != nil ? engine.evidenceText(t, s).map { " (\($0))" } ?? "" : ""
-            lines.append("  \(t.name) [\(engine.effectiveAutomation(t, at: now).rawValue)] \(phase): \(value)\(evidence)")
+            lines.append(
+                "  \(t.name) [\(engine.effectiveAutomation(t, at: now).rawValue)] \(phase): \(value)\(evidence)")
         }
         for i in state.openIncidents {
             lines.append(

@@ -17,7 +17,8 @@ public enum TickFormat {
             }
             lines.append("  \(m.name)\(pad)  \(shown)")
             if let c = tick.counts[m.name] {
-                lines.append("  \(String(repeating: " ", count: width))    counts: \(c.events) of \(c.trials) this tick")
+                lines.append(
+                    "  \(String(repeating: " ", count: width))    counts: \(c.events) of \(c.trials) this tick")
             }
             for note in tick.notes[m.name] ?? [] {
                 lines.append("  \(String(repeating: " ", count: width))    note: \(note)")
