@@ -334,7 +334,7 @@ extension Demo {
         for t in config.triggers {
             let s = state.triggers[t.name] ?? TriggerState()
             switch s.phase {
-            case .ok where (s.evidence?.total.events ?? 0) > 0:
+            case .ok where (s.evidence?.strength ?? 0) > 0:
                 // Errors seen, not yet evidence: how far the test has come.
                 ok += 1
                 if let e = s.evidence {
