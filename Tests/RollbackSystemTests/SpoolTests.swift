@@ -56,11 +56,9 @@ struct SpoolUnitTests {
 struct SpoolFaultTests {
     @Test func receiverDownWhileAThousandEventsAreProducedThenUp() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rbdown")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
+        let scene = try WebhookScene("rbdown")
+        defer { scene.remove() }
+        let (dir, secret) = (scene.dir, scene.secret)
         let port = unusedPort()
         let notifier = EventNotifier(
             config: notifyConfig(
@@ -101,12 +99,10 @@ struct SpoolFaultTests {
 
     @Test func killMinusNineMidDeliveryThenRestartDeliversTheSpool() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rbkill")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+        let scene = try WebhookScene("rbkill")
+        defer { scene.remove() }
+        let dir = scene.dir
+        let receiver = try await scene.receiver()
         let config = try writeThresholds(
             dir: dir,
             webhooks: [

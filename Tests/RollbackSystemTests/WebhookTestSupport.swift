@@ -40,6 +40,27 @@ func webhookJSON(
     ])
 }
 
+/// A scratch directory holding a fresh signing secret in `<dir>/secret`, for a notifier and a receiver to share.
+struct WebhookScene {
+    let scratch: ScratchDir
+    let secret: String
+    var dir: String { scratch.path }
+
+    init(_ label: String, trailingNewline: Bool = false) throws {
+        scratch = try ScratchDir(label)
+        secret = newSecret()
+        try FileIO.writeAtomically(
+            path: scratch.path + "/secret", bytes: Array((secret + (trailingNewline ? "\n" : "")).utf8))
+    }
+
+    /// A receiver that verifies with the scene's secret and logs to `<dir>/received.jsonl`.
+    func receiver() async throws -> Receiver {
+        try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+    }
+
+    func remove() { scratch.remove() }
+}
+
 /// A Tests/Servers/webhook_receiver.py process and what it logged.
 struct Receiver {
     let server: ServerProcess

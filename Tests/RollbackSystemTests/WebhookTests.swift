@@ -175,12 +175,10 @@ struct WebhookUnitTests {
 struct WebhookSystemTests {
     @Test func everySignatureVerifiesAtAnIndependentReceiver() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rbhook")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array((secret + "\n").utf8))
-        let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+        let scene = try WebhookScene("rbhook", trailingNewline: true)
+        defer { scene.remove() }
+        let dir = scene.dir
+        let receiver = try await scene.receiver()
         let identifier = uniqueIdentifier("rbhook")
         let config = notifyConfig(
             [
@@ -263,12 +261,10 @@ struct WebhookSystemTests {
 
     @Test func retryAfterIsHonoured() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rb429")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+        let scene = try WebhookScene("rb429")
+        defer { scene.remove() }
+        let dir = scene.dir
+        let receiver = try await scene.receiver()
         let notifier = EventNotifier(
             config: notifyConfig(
                 [webhook("ops", url: receiver.base + "/retry-after/2", secretFile: dir + "/secret")],
@@ -291,12 +287,10 @@ struct WebhookSystemTests {
 
     @Test func fiveHundredsAreRetriedAndOtherFourHundredsAreNot() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rb5xx")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+        let scene = try WebhookScene("rb5xx")
+        defer { scene.remove() }
+        let dir = scene.dir
+        let receiver = try await scene.receiver()
         let notifier = EventNotifier(
             config: notifyConfig(
                 [
@@ -355,12 +349,10 @@ struct WebhookSystemTests {
 
     @Test func aHangingReceiverDoesNotDelayARollback() async throws {
         try await Journald.ensure()
-        let scratch = try ScratchDir("rbhang")
-        defer { scratch.remove() }
-        let dir = scratch.path
-        let secret = newSecret()
-        try FileIO.writeAtomically(path: dir + "/secret", bytes: Array(secret.utf8))
-        let receiver = try await Receiver.start(secret: secret, log: dir + "/received.jsonl")
+        let scene = try WebhookScene("rbhang")
+        defer { scene.remove() }
+        let dir = scene.dir
+        let receiver = try await scene.receiver()
         let notifier = EventNotifier(
             config: notifyConfig(
                 [
