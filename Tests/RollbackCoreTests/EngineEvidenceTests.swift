@@ -123,3 +123,49 @@ import Testing
         #expect(h.state.halted != nil)
     }
 }
+
+/// A bound on a scraped P95 is the count question "more than 5 % of requests slower than the bound", asked of the
+/// histogram's bucket counts at the first boundary at or above the bound.
+@Suite struct EngineQuantileEvidenceTests {
+    static func spec(bound: Double) -> TableSpec {
+        var spec = TableSpec()
+        spec.triggers = [
+            #"{"name": "slow", "metric": "latency", "condition": {"above": \#(bound)}, "severity": "high", "respondWithin": "5m", "automation": "full"}"#
+        ]
+        return spec
+    }
+
+    /// One tick of `total` requests of which `slow` took longer than 0.5 s (buckets 0.1, 0.5, 1, +Inf).
+    static func buckets(total: Double, slow: Double) -> [HistogramBucket] {
+        [
+            HistogramBucket(upperBound: 0.1, count: total - slow),
+            HistogramBucket(upperBound: 0.5, count: total - slow),
+            HistogramBucket(upperBound: 1.0, count: total), HistogramBucket(upperBound: .infinity, count: total),
+        ]
+    }
+
+    static func tick(_ h: inout Harness, total: Double, slow: Double) -> EngineOutput {
+        let b = buckets(total: total, slow: slow)
+        let p95 = histogramQuantile(0.95, b).value
+        return h.tick(["latency": .value(p95), "error_rate": .value(0)], histograms: ["latency": b])
+    }
+
+    @Test func theCountsSlowerThanTheBoundaryAtOrAboveTheBoundDecide() throws {
+        #expect(
+            Counts.slower(than: 0.3, in: Self.buckets(total: 100, slow: 7))?.counts == Counts(events: 7, trials: 100))
+        #expect(Counts.slower(than: 0.3, in: Self.buckets(total: 100, slow: 7))?.boundary == 0.5)
+        #expect(Counts.slower(than: 2, in: Self.buckets(total: 100, slow: 7))?.boundary == .infinity)
+        #expect(Counts.slower(than: 0.3, in: Array(Self.buckets(total: 100, slow: 7).dropLast())) == nil)
+
+        var h = try Harness(Self.spec(bound: 0.3))
+        for _ in 0..<14 { _ = Self.tick(&h, total: 100, slow: 1) }
+        h.version = "v2"
+        // 3 % slower than 500 ms: P95 reads 100 ms, and there is no evidence of more than 5 % slow requests.
+        for _ in 0..<120 { #expect(Self.tick(&h, total: 100, slow: 3).rollback == nil) }
+        // 40 % slower: the P95 is above the bound and the counts say so at once.
+        h.version = "v3"
+        let out = Self.tick(&h, total: 100, slow: 40)
+        let firing = try #require(out.events.first { $0.kind == .triggerFiring }, "\(out.events.map(\.message))")
+        #expect(firing.message.contains("40 of 100 slower than 500ms since v3 went live"), "\(firing.message)")
+    }
+}

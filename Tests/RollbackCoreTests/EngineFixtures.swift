@@ -58,12 +58,15 @@ struct Harness {
     /// One tick with the given samples; the clock then advances one interval.
     @discardableResult
     mutating func tick(
-        _ samples: [String: SampleValue], counts: [String: Counts] = [:], version: String? = nil, smoke: [String] = []
+        _ samples: [String: SampleValue], counts: [String: Counts] = [:], histograms: [String: [HistogramBucket]] = [:],
+        version: String? = nil, smoke: [String] = []
     ) -> EngineOutput {
         if let version { self.version = version }
         let all = background.merging(samples) { _, new in new }
         let out = engine.tick(
-            Observation(at: now, samples: all, counts: counts, version: self.version, smokeFailures: smoke),
+            Observation(
+                at: now, samples: all, counts: counts, histograms: histograms, version: self.version,
+                smokeFailures: smoke),
             deployable: deployable)
         events += out.events
         if let o = out.rollback { orders.append(o) }

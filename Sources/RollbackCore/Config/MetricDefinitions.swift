@@ -113,15 +113,32 @@ public struct MetricDefinition: Sendable, Equatable {
     public var unit: MetricUnit
     public var source: MetricSourceConfig
 
-    /// Whether its samples carry the counts behind them (errors of requests, unhealthy of probed instances), so
-    /// that triggers on it decide by evidence. Rates, gauges, quantiles, `prometheus` and `command` give a value only.
-    public var hasCounts: Bool {
+    /// What evidence its samples carry, so that triggers on it decide by the sequential test: a ratio with its
+    /// counts (errors of requests, unhealthy of probed instances), or a scraped latency quantile with its bucket
+    /// counts (a bound on the quantile becomes "more than 1 − q of the requests are slower than the bound").
+    /// Nil for rates, gauges, probe latencies, `prometheus` and `command`: a value only.
+    public var evidence: MetricEvidence? {
         switch source {
-        case let .scrape(c): return c.measure == .errorRatio
-        case let .probe(c): return c.measure == .errorRatio || c.measure == .unhealthyRatio
-        case .prometheus, .command: return false
+        case let .scrape(c):
+            switch c.measure {
+            case .errorRatio: return .ratio
+            case .quantile: return .slowerThan(quantile: c.quantile)
+            default: return nil
+            }
+        case let .probe(c): return c.measure == .errorRatio || c.measure == .unhealthyRatio ? .ratio : nil
+        case .prometheus, .command: return nil
         }
     }
+
+    public var hasCounts: Bool { evidence != nil }
+}
+
+/// The kind of evidence behind a metric's samples.
+public enum MetricEvidence: Sendable, Equatable {
+    /// Events of trials: the value is their ratio.
+    case ratio
+    /// Histogram bucket counts behind a quantile `q`: the share slower than a bound is tested against `1 − q`.
+    case slowerThan(quantile: Double)
 }
 
 public enum MetricUnit: String, Sendable, CaseIterable {

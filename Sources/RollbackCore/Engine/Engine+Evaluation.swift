@@ -108,8 +108,9 @@ extension Engine {
                 s.lastValue = v
                 s.lastThreshold = threshold
                 s.lastReason = nil
-                if byEvidence, let counts = obs.counts[t.metric] {
-                    switch evidenceVerdict(t, &s, counts: counts, threshold: threshold, now: now) {
+                if byEvidence, let input = evidenceInput(t, obs, threshold: threshold) {
+                    if let boundary = input.boundary { s.evidenceBoundary = boundary }
+                    switch evidenceVerdict(t, &s, counts: input.counts, threshold: input.rate, now: now) {
                     case .breach: verdict = .breach
                     case .ok: verdict = .ok
                     case .hold: verdict = .hold

@@ -4,8 +4,31 @@ extension Engine {
     /// Whether `t` decides by evidence this tick: its metric gave counts, and its condition is an absolute bound on
     /// a ratio. Baseline-relative conditions still compare values (the baseline's counts are not kept yet).
     func decidesByEvidence(_ t: TriggerDefinition, _ obs: Observation) -> Bool {
-        obs.counts[t.metric] != nil
-            && EffectiveTrigger.decidesByEvidence(t, counted: config.metric(named: t.metric)?.hasCounts == true)
+        let evidence = config.metric(named: t.metric)?.evidence
+        guard EffectiveTrigger.decidesByEvidence(t, evidence: evidence) else { return false }
+        switch evidence {
+        case .ratio?: return obs.counts[t.metric] != nil
+        case .slowerThan?: return obs.histograms[t.metric] != nil
+        case nil: return false
+        }
+    }
+
+    /// This tick's counts for the trigger's test and the rate they are tested against: the ratio's own counts and
+    /// bound, or for a quantile bound T the requests slower than the first bucket boundary at or above T, against
+    /// 1 − q. Nil when the tick brought nothing to count.
+    func evidenceInput(_ t: TriggerDefinition, _ obs: Observation, threshold: Double)
+        -> (counts: Counts, rate: Double, boundary: Double?)?
+    {
+        switch config.metric(named: t.metric)?.evidence {
+        case .ratio?:
+            return obs.counts[t.metric].map { ($0, threshold, nil) }
+        case let .slowerThan(q)?:
+            guard let buckets = obs.histograms[t.metric], let slow = Counts.slower(than: threshold, in: buckets)
+            else { return nil }
+            return (slow.counts, 1 - q, slow.boundary)
+        case nil:
+            return nil
+        }
     }
 
     /// K for this trigger: on evidence, one tick with the evidence reached, unless the table set `breaches`.
@@ -59,7 +82,8 @@ extension Engine {
         let since = s.evidenceRelease.map { " since \($0) went live" } ?? ""
         let strength = ValueFormat.percent(test.strength)
         let needed = ValueFormat.percent(t.confidence)
-        let total = "\(test.total.events) of \(test.total.trials)\(since)"
+        let slower = s.evidenceBoundary.map { " slower than \(ValueFormat.format($0, unit: .seconds))" } ?? ""
+        let total = "\(test.total.events) of \(test.total.trials)\(slower)\(since)"
         if test.reached {
             return "\(total); \(needed) evidence for \(conditionText(t)) reached"
         }

@@ -25,6 +25,8 @@ public struct TriggerState: Sendable, Equatable, Codable {
     public var clearingSince: Timestamp?
     /// The release whose counts `evidence` and `clearing` hold; another release starts them afresh.
     public var evidenceRelease: String?
+    /// For a quantile bound: the bucket boundary the slow requests were counted above.
+    public var evidenceBoundary: Double?
     /// "Insufficient evidence" has been said for this release (it is said once).
     public var insufficientSaid: Bool?
     public init() {}

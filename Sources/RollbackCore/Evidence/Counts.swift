@@ -43,3 +43,19 @@ public struct Counts: Sendable, Hashable, Codable, CustomStringConvertible {
         return b > 0 ? .max : .min
     }
 }
+
+extension Counts {
+    /// Observations of a cumulative histogram slower than `bound`: those above the first bucket boundary at or
+    /// above it (a boundary is where a histogram can tell; below it the bound is rounded up, so the count never
+    /// overstates), of all observations (the `+Inf` bucket). Nil without a `+Inf` bucket or a boundary ≥ bound.
+    public static func slower(than bound: Double, in buckets: [HistogramBucket]) -> (counts: Counts, boundary: Double)?
+    {
+        let sorted = buckets.filter { !$0.upperBound.isNaN }.sorted { $0.upperBound < $1.upperBound }
+        guard let all = sorted.last, all.upperBound == .infinity,
+            let at = sorted.first(where: { $0.upperBound >= bound })
+        else { return nil }
+        let total = Int64(max(0, all.count).rounded(.up))
+        let within = Int64(max(0, at.count).rounded(.up))
+        return (Counts(events: max(0, total - within), trials: total), at.upperBound)
+    }
+}

@@ -19,10 +19,15 @@ public struct SampledMetrics: Sendable, Equatable, ExpressibleByDictionaryLitera
     public var values: [String: SampleValue]
     /// New since the previous tick, per counted metric; absent for metrics without counts (rate, gauge, command…).
     public var counts: [String: Counts]
+    /// New since the previous tick, per scraped quantile: the cumulative bucket counts (`le` → observations).
+    public var histograms: [String: [HistogramBucket]]
 
-    public init(values: [String: SampleValue], counts: [String: Counts] = [:]) {
+    public init(
+        values: [String: SampleValue], counts: [String: Counts] = [:], histograms: [String: [HistogramBucket]] = [:]
+    ) {
         self.values = values
         self.counts = counts
+        self.histograms = histograms
     }
 
     public init(dictionaryLiteral elements: (String, SampleValue)...) {
@@ -36,6 +41,8 @@ public struct Observation: Sendable, Equatable {
     public var samples: [String: SampleValue]
     /// The counts this tick added behind counted samples (see `SampledMetrics`).
     public var counts: [String: Counts]
+    /// The bucket counts this tick added behind scraped quantiles (see `SampledMetrics`).
+    public var histograms: [String: [HistogramBucket]]
     /// The live version, or nil when it could not be read (with the reason).
     public var version: String?
     public var versionReason: String?
@@ -43,12 +50,14 @@ public struct Observation: Sendable, Equatable {
     public var smokeFailures: [String]
 
     public init(
-        at: Timestamp, samples: [String: SampleValue], counts: [String: Counts] = [:], version: String?,
-        versionReason: String? = nil, smokeFailures: [String] = []
+        at: Timestamp, samples: [String: SampleValue], counts: [String: Counts] = [:],
+        histograms: [String: [HistogramBucket]] = [:], version: String?, versionReason: String? = nil,
+        smokeFailures: [String] = []
     ) {
         self.at = at
         self.samples = samples
         self.counts = counts
+        self.histograms = histograms
         self.version = version
         self.versionReason = versionReason
         self.smokeFailures = smokeFailures

@@ -33,7 +33,8 @@ public struct Senses: Sendable {
         let (s, v, d) = await (samples, version, releases)
         return (
             Observation(
-                at: now, samples: s.values, counts: s.counts, version: v.version, versionReason: v.reason,
+                at: now, samples: s.values, counts: s.counts, histograms: s.histograms, version: v.version,
+                versionReason: v.reason,
                 smokeFailures: smokeFailures),
             d
         )

@@ -7,6 +7,8 @@ public struct SamplerTick: Sendable, Equatable {
     public var samples: [String: SampleValue]
     /// The counts this tick added behind counted samples.
     public var counts: [String: Counts] = [:]
+    /// The bucket counts this tick added behind scraped quantiles.
+    public var histograms: [String: [HistogramBucket]] = [:]
     /// Remarks per metric even when it has a value (partial failures, fixed histograms, warnings).
     public var notes: [String: [String]]
     public var version: String?
@@ -15,7 +17,9 @@ public struct SamplerTick: Sendable, Equatable {
     public var seconds: Double
 
     public var observation: Observation {
-        Observation(at: at, samples: samples, counts: counts, version: version, versionReason: versionReason)
+        Observation(
+            at: at, samples: samples, counts: counts, histograms: histograms, version: version,
+            versionReason: versionReason)
     }
 }
 
@@ -70,7 +74,7 @@ public final class Sampler: Sendable {
     /// One sample per metric, with the counts behind counted ones (the daemon's `DaemonWorld.sample`).
     public func sample(now: Timestamp) async -> SampledMetrics {
         let report = await collect(now: now)
-        return SampledMetrics(values: report.samples, counts: report.counts)
+        return SampledMetrics(values: report.samples, counts: report.counts, histograms: report.histograms)
     }
 
     /// The live version (the daemon's `DaemonWorld.readVersion`).
@@ -85,7 +89,8 @@ public final class Sampler: Sendable {
         let report = await collect(now: now)
         let v = await version
         return SamplerTick(
-            at: now, samples: report.samples, counts: report.counts, notes: report.notes, version: v.version,
+            at: now, samples: report.samples, counts: report.counts, histograms: report.histograms, notes: report.notes,
+            version: v.version,
             versionReason: v.reason, seconds: Double(SystemTime.monotonicMs() - started) / 1000)
     }
 

@@ -113,8 +113,14 @@ public actor ScrapeSource: ReportingSource {
                 continue
             }
             out.samples[name] = value(config, increases, name: name, notes: &out.notes)
-            if config.measure == .errorRatio {
+            switch config.measure {
+            case .errorRatio:
                 out.counts[name] = Self.stepCounts(targets.compactMap { windows[k].lastStep(target: $0, now: now) })
+            case .quantile:
+                out.histograms[name] = CounterMath.buckets(
+                    targets.compactMap { windows[k].lastStep(target: $0, now: now) })
+            case .rate, .gauge:
+                break
             }
         }
         return out

@@ -9,17 +9,24 @@ public struct SourceReport: Sendable, Equatable {
     public var samples: [String: SampleValue]
     /// What this tick added behind counted samples (errors of requests, unhealthy of probed instances).
     public var counts: [String: Counts]
+    /// What this tick added behind scraped quantiles: cumulative bucket counts.
+    public var histograms: [String: [HistogramBucket]]
     public var notes: [String: [String]]
 
-    public init(samples: [String: SampleValue] = [:], counts: [String: Counts] = [:], notes: [String: [String]] = [:]) {
+    public init(
+        samples: [String: SampleValue] = [:], counts: [String: Counts] = [:],
+        histograms: [String: [HistogramBucket]] = [:], notes: [String: [String]] = [:]
+    ) {
         self.samples = samples
         self.counts = counts
+        self.histograms = histograms
         self.notes = notes
     }
 
     mutating func merge(_ other: SourceReport) {
         for (k, v) in other.samples { samples[k] = v }
         for (k, v) in other.counts { counts[k] = v }
+        for (k, v) in other.histograms { histograms[k] = v }
         for (k, v) in other.notes { notes[k, default: []].append(contentsOf: v) }
     }
 }
