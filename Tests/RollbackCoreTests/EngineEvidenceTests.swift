@@ -169,3 +169,52 @@ import Testing
         #expect(firing.message.contains("40 of 100 slower than 500ms since v3 went live"), "\(firing.message)")
     }
 }
+
+/// "More than 2 × the previous release's error rate" on counts: the live release's counts against the baseline
+/// release's, with the baseline's own uncertainty (not a median of ratios).
+@Suite struct EngineRelativeEvidenceTests {
+    static let spec: TableSpec = {
+        var spec = TableSpec()
+        spec.triggers = [
+            #"{"name": "worse", "metric": "error_rate", "condition": {"aboveBaseline": 2.0}, "severity": "high", "respondWithin": "5m", "automation": "full"}"#
+        ]
+        return spec
+    }()
+
+    /// v1 at 2 % errors (100 requests a tick) until known-good, then `v2` live.
+    static func deployed() throws -> Harness {
+        var h = try Harness(spec)
+        for _ in 0..<14 { h.tick(errors: 2, of: 100) }
+        #expect(h.state.ledger.release("v1")?.isKnownGood == true)
+        h.version = "v2"
+        return h
+    }
+
+    @Test func aReleaseNoWorseThanTwiceTheBaselineIsLeftAlone() throws {
+        var h = try Self.deployed()
+        // 3 %: 1.5 × the baseline, for ten minutes.
+        for _ in 0..<600 { h.tick(errors: 3, of: 100) }
+        #expect(h.orders.isEmpty)
+        let baseline = try #require(h.state.ledger.release("v2")?.baselineCounts?["error_rate"])
+        #expect(baseline.trials >= 1000 && baseline.events == baseline.trials / 50, "\(baseline)")
+    }
+
+    @Test func aReleaseFiveTimesWorseIsRolledBackOnItsCounts() throws {
+        var h = try Self.deployed()
+        // 10 %: five times v1's 2 %. The null is 2 × the baseline's upper bound (28 errors of 1,400 requests bound
+        // the baseline at about 3.8 %), so 10 % takes a few hundred requests to be told from 7.6 %.
+        var fired: Int?
+        for i in 0..<40 where fired == nil {
+            if h.tick(errors: 10, of: 100).rollback != nil { fired = i }
+        }
+        let tick = try #require(fired)
+        #expect(tick >= 2 && tick < 30, "fired at tick \(tick)")
+        let firing = try #require(h.events.first { $0.kind == .triggerFiring })
+        #expect(firing.message.contains("against the previous release's 28 of 1400"), "\(firing.message)")
+    }
+
+    @Test func aFloodAgainstALowBaselineIsRolledBackAtOnce() throws {
+        var h = try Self.deployed()
+        #expect(h.tick(errors: 40, of: 100).rollback != nil)
+    }
+}

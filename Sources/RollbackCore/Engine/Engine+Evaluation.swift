@@ -9,26 +9,36 @@ extension Engine {
         }
         let previous = state.ledger.current
         var baseline: [String: Double] = [:]
+        var baselineCounts: [String: Counts] = [:]
         if let previous, let prev = state.ledger.release(previous) {
             baseline = prev.baseline
+            baselineCounts = prev.baselineCounts ?? [:]
             for (metric, values) in state.recent where values.count >= 3 {
                 baseline[metric] = Self.median(values.map(\.value))
+            }
+            for (metric, ticks) in state.recentCounts ?? [:] {
+                let sum = ticks.reduce(Counts.zero) { $0 + $1.counts }
+                if sum.trials > 0 { baselineCounts[metric] = sum }
             }
         }
         if state.ledger.release(version) != nil {
             state.ledger.update(version) { r in
                 r.liveSince = now
                 r.cleanSince = nil
-                if previous != nil { r.baseline = baseline }
+                if previous != nil {
+                    r.baseline = baseline
+                    r.baselineCounts = baselineCounts
+                }
             }
         } else {
             state.ledger.releases.append(
                 Release(
                     version: version, firstSeenAt: now, liveSince: now, cleanSince: nil,
-                    knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline))
+                    knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline, baselineCounts: baselineCounts))
         }
         state.ledger.current = version
         state.recent = [:]
+        state.recentCounts = nil
         // The new release earns its own breaches: a trigger tripped by the old one does not count against it.
         for name in state.triggers.keys { state.triggers[name] = TriggerState() }
         for inc in state.openIncidents where inc.status == .open || inc.status == .awaitingApproval {
@@ -86,6 +96,15 @@ extension Engine {
             list.removeAll { $0.at < cutoff }
             if list.count > 10_000 { list.removeFirst(list.count - 10_000) }
             state.recent[metric] = list
+        }
+        for (metric, counts) in obs.counts where counts.trials > 0 {
+            var all = state.recentCounts ?? [:]
+            var list = all[metric] ?? []
+            list.append(TimedCounts(at: obs.at, counts: counts))
+            list.removeAll { $0.at < cutoff }
+            if list.count > 10_000 { list.removeFirst(list.count - 10_000) }
+            all[metric] = list
+            state.recentCounts = all
         }
     }
 

@@ -7,10 +7,18 @@ extension Engine {
         let evidence = config.metric(named: t.metric)?.evidence
         guard EffectiveTrigger.decidesByEvidence(t, evidence: evidence) else { return false }
         switch evidence {
+        case .ratio? where t.condition.needsBaseline:
+            // The previous release's counts are the null's baseline; without them the values decide, as before.
+            return obs.counts[t.metric] != nil && (baselineCounts(t)?.trials ?? 0) > 0
         case .ratio?: return obs.counts[t.metric] != nil
         case .slowerThan?: return obs.histograms[t.metric] != nil
         case nil: return false
         }
+    }
+
+    /// The previous release's counts for the trigger's metric, kept on the live release when it went live.
+    func baselineCounts(_ t: TriggerDefinition) -> Counts? {
+        state.ledger.current.flatMap { state.ledger.release($0) }?.baselineCounts?[t.metric]
     }
 
     /// This tick's counts for the trigger's test and the rate they are tested against: the ratio's own counts and
@@ -59,16 +67,27 @@ extension Engine {
         case .below, .belowBaseline: direction = .below
         case .above, .aboveBaseline: direction = .above
         }
+        let relative: (baseline: Counts, factor: Double)?
+        switch t.condition {
+        case let .aboveBaseline(f), let .belowBaseline(f): relative = baselineCounts(t).map { ($0, f) }
+        case .above, .below: relative = nil
+        }
+        func test(_ d: EvidenceTest.Direction) -> EvidenceTest {
+            if let relative {
+                return EvidenceTest(
+                    baseline: relative.baseline, factor: relative.factor, direction: d, confidence: t.confidence)
+            }
+            return EvidenceTest(threshold: threshold, direction: d, confidence: t.confidence)
+        }
         if s.evidence == nil {
-            s.evidence = EvidenceTest(threshold: threshold, direction: direction, confidence: t.confidence)
+            s.evidence = test(direction)
             s.evidenceSince = now
         }
         s.evidence?.observe(counts, elapsedMs: (now - (s.evidenceSince ?? now)).milliseconds)
         if s.evidence?.reached == true { return .breach }
         guard s.phase.isTripped else { return .ok }
         if s.clearing == nil {
-            s.clearing = EvidenceTest(
-                threshold: threshold, direction: direction == .above ? .below : .above, confidence: t.confidence)
+            s.clearing = test(direction == .above ? .below : .above)
             s.clearingSince = now
         }
         s.clearing?.observe(counts, elapsedMs: (now - (s.clearingSince ?? now)).milliseconds)
@@ -83,7 +102,10 @@ extension Engine {
         let strength = ValueFormat.percent(test.strength)
         let needed = ValueFormat.percent(t.confidence)
         let slower = s.evidenceBoundary.map { " slower than \(ValueFormat.format($0, unit: .seconds))" } ?? ""
-        let total = "\(test.total.events) of \(test.total.trials)\(slower)\(since)"
+        let against =
+            test.baselineBound != nil
+            ? baselineCounts(t).map { " against the previous release's \($0.events) of \($0.trials)" } ?? "" : ""
+        let total = "\(test.total.events) of \(test.total.trials)\(slower)\(since)\(against)"
         if test.reached {
             return "\(total); \(needed) evidence for \(conditionText(t)) reached"
         }

@@ -45,6 +45,9 @@ public struct Release: Sendable, Equatable, Codable {
     public var rolledBackFromAt: Timestamp?
     /// Per-metric baseline (median of the previous release's recent samples), for ratio triggers.
     public var baseline: [String: Double]
+    /// Per counted metric: the previous release's counts over its last `baselineWindow`, for relative conditions
+    /// decided by evidence.
+    public var baselineCounts: [String: Counts]?
 
     public var isKnownGood: Bool { knownGoodAt != nil }
 }
@@ -135,6 +138,11 @@ public struct TimedValue: Sendable, Equatable, Codable {
     public var value: Double
 }
 
+public struct TimedCounts: Sendable, Equatable, Codable {
+    public var at: Timestamp
+    public var counts: Counts
+}
+
 /// Everything the engine remembers; Codable so the daemon can persist it (temp + fsync + rename).
 public struct EngineState: Sendable, Equatable, Codable {
     public var triggers: [String: TriggerState] = [:]
@@ -153,6 +161,9 @@ public struct EngineState: Sendable, Equatable, Codable {
     public var blind: [String: BlindState] = [:]
     /// Recent ok samples of the current release, per metric (for the next release's baseline).
     public var recent: [String: [TimedValue]] = [:]
+    /// The current release's counts per tick over `baselineWindow`, per counted metric (the next release's
+    /// baseline counts).
+    public var recentCounts: [String: [TimedCounts]]?
     /// Per incident and trigger, the last decision reported (so a standing decision is not repeated every tick).
     public var lastDecisions: [String: String] = [:]
     public init() {}
