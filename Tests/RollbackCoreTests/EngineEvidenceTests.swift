@@ -5,7 +5,7 @@ import Testing
 /// Triggers on counted metrics decide by evidence (the sequential test on errors of requests), not by how many
 /// ticks the ratio looked bad: one error in eight requests never rolls back, a flood rolls back at its first tick,
 /// and a quiet service's recovery is verified on what it sends.
-@Suite struct EngineEvidenceTests {
+@Suite @MainActor struct EngineEvidenceTests {
     /// The errors trigger without `breaches`/`clears`: the evidence decides alone.
     static func evidenceSpec(extra: String = "") -> TableSpec {
         var spec = TableSpec()
@@ -172,8 +172,8 @@ import Testing
 
 /// "More than 2 × the previous release's error rate" on counts: the live release's counts against the baseline
 /// release's, with the baseline's own uncertainty (not a median of ratios).
-@Suite struct EngineRelativeEvidenceTests {
-    static let spec: TableSpec = {
+@Suite @MainActor struct EngineRelativeEvidenceTests {
+    nonisolated static let spec: TableSpec = {
         var spec = TableSpec()
         spec.triggers = [
             #"{"name": "worse", "metric": "error_rate", "condition": {"aboveBaseline": 2.0}, "severity": "high", "respondWithin": "5m", "automation": "full"}"#

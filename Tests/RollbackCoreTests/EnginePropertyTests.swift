@@ -4,7 +4,7 @@ import Synchronization
 @testable import RollbackCore
 
 /// Properties that must hold for any sequence of samples, deploys and executor outcomes.
-@Suite struct EnginePropertyTests {
+@Suite @MainActor struct EnginePropertyTests {
     /// Step codes: 0-2 breach, 3-4 ok, 5 no-data, 6 deploy a new version, 7 rollback succeeded, 8 rollback failed,
     /// 9 an hour passes in silence, 10 rearm.
     static let steps = Gen.int(in: 0...10).array(of: 20...400)

@@ -12,9 +12,9 @@ import Testing
 /// above `B` after `n` requests with probability `q` once `n·D − z_q·σ·√n ≥ B`. The test can only be faster
 /// (the other starts and alternatives add to `M`), so `n(q)` bounds the `q`-quantile of the detection delay,
 /// up to the requests of the tick that crosses it.
-@Suite struct EvidenceDelayTests {
-    static let intervalMs: Int64 = 5000
-    static let grid = Double(EvidenceTest.logOddsSteps.count)
+@Suite @MainActor struct EvidenceDelayTests {
+    nonisolated static let intervalMs: Int64 = 5000
+    nonisolated static let grid = Double(EvidenceTest.logOddsSteps.count)
 
     /// The requests after which the best single alternative's log likelihood ratio is above `barrier` with
     /// probability `q` (normal approximation), at true rate `p` against `p0`.

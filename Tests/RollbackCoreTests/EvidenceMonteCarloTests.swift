@@ -13,17 +13,17 @@ import Testing
 ///
 /// `EVIDENCE_MC_SCALE=25 swift test --filter EvidenceMonteCarloTests` multiplies the runs of the null cases (same
 /// seeds) for the larger table in the docs; the default keeps the file at a few seconds in a debug build.
-@Suite struct EvidenceMonteCarloTests {
-    static let traffics: [Traffic] = [
+@Suite @MainActor struct EvidenceMonteCarloTests {
+    nonisolated static let traffics: [Traffic] = [
         Traffic(perTick: 0.1), Traffic(perTick: 1), Traffic(perTick: 10),
         Traffic(perTick: 100, fixed: true), Traffic(perTick: 1000, fixed: true),
     ]
-    static let alphas: [Double] = [0.01, 0.05, 0.1]
+    nonisolated static let alphas: [Double] = [0.01, 0.05, 0.1]
     /// One hour of 5-second ticks.
-    static let hourTicks = 720
-    static let intervalMs: Int64 = 5000
-    static let scale = max(1, Int(ProcessInfo.processInfo.environment["EVIDENCE_MC_SCALE"] ?? "") ?? 1)
-    static let nullRuns = 200 * scale
+    nonisolated static let hourTicks = 720
+    nonisolated static let intervalMs: Int64 = 5000
+    nonisolated static let scale = max(1, Int(ProcessInfo.processInfo.environment["EVIDENCE_MC_SCALE"] ?? "") ?? 1)
+    nonisolated static let nullRuns = 200 * scale
 
     /// The supremum over every tick of a window of the log evidence at the constant true rate `rate`.
     static func supLogEvidence(

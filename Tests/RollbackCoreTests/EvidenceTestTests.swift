@@ -278,7 +278,7 @@ import Testing
 
 /// The sizes of a decision, for the table in docs/decisions.md: the fewest events in one tick of `n` trials that
 /// reach 99 % on a fresh test (`above`), and the clean trials that prove `below`.
-@Suite struct EvidenceDecisionSizeTests {
+@Suite @MainActor struct EvidenceDecisionSizeTests {
     static func fewestEventsThatFire(p0: Double, trials n: Int64) -> Int64? {
         for k in 0...n {
             var t = EvidenceTest(threshold: p0, direction: .above)
