@@ -64,6 +64,10 @@ import Testing
         #expect(firing.message.contains("30 of 50 since v2 went live; 99% evidence for"), "\(firing.message)")
         #expect(firing.extra["evidence_events"] == "30" && firing.extra["evidence_trials"] == "50")
         #expect(firing.extra["evidence_reached"] == "true")
+        let decision = try #require(h.events.first { $0.kind == .decision })
+        #expect(decision.message.contains("fired on v2 (30% (") == false, "\(decision.message)")
+        #expect(decision.message.contains("(30 of 50 since v2 went live; 99% evidence for"), "\(decision.message)")
+        #expect(decision.extra["evidence_trials"] == "50")
     }
 
     @Test func breachesSetByTheTableAreRequiredAsWell() throws {

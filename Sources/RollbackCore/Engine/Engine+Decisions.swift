@@ -60,12 +60,15 @@ extension Engine {
                 trigger: t.name, automation: level, metric: t.metric, value: s.lastValue,
                 threshold: s.lastThreshold, fromVersion: current, decision: decision.name,
                 dryRun: t.dryRun ? true : nil)
+            // On a counted metric the decision carries the evidence it acted on.
+            let evidence = s.evidence != nil ? evidenceText(t, s).map { " (\($0))" } ?? "" : ""
+            if s.evidence != nil { event.extra.merge(evidenceFields(s)) { _, new in new } }
             switch decision {
             case .none:
                 continue
             case let .notify(recommendation):
                 event.message =
-                    "Trigger \(t.name) (\(t.severity.rawValue), automation \(level.rawValue)) fired on \(current); recommended: \(recommendation)."
+                    "Trigger \(t.name) (\(t.severity.rawValue), automation \(level.rawValue)) fired on \(current)\(evidence); recommended: \(recommendation)."
                 event.reason = recommendation
                 event.toVersion = target?.version
                 state.incidents[idx].decisionReason = recommendation
@@ -73,7 +76,7 @@ extension Engine {
                 appendTimeline(idx, now, .decision, "decision notify: \(recommendation)")
             case let .blocked(gate, reason):
                 event.message =
-                    "Trigger \(t.name) fired on \(current) but the rollback is blocked by the \(gate) gate: \(reason)."
+                    "Trigger \(t.name) fired on \(current)\(evidence) but the rollback is blocked by the \(gate) gate: \(reason)."
                 event.reason = reason
                 event.toVersion = target?.version
                 event.extra["gate"] = gate
@@ -89,7 +92,7 @@ extension Engine {
                 appendTimeline(idx, now, .gateBlocked, "blocked by \(gate): \(reason)")
             case let .awaitApproval(to):
                 event.message =
-                    "Trigger \(t.name) fired on \(current); rollback to \(to) is prepared and waits for approval: rollbackd approve \(incidentID)."
+                    "Trigger \(t.name) fired on \(current)\(evidence); rollback to \(to) is prepared and waits for approval: rollbackd approve \(incidentID)."
                 event.toVersion = to
                 event.reason = "automation semi"
                 state.incidents[idx].status = .awaitingApproval
@@ -108,7 +111,7 @@ extension Engine {
                         fromVersion: current, toVersion: to, decision: decision.name))
                 appendTimeline(idx, now, .approvalRequested, "approval requested: \(current) -> \(to)")
             case let .rollback(to):
-                event.message = "Trigger \(t.name) fired on \(current); rolling back to known-good \(to)."
+                event.message = "Trigger \(t.name) fired on \(current)\(evidence); rolling back to known-good \(to)."
                 event.toVersion = to
                 event.reason = "all gates passed"
                 out.events.append(event)
