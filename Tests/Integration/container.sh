@@ -128,6 +128,13 @@ is_nspawn() {
     case "$(cat "/proc/$1/comm" 2>/dev/null)" in systemd-nspawn | setsid) return 0 ;; *) return 1 ;; esac
 }
 
+# starting_or_nspawn PID: systemd-nspawn, or our own child a moment before it runs it: right after `&` the child is
+# a fork of this script (same comm) until it execs setsid, and a loaded runner can look in that moment.
+starting_or_nspawn() {
+    is_nspawn "$1" && return 0
+    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$(cat /proc/$$/comm)" ]
+}
+
 # wait_gone PID STEPS: waits up to STEPS × 0.2 s for PID to stop being systemd-nspawn.
 wait_gone() {
     local n=0
@@ -225,10 +232,12 @@ LOG=$log
 EOF
     local deadline=$((SECONDS + BOOT_TIMEOUT)) leader="" state=""
     while [ $SECONDS -lt $deadline ]; do
-        if ! is_nspawn "$nspawn"; then
+        if ! starting_or_nspawn "$nspawn"; then
             tail -n 30 "$log" >&2
+            local last
+            last=$(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')
             cmd_stop "$name" >/dev/null 2>&1 || true
-            die "container $name did not start: systemd-nspawn exited (its log is above)"
+            die "container $name did not start: systemd-nspawn exited (comm '$(cat "/proc/$nspawn/comm" 2>/dev/null)'); its log ends: $last"
         fi
         if [ -z "$leader" ]; then
             leader=$(find_leader "$nspawn" || true)
