@@ -43,6 +43,7 @@ import argparse
 import ctypes
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -68,12 +69,32 @@ def die_with_parent():
     _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan survives the driver
 
 
+def _spawner(requests):
+    while True:
+        argv, log, stdout, box, done = requests.get()
+        try:
+            box.append(subprocess.Popen(NICE + argv, stdout=stdout if stdout is not None else open(log, "ab"),
+                                        stderr=open(log, "ab"), preexec_fn=die_with_parent))
+        except Exception as e:  # noqa: BLE001 - handed to the caller
+            box.append(e)
+        done.set()
+
+
+_SPAWN_REQUESTS = queue.Queue()
+threading.Thread(target=_spawner, args=(_SPAWN_REQUESTS,), daemon=True).start()
+
+
 def spawn(argv, log, stdout=None):
-    p = subprocess.Popen(NICE + argv, stdout=stdout if stdout is not None else open(log, "ab"),
-                         stderr=open(log, "ab"), preexec_fn=die_with_parent)
+    """Starts a process from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that forked the child
+    ends, so a daemon started from a short-lived worker thread would be killed with it."""
+    box, done = [], threading.Event()
+    _SPAWN_REQUESTS.put((argv, log, stdout, box, done))
+    done.wait()
+    if isinstance(box[0], Exception):
+        raise box[0]
     with PROCS_LOCK:
-        PROCS.append(p)
-    return p
+        PROCS.append(box[0])
+    return box[0]
 
 
 def stop(p, sig=signal.SIGTERM):
@@ -116,6 +137,13 @@ def http_ok(port):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
         return r.status == 200
+
+
+def join_all(threads):
+    """Joins with a timeout, so a SIGTERM or Ctrl-C reaches the main thread at once."""
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)
 
 
 def log(msg):
@@ -323,19 +351,17 @@ def run_watches(args, base, bins, load_dir, scenarios):
     if load.stdout.readline().strip() != b"READY":
         raise RuntimeError("the load generator did not start")
     log(f"scenarios {','.join(sorted(scenarios))}: {len(watches)} fixtures, preparing daemons")
-    threads = [threading.Thread(target=w.d.prepare) for w in watches]
+    threads = [threading.Thread(target=w.d.prepare, daemon=True) for w in watches]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads)
     for w in watches:
         if w.d.proc.poll() is not None:
             raise RuntimeError(f"{w.fx.name}: the daemon did not start; see {w.d.log}")
-    threads = [threading.Thread(target=w.start) for w in watches]
+    threads = [threading.Thread(target=w.start, daemon=True) for w in watches]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads)
     log(f"v2 deployed on every fixture; watching up to {max(w.duration for w in watches) / 60:.0f} min")
     reported = set()
     last_status = time.monotonic()
@@ -418,11 +444,10 @@ def run_scenario3(args, base, bins, load_dir):
 
     log(f"scenario 3: {args.s3_drills} drills of the new rule (250ms, 3s window), {args.s3_old_drills} of the old "
         "(5s, 30s, 3 breaches), at the same time on their own fixtures")
-    threads = [threading.Thread(target=loop, args=p) for p in plans if p[3] > 0]
+    threads = [threading.Thread(target=loop, args=p, daemon=True) for p in plans if p[3] > 0]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join_all(threads)
     stop(load)
     if errors:
         log("scenario 3 errors: " + "; ".join(errors))
