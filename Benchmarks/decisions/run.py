@@ -156,10 +156,10 @@ def log(msg):
 class Fixture:
     """Releases v1 (errorRate 0) and v2 (bad_rate), `current`, and two demo-service instances."""
 
-    def __init__(self, name, base, bins, bad_rate, rate):
+    def __init__(self, name, base, bins, bad_rate, rate, extra=()):
         self.name, self.bad_rate, self.rate = name, bad_rate, rate
         self.dir = os.path.join(base, name)
-        for v, r in (("v1", 0.0), ("v2", bad_rate)):
+        for v, r in (("v1", 0.0), ("v2", bad_rate), *extra):
             os.makedirs(os.path.join(self.dir, "releases", v))
             with open(os.path.join(self.dir, "releases", v, "release.json"), "w") as f:
                 json.dump({"version": v, "errorRate": r, "latencyMs": 5, "healthy": True}, f)
@@ -207,8 +207,9 @@ def read_requests(path):
 class Daemon:
     """One `rollbackd run` guarding one fixture, under one rule."""
 
-    def __init__(self, fixture, rule, bins, interval, window):
+    def __init__(self, fixture, rule, bins, interval, window, automation="full"):
         self.fx, self.rule, self.bins, self.interval, self.window = fixture, rule, bins, interval, window
+        self.automation = automation
         self.proc = None
         self.n = 0
 
@@ -220,7 +221,7 @@ class Daemon:
         else:
             trigger.update(confidence=0.99)  # the shipped table now: no breaches/clears
         return {
-            "service": "demo", "interval": f"{int(self.interval * 1000)}ms", "automation": "full",
+            "service": "demo", "interval": f"{int(self.interval * 1000)}ms", "automation": self.automation,
             "instances": [f"http://127.0.0.1:{p}" for p in self.fx.ports],
             "metrics": {"error_rate": {
                 "type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
@@ -288,26 +289,32 @@ class Daemon:
 
 
 class Watch:
-    """A prepared fixture: deploy v2, then record the first time `current` points at v1 again."""
+    """A prepared fixture: deploy v2, then record the first time `current` points at v1 again. Each watch polls
+    in its own thread (readlink every 10 ms), so stopping one daemon never delays another fixture's clock."""
 
     def __init__(self, scenario, fixture, daemon, duration, stop_on_swap):
         self.scenario, self.fx, self.d, self.duration, self.stop_on_swap = scenario, fixture, daemon, duration, stop_on_swap
         self.t0 = self.swapped = None
+        self.stop_s = None
         self.done = False
 
-    def start(self):
+    def run(self):
         time.sleep(random.uniform(0, self.d.interval))
         self.t0 = time.monotonic()
         self.fx.deploy("v2")
-
-    def poll(self, now):
-        if self.done or self.t0 is None:
-            return
-        if self.swapped is None and self.fx.live() == "v1":
-            self.swapped = now
-        if now - self.t0 >= self.duration or (self.stop_on_swap and self.swapped is not None and now - self.swapped > 5):
-            self.done = True
-            self.d.finish()
+        while True:
+            now = time.monotonic()
+            if self.swapped is None and self.fx.live() == "v1":
+                self.swapped = now
+                log(f"  {self.fx.name}: swapped back to v1 {self.swapped - self.t0:.2f} s after the deploy")
+            if now - self.t0 >= self.duration or (self.stop_on_swap and self.swapped is not None
+                                                  and now - self.swapped > 5):
+                break
+            time.sleep(0.01)
+        t = time.monotonic()
+        self.d.finish()
+        self.stop_s = time.monotonic() - t
+        self.done = True
 
     def result(self, load_dir):
         reqs = [r for r in read_requests(self.fx.requests_path(load_dir))
@@ -321,7 +328,23 @@ class Watch:
                 "insufficient_evidence_lines": len(insufficient),
                 "requests": len(reqs), "failures": len(failed),
                 "first_failure": None if not failed else min(r[1] for r in failed) - self.t0,
+                "daemon_live_to_rollback_finished": self.daemon_view(), "daemon_stop_s": self.stop_s,
                 "firing": fired[:1]}
+
+    def daemon_view(self):
+        """Seconds from the daemon's `release_deployed` of v2 to its first `rollback_finished` (its own clock)."""
+        stamp = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z")
+        live = done = None
+        for line in self.d.log_text().splitlines():
+            m = stamp.match(line)
+            if not m:
+                continue
+            t = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + m.group(1)[19:])
+            if live is None and " release_deployed:" in line and "to_version=v2" in line:
+                live = t
+            elif live is not None and done is None and " rollback_finished:" in line:
+                done = t
+        return None if (live is None or done is None) else done - live
 
 
 def run_watches(args, base, bins, load_dir, scenarios):
@@ -358,25 +381,17 @@ def run_watches(args, base, bins, load_dir, scenarios):
     for w in watches:
         if w.d.proc.poll() is not None:
             raise RuntimeError(f"{w.fx.name}: the daemon did not start; see {w.d.log}")
-    threads = [threading.Thread(target=w.start, daemon=True) for w in watches]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in watches]
     for t in threads:
         t.start()
-    join_all(threads)
-    log(f"v2 deployed on every fixture; watching up to {max(w.duration for w in watches) / 60:.0f} min")
-    reported = set()
+    log(f"deploying v2 on every fixture; watching up to {max(w.duration for w in watches) / 60:.0f} min")
     last_status = time.monotonic()
     while not all(w.done for w in watches):
-        now = time.monotonic()
-        for w in watches:
-            w.poll(now)
-            if w.swapped is not None and w.fx.name not in reported:
-                reported.add(w.fx.name)
-                log(f"  {w.fx.name}: swapped back to v1 {w.swapped - w.t0:.2f} s after the deploy")
-        if now - last_status > 60:
-            last_status = now
+        if time.monotonic() - last_status > 60:
+            last_status = time.monotonic()
             log(f"  {sum(w.done for w in watches)}/{len(watches)} fixtures done, "
                 f"{sum(w.swapped is not None for w in watches)} swapped back")
-        time.sleep(0.05)
+        time.sleep(0.5)
     time.sleep(3)  # the load generator's last answers flushed
     stop(load)
     return [dict(w.result(load_dir), scenario=w.scenario, duration=w.duration) for w in watches]
@@ -454,6 +469,52 @@ def run_scenario3(args, base, bins, load_dir):
     return results
 
 
+# ---------------------------------------------------------------- scenario 5: rolling forward from a bad release
+
+
+def run_scenario5(args, base, bins, load_dir):
+    """v2 (60 % errors) is live and firing, but automation is capped at `manual` (the operator fixes forward);
+    after --s5-bad-s seconds v3 (0 % errors) replaces it. Does the trigger fire on v3, the fix?"""
+    fixtures, daemons = [], []
+    for rule in ("old", "new"):
+        fx = Fixture(f"s5-{rule}", base, bins["new"], 0.6, 100, extra=(("v3", 0.0),))
+        fixtures.append(fx)
+        daemons.append(Daemon(fx, rule, bins[rule], 5.0, 30.0, automation="manual"))
+    for fx in fixtures:
+        fx.ready()
+    load = spawn([sys.executable, os.path.join(HERE, "loadgen.py"), "--out", load_dir]
+                 + [fx.loadspec() for fx in fixtures], os.path.join(base, "loadgen-s5.log"), stdout=subprocess.PIPE)
+    if load.stdout.readline().strip() != b"READY":
+        raise RuntimeError("the load generator did not start")
+    log(f"scenario 5: v2 (60 %) for {args.s5_bad_s:.0f} s under manual automation, then v3 (0 %) for "
+        f"{args.s5_watch_s:.0f} s")
+    threads = [threading.Thread(target=d.prepare, daemon=True) for d in daemons]
+    for t in threads:
+        t.start()
+    join_all(threads)
+    for fx in fixtures:
+        fx.deploy("v2")
+    time.sleep(args.s5_bad_s)
+    t3 = time.monotonic()
+    for fx in fixtures:
+        fx.deploy("v3")
+    time.sleep(args.s5_watch_s)
+    out = {}
+    for fx, d in zip(fixtures, daemons):
+        d.finish()
+        fired = [line for line in d.events("trigger_firing")]
+        on_v2 = [line for line in fired if "from_version=v2" in line]
+        on_v3 = [line for line in fired if "from_version=v3" in line]
+        reqs = [r for r in read_requests(fx.requests_path(load_dir)) if r[0] >= t3 + 1.5]
+        out[d.rule] = {"fired_on_v2": len(on_v2) > 0, "fired_on_v3": len(on_v3) > 0,
+                       "v3_firing": on_v3[:1], "v2_firing": on_v2[:1],
+                       "v3_requests_after_1_5s": len(reqs), "v3_failed_after_1_5s": sum(1 for r in reqs if not r[2])}
+        log(f"  s5 {d.rule}: fired on v2 {out[d.rule]['fired_on_v2']}, on v3 (0 % errors) {out[d.rule]['fired_on_v3']}"
+            + (f": {on_v3[0][:220]}" if on_v3 else ""))
+    stop(load)
+    return out
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -473,8 +534,8 @@ def table_false(rows, scen, title):
     if not rows:
         return ""
     lines = [f"\n### Scenario {scen}: {title}\n",
-             "| rule | fixtures | false rollbacks | swap back after the deploy (s) | requests per fixture, median | "
-             "failed per fixture, median | 'insufficient evidence' notes |",
+             "| rule | fixtures | false rollbacks | swap back after the deploy (s) | requests while v2 was live, median "
+             "| failed, median | 'insufficient evidence' notes |",
              "|---|---|---|---|---|---|---|"]
     for rule in ("old", "new"):
         rr = [r for r in rows if r["rule"] == rule]
@@ -509,7 +570,9 @@ def table2(rows):
                      f"{fmt(worst, 1)} s | {fmt(fm, 1)} s ({fmt(fw, 1)} s) | "
                      f"{statistics.median(r['requests'] for r in rr):.0f} / "
                      f"{statistics.median(r['failures'] for r in rr):.0f} |")
-        detail.append(f"- {rule}: swap back (s) {', '.join(fmt(r['swap'], 1) for r in rr)}; first failure (s after "
+        detail.append(f"- {rule}: swap back (s) {', '.join(fmt(r['swap'], 1) for r in rr)}; the daemon's own "
+                      f"v2-live → rollback_finished (s) "
+                      f"{', '.join(fmt(r.get('daemon_live_to_rollback_finished'), 1) for r in rr)}; first failure (s after "
                       f"the deploy) {', '.join(fmt(r['first_failure'], 1) for r in rr)}; requests/failed "
                       f"{', '.join(str(r['requests']) + '/' + str(r['failures']) for r in rr)}")
     return "\n".join(lines) + "\n\n" + "\n".join(detail)
@@ -551,11 +614,13 @@ def main():
     ap.add_argument("--s3-drills", type=int, default=10)
     ap.add_argument("--s3-old-drills", type=int, default=4)
     ap.add_argument("--s4-fixtures", type=int, default=1)
+    ap.add_argument("--s5-bad-s", type=float, default=45, help="scenario 5: seconds v2 is live before v3")
+    ap.add_argument("--s5-watch-s", type=float, default=45, help="scenario 5: seconds v3 is watched")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     ap.add_argument("--json", help="also write every result as JSON to this file")
     args = ap.parse_args()
     scenarios = {"1", "2", "3", "4"} if args.scenario == "all" else set(args.scenario.split(","))
-    if not scenarios <= {"1", "2", "3", "4"}:
+    if not scenarios <= {"1", "2", "3", "4", "5"}:
         sys.exit(f"unknown scenario in {args.scenario}")
     for d, names in ((args.new_bin, ("rollbackd", "rollbackd-demo-service")), (args.old_bin, ("rollbackd",))):
         for b in names:
@@ -573,12 +638,14 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     log(f"work directory {base}")
     started = time.monotonic()
-    out = {"watches": [], "scenario3": {}}
+    out = {"watches": [], "scenario3": {}, "scenario5": {}}
     try:
         if scenarios & {"1", "2", "4"}:
             out["watches"] = run_watches(args, base, bins, load_dir, scenarios & {"1", "2", "4"})
         if "3" in scenarios:
             out["scenario3"] = run_scenario3(args, base, bins, load_dir)
+        if "5" in scenarios:
+            out["scenario5"] = run_scenario5(args, base, bins, load_dir)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
     finally:
@@ -596,6 +663,11 @@ def main():
     print(table2(w))
     print(table3(out["scenario3"]))
     print(table_false(w, "4", "8 % errors against the 10 % bound at 100 requests/s"))
+    if out["scenario5"]:
+        print("\n### Scenario 5: rolling forward from a bad release (v2 60 %, then v3 0 %), manual automation\n")
+        print("| rule | fired on v2 | fired on v3 (the fix) |\n|---|---|---|")
+        for rule, r in out["scenario5"].items():
+            print(f"| {rule} | {r['fired_on_v2']} | **{r['fired_on_v3']}** |")
     print(f"\nwall time {out['wall_s'] / 60:.1f} min")
 
 
