@@ -32,6 +32,10 @@ Scenarios (--scenario; 1, 2 and 4 run at the same time, 3 after them):
      daemon per drill. Time from the first failed request the load generator saw (its answer) to the swap back.
   4  v2 at 8 % errors against the 10 % bound, 100 requests/s, --s4-fixtures (1) per rule, --watch-min minutes:
      false rollbacks.
+Two more, not in `all` (findings of the first runs):
+  5  rolling forward: v2 (60 %) live under `manual` automation, then v3 (0 %): does the trigger fire on the fix?
+  6  verification after a rollback at 100 requests/s (v2 60 %, 5s interval): one drill per rule, watched 170 s for
+     verification_passed / verification_failed.
 
 Binaries: --new-bin (default .build/release of this tree: `nice -n 19 swift build -c release --product rollbackd`,
 then `--product rollbackd-demo-service`) and --old-bin (default /work/wt-old/.build/release: `git worktree add
@@ -329,6 +333,9 @@ class Watch:
                 "requests": len(reqs), "failures": len(failed),
                 "first_failure": None if not failed else min(r[1] for r in failed) - self.t0,
                 "daemon_live_to_rollback_finished": self.daemon_view(), "daemon_stop_s": self.stop_s,
+                "verification": [line[:400] for line in self.d.log_text().splitlines()
+                                 if " verification_passed:" in line or " verification_failed:" in line
+                                 or " automation_halted:" in line],
                 "firing": fired[:1]}
 
     def daemon_view(self):
@@ -363,6 +370,9 @@ def run_watches(args, base, bins, load_dir, scenarios):
         for rule in ("old", "new"):
             for i in range(args.s4_fixtures):
                 plan.append(("4", rule, i, 0.08, 100, m, False))
+    if "6" in scenarios:
+        for rule in ("old", "new"):
+            plan.append(("6", rule, 0, 0.6, 100, 170, False))
     for scen, rule, i, bad, rate, dur, stop_on_swap in plan:
         fx = Fixture(f"s{scen}-{rule}-{i + 1}", base, bins["new"], bad, rate)
         fixtures.append(fx)
@@ -620,7 +630,7 @@ def main():
     ap.add_argument("--json", help="also write every result as JSON to this file")
     args = ap.parse_args()
     scenarios = {"1", "2", "3", "4"} if args.scenario == "all" else set(args.scenario.split(","))
-    if not scenarios <= {"1", "2", "3", "4", "5"}:
+    if not scenarios <= {"1", "2", "3", "4", "5", "6"}:
         sys.exit(f"unknown scenario in {args.scenario}")
     for d, names in ((args.new_bin, ("rollbackd", "rollbackd-demo-service")), (args.old_bin, ("rollbackd",))):
         for b in names:
@@ -640,8 +650,8 @@ def main():
     started = time.monotonic()
     out = {"watches": [], "scenario3": {}, "scenario5": {}}
     try:
-        if scenarios & {"1", "2", "4"}:
-            out["watches"] = run_watches(args, base, bins, load_dir, scenarios & {"1", "2", "4"})
+        if scenarios & {"1", "2", "4", "6"}:
+            out["watches"] = run_watches(args, base, bins, load_dir, scenarios & {"1", "2", "4", "6"})
         if "3" in scenarios:
             out["scenario3"] = run_scenario3(args, base, bins, load_dir)
         if "5" in scenarios:
@@ -663,6 +673,8 @@ def main():
     print(table2(w))
     print(table3(out["scenario3"]))
     print(table_false(w, "4", "8 % errors against the 10 % bound at 100 requests/s"))
+    for r in (r for r in w if r["scenario"] == "6"):
+        print(f"\nscenario 6, {r['rule']}: swap back {fmt(r['swap'])} s; " + (" | ".join(r["verification"]) or "no verdict"))
     if out["scenario5"]:
         print("\n### Scenario 5: rolling forward from a bad release (v2 60 %, then v3 0 %), manual automation\n")
         print("| rule | fired on v2 | fired on v3 (the fix) |\n|---|---|---|")
