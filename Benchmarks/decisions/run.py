@@ -2,8 +2,8 @@
 """Decisions (issue: false rollbacks at low traffic): the evidence rule against the old consecutive-breaches rule,
 each measured with its own release binary, side by side on real fixtures. Not run by `make test`.
 
-    python3 Benchmarks/decisions/run.py --scenario all
-    python3 Benchmarks/decisions/run.py --scenario 1,4      # or any of 1, 2, 3, 4 (1, 2 and 4 run concurrently)
+    nice -n 19 python3 Benchmarks/decisions/run.py --scenario all
+    nice -n 19 python3 Benchmarks/decisions/run.py --scenario 1,4   # any of 1 to 6 (1, 2, 4, 6 run concurrently)
 
 The two rules:
   old  the binary of a5db10a (the last release before evidence triggers), the shipped table's error trigger as it was
@@ -40,8 +40,8 @@ Two more, not in `all` (findings of the first runs):
 Binaries: --new-bin (default .build/release of this tree: `nice -n 19 swift build -c release --product rollbackd`,
 then `--product rollbackd-demo-service`) and --old-bin (default /work/wt-old/.build/release: `git worktree add
 /work/wt-old a5db10a && cd /work/wt-old && nice -n 19 swift build -c release --product rollbackd`). They are copied
-into the work directory first, so a rebuild cannot swap them mid-run. Every process runs under `nice -n 19` (the
-machine is shared) and dies with the driver. --json FILE writes every result; --keep keeps the logs.
+into the work directory first, so a rebuild cannot swap them mid-run. Every process it starts runs under `nice -n 19` (the
+machine is shared; run the driver itself so too) and dies with the driver. --json FILE writes every result; --keep keeps the logs.
 """
 import argparse
 import ctypes
