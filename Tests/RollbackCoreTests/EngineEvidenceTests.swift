@@ -21,7 +21,28 @@ import Testing
         for _ in 0..<14 { h.tick(errors: 0, of: 20) }
         #expect(h.state.ledger.release("v1")?.isKnownGood == true)
         h.version = "v2"
+        // The tick that first sees v2 counts what was served since the previous tick, partly by v1: the engine
+        // counts nothing of it, so the scenarios start after it.
+        h.tick(errors: 0, of: 0)
         return h
+    }
+
+    @Test func theTickThatSeesANewReleaseChargesItNothing() throws {
+        var spec = Self.evidenceSpec()
+        spec.cap = "manual"
+        var h = try Harness(spec)
+        for _ in 0..<14 { h.tick(errors: 0, of: 20) }
+        h.version = "v2"
+        h.tick(errors: 0, of: 0)
+        for _ in 0..<3 { h.tick(errors: 30, of: 50) }
+        #expect(h.state.triggers["errors"]?.phase == .firing)
+        // v3, the fix, goes live from outside: the tick that sees it still counts v2's last errors.
+        h.version = "v3"
+        h.tick(errors: 30, of: 50)
+        for _ in 0..<5 { h.tick(errors: 0, of: 50) }
+        #expect(h.state.triggers["errors"]?.phase == .ok)
+        #expect(!h.events.contains { $0.kind == .triggerFiring && $0.fromVersion == "v3" })
+        #expect(h.state.triggers["errors"]?.evidence?.total == Counts(events: 0, trials: 250))
     }
 
     @Test func aHealthyReleaseAtLowTrafficIsNeverRolledBack() throws {
@@ -110,6 +131,7 @@ import Testing
         let order = try #require(h.tick(errors: 30, of: 50).rollback)
         h.events += h.engine.rollbackFinished(.succeeded, now: h.now)
         h.version = order.to
+        h.tick(errors: 3, of: 10) // the tick that sees v1 again: partly v2's, not counted
         h.tick(errors: 0, of: 100)
         #expect(h.state.triggers["errors"]?.phase == .ok, "100 clean requests are evidence of < 10 %")
         for _ in 0..<6 { h.tick(errors: 0, of: 100) }
@@ -168,6 +190,7 @@ import Testing
         for _ in 0..<120 { #expect(Self.tick(&h, total: 100, slow: 3).rollback == nil) }
         // 40 % slower: the P95 is above the bound and the counts say so at once.
         h.version = "v3"
+        _ = Self.tick(&h, total: 100, slow: 0) // the tick that first sees v3 is not counted
         let out = Self.tick(&h, total: 100, slow: 40)
         let firing = try #require(out.events.first { $0.kind == .triggerFiring }, "\(out.events.map(\.message))")
         #expect(firing.message.contains("40 of 100 slower than 500ms since v3 went live"), "\(firing.message)")
@@ -191,6 +214,7 @@ import Testing
         for _ in 0..<14 { h.tick(errors: 2, of: 100) }
         #expect(h.state.ledger.release("v1")?.isKnownGood == true)
         h.version = "v2"
+        h.tick(errors: 0, of: 0) // the tick that first sees v2 is not counted
         return h
     }
 

@@ -137,6 +137,7 @@ extension Engine {
                     // The ratio alone would have breached: say once why nothing happens.
                     sayInsufficient =
                         valueBreach && verdict != .breach && !s.phase.isTripped && s.insufficientSaid != true
+                        && s.evidence?.total.trials ?? 0 > 0
                 } else {
                     verdict = valueBreach ? .breach : .ok
                 }

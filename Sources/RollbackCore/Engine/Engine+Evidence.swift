@@ -61,6 +61,9 @@ extension Engine {
             s.clearing = nil
             s.insufficientSaid = nil
             s.evidenceRelease = release
+            // The tick that first sees a release counts what was served since the previous tick, partly by the
+            // release before it: its counts are nobody's evidence. The release's test starts with the next tick.
+            return s.phase.isTripped ? .hold : .ok
         }
         let direction: EvidenceTest.Direction
         switch t.condition {

@@ -114,7 +114,10 @@ public actor Daemon {
         systemd.ready(status: statusLine())
         var schedule = TickSchedule(startingAfter: engine.config.interval)
         while !stopRequested {
-            await schedule.sleepUntilDue()
+            // Sleep in short slices: a stop (SIGTERM) ends the wait at once, not at the next slot.
+            while !stopRequested, SystemTime.monotonicMs() < schedule.next {
+                try? await Task.sleep(for: .milliseconds(min(100, schedule.next - SystemTime.monotonicMs())))
+            }
             if stopRequested { break }
             if let n = options.hangAfterTicks, ticks >= n {
                 // Test-only: a hung loop. No more ticks, no more watchdog pings.
