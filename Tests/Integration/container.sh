@@ -578,6 +578,11 @@ wait_ok() {
          case "$(systemctl show -P StatusText rollbackd.service)" in ok:*) true ;; *) false ;; esac'
 }
 
+# The last lines rollbackd.service wrote, on one line, for an error message.
+unit_journal_tail() {
+    in_container "$1" journalctl -u rollbackd.service -n 8 --no-pager -o cat 2>&1 | tr '\n' ' '
+}
+
 scenario_ready() {
     local name=$1
     scenario_fixture "$name"
@@ -607,9 +612,12 @@ json.dump(c, sys.stdout, indent=1)' "$FIRST_TICK_GATE" | put_config "$name"
     ready=$(unit_prop "$name" rollbackd.service ActiveEnterTimestampMonotonic)
     [ $((ready - started)) -ge 2500000 ] ||
         die "$name: active $(((ready - started) / 1000)) ms after start; READY must wait for the first (3 s) tick"
-    # Back to the plain scenario config for what follows.
+    # Back to the plain scenario config for what follows. Stopped first: a running daemon notices the new file on
+    # its next tick and reloads, and a reload racing systemd's restart job failed the restart once.
+    in_container "$name" systemctl stop rollbackd.service
     scenario_config | put_config "$name"
-    in_container "$name" systemctl restart rollbackd.service
+    in_container "$name" systemctl start rollbackd.service ||
+        die "$name: rollbackd.service did not start again: $(unit_journal_tail "$name")"
     in_container "$name" rm -f "$FIRST_TICK_GATE"
     wait_ok "$name"
     echo "scenario-ready: activating until the first tick, active $(((ready - started) / 1000)) ms after start"
