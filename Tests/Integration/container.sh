@@ -578,6 +578,14 @@ wait_ok() {
          case "$(systemctl show -P StatusText rollbackd.service)" in ok:*) true ;; *) false ;; esac'
 }
 
+# The rollback as the journal tells it since SINCE (executor phases and requests, the daemon's rollback events), on
+# one line, for an error message.
+phase_story() {
+    in_container "$1" journalctl -q --no-pager -o cat --since="@$2" \
+        ROLLBACKD_EVENT=executor_phase + ROLLBACKD_EVENT=executor_request + ROLLBACKD_EVENT=rollback_phase \
+        + ROLLBACKD_EVENT=rollback_finished + ROLLBACKD_EVENT=rollback_failed 2>&1 | tail -n 20 | tr '\n' '|'
+}
+
 # The last lines rollbackd.service wrote, on one line, for an error message.
 unit_journal_tail() {
     in_container "$1" journalctl -u rollbackd.service -n 8 --no-pager -o cat 2>&1 | tr '\n' ' '
@@ -774,6 +782,14 @@ scenario_kill9() {
     # The executor's own entries: it is the process that changes the system, and it journals each phase itself.
     wait_for "$name" 60 "phase $phase started" sh -c \
         "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=executor_phase ROLLBACKD_PHASE=$phase ROLLBACKD_PHASE_STATE=started | grep -q ."
+    # Everything below is about this rollback's incident: a second-resolution --since cannot tell this scenario's
+    # entries from the previous one's when both fall in the same second.
+    local inc
+    inc=$(events_since "$name" "$since" ROLLBACKD_EVENT=executor_phase ROLLBACKD_PHASE="$phase" \
+        ROLLBACKD_PHASE_STATE=started | python3 -c '
+import json, sys
+print([json.loads(l).get("ROLLBACKD_INCIDENT", "") for l in sys.stdin][-1])')
+    [ -n "$inc" ] || die "$name: the executor's phase $phase entry names no incident"
     if [ "$who" = daemon ]; then
         in_container "$name" systemctl kill --signal=SIGKILL rollbackd.service
     else
@@ -784,15 +800,15 @@ scenario_kill9() {
     # Restart=on-failure brings the daemon back (or the daemon sees the executor die); it resumes the incident.
     wait_for "$name" 60 "current points at v1 after the crash" sh -c \
         '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
-    wait_for "$name" 60 "the incident closed after the crash" sh -c \
-        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=incident_closed | grep -q ."
+    wait_for "$name" 60 "incident $inc closed after the crash" sh -c \
+        "journalctl -q --no-pager ROLLBACKD_EVENT=incident_closed ROLLBACKD_INCIDENT=$inc | grep -q ."
     # Every phase completed exactly once, as the executor that ran it recorded it (a resumed run reports the
     # phases it finds done as skipped).
     local p n
     for p in swap reload; do
         n=$(events_since "$name" "$since" ROLLBACKD_EVENT=executor_phase ROLLBACKD_PHASE=$p \
-            ROLLBACKD_PHASE_STATE=completed | wc -l)
-        [ "$n" = 1 ] || die "$name: phase $p completed $n times after kill -9 of the $who during $phase"
+            ROLLBACKD_PHASE_STATE=completed ROLLBACKD_INCIDENT="$inc" | wc -l)
+        [ "$n" = 1 ] || die "$name: phase $p completed $n times after kill -9 of the $who during $phase; what the executors and the daemon said: $(phase_story "$name" "$since")"
     done
     # The same outcome as without the crash: verified, not failed, automation still armed.
     [ -n "$(events_since "$name" "$since" ROLLBACKD_EVENT=verification_passed)" ] ||
