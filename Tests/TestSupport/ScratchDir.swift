@@ -1,7 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+// A plain target, so `swift build` (release, `make install`) compiles it too, where Testing is not available.
+#if canImport(Testing)
 import Testing
+#endif
 import RollbackSystem
 
 /// A fresh directory under /tmp for one test: `let dir = try ScratchDir("label"); defer { dir.remove() }`.
@@ -39,7 +42,11 @@ public final class ScratchDir: Sendable {
         do {
             try FileIO.writeAtomically(path: p, bytes: Array(text.utf8), mode: mode)
         } catch {
+            #if canImport(Testing)
             Issue.record("cannot write \(p): \(error)")
+            #else
+            Terminal.writeError("cannot write \(p): \(error)")
+            #endif
         }
         chmod(p, mode)
         return p
