@@ -44,7 +44,6 @@ into the work directory first, so a rebuild cannot swap them mid-run. Every proc
 machine is shared; run the driver itself so too) and dies with the driver. --json FILE writes every result; --keep keeps the logs.
 """
 import argparse
-import ctypes
 import json
 import os
 import queue
@@ -52,7 +51,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,16 +59,13 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
+from benchlib import SymlinkReleases, control, die_with_parent, free_port, stop, wait_until  # noqa: E402
 HERE = os.path.join(ROOT, "Benchmarks", "decisions")
 NICE = ["nice", "-n", "19"]
 
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 PROCS = []
 PROCS_LOCK = threading.Lock()
-
-
-def die_with_parent():
-    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan survives the driver
 
 
 def _spawner(requests):
@@ -101,40 +96,11 @@ def spawn(argv, log, stdout=None):
     return box[0]
 
 
-def stop(p, sig=signal.SIGTERM):
-    if p is None or p.poll() is not None:
-        return
-    p.send_signal(sig)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
 def cleanup():
     with PROCS_LOCK:
         procs = list(reversed(PROCS))
     for p in procs:
         stop(p)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, seconds, cond, interval=0.1):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {seconds}s waiting for {what}")
 
 
 def http_ok(port):
@@ -157,7 +123,7 @@ def log(msg):
 # ---------------------------------------------------------------- fixtures, daemons
 
 
-class Fixture:
+class Fixture(SymlinkReleases):
     """Releases v1 (errorRate 0) and v2 (bad_rate), `current`, and two demo-service instances."""
 
     def __init__(self, name, base, bins, bad_rate, rate, extra=()):
@@ -177,19 +143,6 @@ class Fixture:
     def ready(self):
         for port in self.ports:
             wait_until(f"demo service on {port}", 20, lambda: http_ok(port))
-
-    def release(self, v):
-        return os.path.join(self.dir, "releases", v)
-
-    def deploy(self, v):
-        tmp = self.link + ".deploy"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(self.release(v), tmp)
-        os.rename(tmp, self.link)
-
-    def live(self):
-        return os.path.basename(os.readlink(self.link))
 
     def loadspec(self):
         return f"{self.name}:{self.rate}=" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
@@ -239,17 +192,7 @@ class Daemon:
         }
 
     def control(self, command, **fields):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-            c.settimeout(5)
-            c.connect(self.socket)
-            c.sendall((json.dumps({"command": command, **fields}) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        return control(self.socket, command, **fields)
 
     def prepare(self):
         """A fresh daemon with a fresh state directory; returns when v1 is known-good and a full window plus two

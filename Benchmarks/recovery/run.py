@@ -32,13 +32,11 @@ In `defaults` a Prometheus drill takes ~3-4 min and its errors need 5 min to lea
 Prometheus drills are run (--prom-default-drills) and rollbackd drills fill the waits.
 """
 import argparse
-import ctypes
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +46,8 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
+from benchlib import SymlinkReleases, control, die_with_parent, free_port, stop, wait_until  # noqa: E402
 HERE = os.path.join(ROOT, "Benchmarks", "recovery")
 BUCKET = 0.25
 WINDOW = 1.0  # the load generator's sliding window
@@ -62,12 +62,7 @@ SETTINGS = {
                      am_group_wait="30s", am_group_interval="5m", timeout=600, prom_warmup=330),
 }
 
-_libc = ctypes.CDLL("libc.so.6", use_errno=True)
 PROCS = []
-
-
-def die_with_parent():
-    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan survives the driver
 
 
 def spawn(argv, log, env=None, stdout=None):
@@ -77,38 +72,9 @@ def spawn(argv, log, env=None, stdout=None):
     return p
 
 
-def stop(p, sig=signal.SIGTERM):
-    if p is None or p.poll() is not None:
-        return
-    p.send_signal(sig)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
 def cleanup():
     for p in reversed(PROCS):
         stop(p)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, seconds, cond, interval=0.1):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {seconds}s waiting for {what}")
 
 
 def http_get(url, timeout=2):
@@ -148,7 +114,7 @@ def ensure_prerequisites(args):
     return bins
 
 
-class Fixture:
+class Fixture(SymlinkReleases):
     """Releases v1 (good) and v2 (bad), `current`, and two demo-service instances."""
 
     def __init__(self, name, base, bins):
@@ -166,19 +132,6 @@ class Fixture:
                   os.path.join(self.dir, f"service-{port}.log"))
         for port in self.ports:
             wait_until(f"demo service on {port}", 10, lambda: http_get(f"http://127.0.0.1:{port}/healthz"))
-
-    def release(self, v):
-        return os.path.join(self.dir, "releases", v)
-
-    def deploy(self, v):
-        tmp = self.link + ".deploy"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(self.release(v), tmp)
-        os.rename(tmp, self.link)
-
-    def live(self):
-        return os.path.basename(os.readlink(self.link))
 
     def targets(self):
         return ",".join(f"127.0.0.1:{p}" for p in self.ports)
@@ -257,17 +210,7 @@ class Rollbackd:
         }
 
     def control(self, command, **fields):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-            c.settimeout(5)
-            c.connect(self.socket)
-            c.sendall((json.dumps({"command": command, **fields}) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        return control(self.socket, command, **fields)
 
     def prepare(self):
         """A fresh daemon with a fresh state directory; returns when v1 is known-good and a full window of

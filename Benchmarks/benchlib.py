@@ -1,0 +1,79 @@
+"""Helpers the benchmark drivers share (Benchmarks/recovery/run.py, Benchmarks/decisions/run.py): child processes
+that die with the driver and stop cleanly, free loopback ports, and bounded waits. Not run by `make test`."""
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def die_with_parent():
+    """preexec_fn for a child: PR_SET_PDEATHSIG, so no orphan survives the driver (the signal follows the thread
+    that forked the child)."""
+    _libc.prctl(1, signal.SIGKILL)
+
+
+def stop(p, sig=signal.SIGTERM):
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(sig)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, seconds, cond, interval=0.1):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {seconds}s waiting for {what}")
+
+
+class SymlinkReleases:
+    """For a fixture with `self.dir` (releases under `<dir>/releases/<version>`) and `self.link` (the `current`
+    symlink): a deploy renames a new link over `current`, as a deploy tool does."""
+
+    def release(self, v):
+        return os.path.join(self.dir, "releases", v)
+
+    def deploy(self, v):
+        tmp = self.link + ".deploy"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(self.release(v), tmp)
+        os.rename(tmp, self.link)
+
+    def live(self):
+        return os.path.basename(os.readlink(self.link))
+
+
+def control(socket_path, command, **fields):
+    """One request to a daemon's control socket (what `rollbackd status`, `mark-known-good`, … send)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(5)
+        c.connect(socket_path)
+        c.sendall((json.dumps({"command": command, **fields}) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
