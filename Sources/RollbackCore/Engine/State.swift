@@ -168,6 +168,31 @@ public struct EngineState: Sendable, Equatable, Codable {
     public var lastDecisions: [String: String] = [:]
     public init() {}
 
+    /// The state without what changes on every tick without deciding anything: sample histories, and per trigger
+    /// its last value, reason, consecutive count and evidence. A change here must reach disk at once; the rest may
+    /// wait a few seconds (a crash then loses some evidence, which only delays a decision: it never makes one).
+    public var decisions: EngineState {
+        var s = self
+        s.recent = [:]
+        s.recentCounts = nil
+        s.triggers = triggers.mapValues { t in
+            var d = TriggerState()
+            d.phase = t.phase
+            d.firstBreachAt = t.firstBreachAt
+            d.trippedAt = t.trippedAt
+            d.evidenceRelease = t.evidenceRelease
+            d.insufficientSaid = t.insufficientSaid
+            return d
+        }
+        s.blind = blind.mapValues { b in
+            var d = b
+            d.consecutiveNoData = 0
+            d.lastReason = nil
+            return d
+        }
+        return s
+    }
+
     public var openIncidents: [Incident] { incidents.filter { $0.status != .closed } }
     public func incident(_ id: String) -> Incident? { incidents.first { $0.id == id } }
 }
