@@ -181,19 +181,40 @@ private final class HTTPEngine: @unchecked Sendable {
         if let m = multi.handle { _ = curl_multi_wakeup(m) }
     }
 
+    /// How long the driver thread waits for more work before it ends: longer than a tick at a 1 s interval, so
+    /// a daemon at a short interval does not make a thread (and fault in its stack) for every batch.
+    private static let lingerMs: Int64 = 2000
+
     /// The driver loop: add new transfers, run libcurl, hand out finished ones, wait for sockets. Returns (ending
-    /// the thread) when nothing is left to do.
+    /// the thread) when nothing has been left to do for `lingerMs`.
     private func drive() {
+        var idleSince: Int64?
         while true {
+            let now = SystemTime.monotonicMs()
             let (incoming, cancels, stop) = shared.withLock { s -> ([CurlTransfer], [UInt64], Bool) in
                 if s.pending.isEmpty && s.cancelled.isEmpty && active.isEmpty {
-                    s.running = false
-                    return ([], [], true)
+                    if now - (idleSince ?? now) >= Self.lingerMs {
+                        s.running = false
+                        return ([], [], true)
+                    }
+                    return ([], [], false)
                 }
                 defer { s.pending = []; s.cancelled = [] }
                 return (s.pending, s.cancelled, false)
             }
             if stop { return }
+            if incoming.isEmpty && cancels.isEmpty && active.isEmpty {
+                // Idle: wait for `submit`'s wakeup (or the end of the linger).
+                if idleSince == nil { idleSince = now }
+                guard let m = multi.handle else {
+                    idleSince = now - Self.lingerMs
+                    continue
+                }
+                let left = Self.lingerMs - (now - (idleSince ?? now))
+                _ = curl_multi_poll(m, nil, 0, Int32(clamping: max(1, left)), nil)
+                continue
+            }
+            idleSince = nil
             guard let m = multi.handle else {
                 for t in incoming {
                     t.completion(
