@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Daemon overhead (issue 7): resident memory and CPU per tick of the real `rollbackd run` (release build)
-guarding 10, 100 and 1,000 targets at a 1 s interval, and start-up time to READY. Not run by `make test`.
+guarding 10, 100 and 1,000 targets at a 1 s (or --interval) interval, and start-up time to READY. Not run by
+`make test`.
 
     python3 Benchmarks/overhead/run.py [--targets 10,100,1000] [--warmup 35] [--measure 90] [--starts 5]
+                                       [--interval 1s|250ms]
 
 The targets are N loopback ports of one asyncio process (Benchmarks/sampling/many_targets.py --metrics), each
 serving /healthz and the demo service's /metrics (request counter by code, latency histogram). The daemon's
 table has the shape of the shipped thresholds.json for such a service: error rate (scrape, errorRatio, 30 s
 window), P95 latency (scrape, quantile, 30 s window) and unhealthy ratio (probe /healthz) over `instances`, their
-three triggers, symlink strategy; only the interval is 1 s. So each tick is one scrape and one probe per target.
+three triggers (the error and health triggers decide on evidence), symlink strategy; only the interval differs. So each tick is one scrape and one probe per target.
 
 The daemon gets a NOTIFY_SOCKET owned by this script (an AF_UNIX datagram socket: the real sd_notify protocol).
 - start-up to READY: from just before the process is spawned to the READY=1 datagram (sent after the
@@ -127,9 +129,9 @@ def rss_by_mapping(pid):
     return sorted(out.items(), key=lambda kv: -kv[1])
 
 
-def config(instances, releases, link):
+def config(instances, releases, link, interval):
     return {
-        "service": "overhead", "interval": "1s", "automation": "full", "instances": instances,
+        "service": "overhead", "interval": interval, "automation": "full", "instances": instances,
         "metrics": {
             "error_rate": {"type": "scrape", "path": "/metrics", "measure": "errorRatio",
                            "counter": "http_requests_total", "errorLabels": {"code": "5.."}, "window": "30s"},
@@ -139,11 +141,11 @@ def config(instances, releases, link):
         },
         "triggers": [
             {"name": "critical-error-rate", "metric": "error_rate", "condition": {"above": 0.10},
-             "breaches": 3, "clears": 3, "severity": "critical", "respondWithin": "2m", "automation": "full"},
+             "confidence": 0.99, "severity": "critical", "respondWithin": "2m", "automation": "full"},
             {"name": "latency-degradation", "metric": "latency_p95", "condition": {"aboveBaseline": 2.0},
              "breaches": 6, "clears": 6, "severity": "high", "respondWithin": "5m", "automation": "semi"},
             {"name": "health-check-failure", "metric": "unhealthy_ratio", "condition": {"above": 0.30},
-             "breaches": 3, "clears": 3, "severity": "critical", "respondWithin": "2m", "automation": "full"},
+             "confidence": 0.99, "severity": "critical", "respondWithin": "2m", "automation": "full"},
         ],
         "rollback": {"strategy": "symlink", "symlink": {"releasesDir": releases, "currentLink": link}},
     }
@@ -155,6 +157,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=35)
     ap.add_argument("--measure", type=float, default=90)
     ap.add_argument("--starts", type=int, default=5)
+    ap.add_argument("--interval", default="1s", help="the daemon's interval (the shipped table's shape otherwise)")
     ap.add_argument("--no-build", action="store_true", help="use the existing .build/release/rollbackd")
     ap.add_argument("--dynamic", action="store_true",
                     help="build without --static-swift-stdlib (default: the binary `make release` ships)")
@@ -186,7 +189,7 @@ def main():
             instances = open(urls).read().split()
             cfg = os.path.join(base, f"thresholds-{n}.json")
             with open(cfg, "w") as f:
-                json.dump(config(instances, os.path.join(base, "releases"), link), f)
+                json.dump(config(instances, os.path.join(base, "releases"), link, args.interval), f)
             os.chmod(cfg, 0o644)
 
             def start(tag):
@@ -247,7 +250,7 @@ def main():
         for p in reversed(PROCS):
             stop(p)
         shutil.rmtree(base, ignore_errors=True)
-    print(f"\nrollbackd run, interval 1s, {args.warmup:.0f} s warm-up, {args.measure:.0f} s measured; "
+    print(f"\nrollbackd run, interval {args.interval}, {args.warmup:.0f} s warm-up, {args.measure:.0f} s measured; "
           f"start-up: {args.starts + 1} starts each\n")
     print("| targets | RSS steady (median) | of which anonymous / file-backed | RSS max | VmHWM | ticks | CPU per tick | % of one core | tick wall median / max | start-up to READY median (max) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
