@@ -197,6 +197,41 @@ import Testing
     }
 }
 
+/// Probe latencies are measured, not bucketed: the counts slower than any bound are exact.
+@Suite struct ExactLatencyCountsTests {
+    @Test(arguments: 0..<20) func theCountSlowerThanAnyBoundIsExact(seed: Int) throws {
+        var state = UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        // Latencies on a coarse grid (ties happen), and bounds on it, between it and beyond it.
+        let values = (0..<(1 + Int(next() % 40))).map { _ in Double(next() % 20) / 100 }
+        let buckets = HistogramBucket.exact(values)
+        for bound in stride(from: -0.01, through: 0.25, by: 0.005) {
+            let got = try #require(Counts.slower(than: bound, in: buckets))
+            let slower = values.filter { $0 > bound }.count
+            #expect(got.counts == Counts(events: Int64(slower), trials: Int64(values.count)), "bound \(bound)")
+        }
+    }
+
+    @Test func aProbeLatencyBoundIsSaidToBeExact() throws {
+        let json = """
+            {
+              "service": "svc", "interval": "1s", "automation": "full",
+              "metrics": {
+                "latency": {"type": "probe", "targets": ["http://127.0.0.1:1/"], "measure": "latencyQuantile", "quantile": 0.95, "window": "30s"}
+              },
+              "triggers": [{"name": "slow", "metric": "latency", "condition": {"above": 0.3}, "severity": "high", "respondWithin": "5m", "automation": "full"}],
+              "rollback": {"strategy": "command", "command": {"argv": ["/bin/true"]}}
+            }
+            """
+        let t = try Thresholds.load(text: json, file: "test.json").thresholds
+        let rule = try #require(t.effectiveTriggers.first).rule
+        #expect(rule == "evidence: latency > 300ms at 99% (more than 5% of probes slower than 300ms)", "\(rule)")
+    }
+}
+
 /// "More than 2 × the previous release's error rate" on counts: the live release's counts against the baseline
 /// release's, with the baseline's own uncertainty (not a median of ratios).
 @Suite @MainActor struct EngineRelativeEvidenceTests {

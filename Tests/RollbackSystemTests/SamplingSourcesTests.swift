@@ -54,6 +54,11 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
         #expect(tick.samples["errors"] == .value(0.5))
         let p95 = try #require(tick.samples["p95"]?.number)
         #expect(p95 >= 0.19 && p95 < 5, "p95 \(p95)")
+        // This tick's measured latencies are its evidence: the one answer took at least 200 ms; the refused probe
+        // has no latency and counts for nothing.
+        let probes = try #require(tick.histograms["p95"])
+        #expect(Counts.slower(than: 0.1, in: probes)?.counts == Counts(events: 1, trials: 1))
+        #expect(Counts.slower(than: 30, in: probes)?.counts == Counts(events: 0, trials: 1))
         #expect(
             tick.samples["down"]
                 == .noData(

@@ -46,9 +46,11 @@ public struct EffectiveTrigger: Sendable, Equatable {
         if t.condition.needsBaseline {
             text += " (the live release's counts against the previous release's, with its uncertainty)"
         }
-        if case let .slowerThan(q)? = evidence, case let .above(x) = t.condition {
+        if case let .slowerThan(q, exact)? = evidence, case let .above(x) = t.condition {
             text +=
-                " (more than \(ValueFormat.percent(1 - q)) of requests slower than the first bucket boundary at or above \(ValueFormat.format(x, unit: .seconds)))"
+                exact
+                ? " (more than \(ValueFormat.percent(1 - q)) of probes slower than \(ValueFormat.format(x, unit: .seconds)))"
+                : " (more than \(ValueFormat.percent(1 - q)) of requests slower than the first bucket boundary at or above \(ValueFormat.format(x, unit: .seconds)))"
         }
         return t.breachesGiven ? text + " and \(consecutive) in a row" : text
     }

@@ -114,18 +114,23 @@ public struct MetricDefinition: Sendable, Equatable {
     public var source: MetricSourceConfig
 
     /// What evidence its samples carry, so that triggers on it decide by the sequential test: a ratio with its
-    /// counts (errors of requests, unhealthy of probed instances), or a scraped latency quantile with its bucket
-    /// counts (a bound on the quantile becomes "more than 1 − q of the requests are slower than the bound").
-    /// Nil for rates, gauges, probe latencies, `prometheus` and `command`: a value only.
+    /// counts (errors of requests, unhealthy of probed instances), or a latency quantile with the counts of
+    /// observations by latency (a bound on the quantile becomes "more than 1 − q of the requests are slower than
+    /// the bound"): a scraped histogram's buckets, or the probes' own measured latencies, exact at any bound.
+    /// Nil for rates, gauges, `prometheus` and `command`: a value only.
     public var evidence: MetricEvidence? {
         switch source {
         case let .scrape(c):
             switch c.measure {
             case .errorRatio: return .ratio
-            case .quantile: return .slowerThan(quantile: c.quantile)
+            case .quantile: return .slowerThan(quantile: c.quantile, exact: false)
             default: return nil
             }
-        case let .probe(c): return c.measure == .errorRatio || c.measure == .unhealthyRatio ? .ratio : nil
+        case let .probe(c):
+            switch c.measure {
+            case .errorRatio, .unhealthyRatio: return .ratio
+            case .latencyQuantile: return .slowerThan(quantile: c.quantile, exact: true)
+            }
         case .prometheus, .command: return nil
         }
     }
@@ -137,8 +142,10 @@ public struct MetricDefinition: Sendable, Equatable {
 public enum MetricEvidence: Sendable, Equatable {
     /// Events of trials: the value is their ratio.
     case ratio
-    /// Histogram bucket counts behind a quantile `q`: the share slower than a bound is tested against `1 − q`.
-    case slowerThan(quantile: Double)
+    /// Observations by latency behind a quantile `q`: the share slower than a bound is tested against `1 − q`.
+    /// `exact`: measured latencies (probes), so any bound is exact; otherwise histogram buckets, where the bound is
+    /// rounded up to the first bucket boundary at or above it.
+    case slowerThan(quantile: Double, exact: Bool)
 }
 
 public enum MetricUnit: String, Sendable, CaseIterable {

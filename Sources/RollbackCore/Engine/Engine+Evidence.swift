@@ -30,10 +30,10 @@ extension Engine {
         switch config.metric(named: t.metric)?.evidence {
         case .ratio?:
             return obs.counts[t.metric].map { ($0, threshold, nil) }
-        case let .slowerThan(q)?:
+        case let .slowerThan(q, exact)?:
             guard let buckets = obs.histograms[t.metric], let slow = Counts.slower(than: threshold, in: buckets)
             else { return nil }
-            return (slow.counts, 1 - q, slow.boundary)
+            return (slow.counts, 1 - q, exact ? threshold : slow.boundary)
         case nil:
             return nil
         }

@@ -8,6 +8,30 @@ public struct HistogramBucket: Sendable, Equatable {
     }
 }
 
+extension HistogramBucket {
+    /// A cumulative histogram of measured values that is exact at every bound: a boundary at each distinct value
+    /// and just below it (the next lower double), and `+Inf`. The first boundary at or above any bound T then
+    /// counts exactly the values ≤ T (`Counts.slower(than:in:)`), since no value lies between T and it.
+    public static func exact(_ values: [Double]) -> [HistogramBucket] {
+        let sorted = values.filter { !$0.isNaN }.sorted()
+        var buckets: [HistogramBucket] = []
+        buckets.reserveCapacity(2 * sorted.count + 1)
+        var i = 0
+        while i < sorted.count {
+            let v = sorted[i]
+            var j = i
+            while j < sorted.count && sorted[j] == v { j += 1 }
+            if v != .infinity {
+                buckets.append(HistogramBucket(upperBound: v.nextDown, count: Double(i)))
+                buckets.append(HistogramBucket(upperBound: v, count: Double(j)))
+            }
+            i = j
+        }
+        buckets.append(HistogramBucket(upperBound: .infinity, count: Double(sorted.count)))
+        return buckets
+    }
+}
+
 /// The outcome of `histogramQuantile`.
 public struct QuantileResult: Sendable, Equatable {
     /// NaN where Prometheus returns NaN (no `+Inf` bucket, fewer than two buckets, no observations).

@@ -159,6 +159,9 @@ public actor ProbeSource: ReportingSource {
                     ? .noData(reason: "no probes in the last \(c.window)")
                     : .value(Double(inWindow.reduce(0) { $0 + $1.failed }) / Double(probes))
             case .latencyQuantile:
+                // This tick's measured latencies are its evidence for a bound on the quantile (exact at any bound).
+                let measured = outcomes.compactMap(\.latency)
+                if !measured.isEmpty { out.histograms[name] = HistogramBucket.exact(measured) }
                 let latencies = history.filter { $0.at > now - c.window || $0.at == now }.flatMap(\.latencies)
                 if let q = Self.quantile(c.quantile, latencies) {
                     out.samples[name] = .value(q)
