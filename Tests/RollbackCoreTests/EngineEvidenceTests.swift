@@ -161,17 +161,18 @@ import Testing
         return spec
     }
 
-    /// One tick of `total` requests of which `slow` took longer than 0.5 s (buckets 0.1, 0.5, 1, +Inf).
-    static func buckets(total: Double, slow: Double) -> [HistogramBucket] {
+    /// One tick of `total` requests of which `slow` took longer than 0.5 s and `within` between 0.1 and 0.5 s
+    /// (buckets 0.1, 0.5, 1, +Inf).
+    static func buckets(total: Double, slow: Double, within: Double = 0) -> [HistogramBucket] {
         [
-            HistogramBucket(upperBound: 0.1, count: total - slow),
+            HistogramBucket(upperBound: 0.1, count: total - slow - within),
             HistogramBucket(upperBound: 0.5, count: total - slow),
             HistogramBucket(upperBound: 1.0, count: total), HistogramBucket(upperBound: .infinity, count: total),
         ]
     }
 
-    static func tick(_ h: inout Harness, total: Double, slow: Double) -> EngineOutput {
-        let b = buckets(total: total, slow: slow)
+    static func tick(_ h: inout Harness, total: Double, slow: Double, within: Double = 0) -> EngineOutput {
+        let b = buckets(total: total, slow: slow, within: within)
         let p95 = histogramQuantile(0.95, b).value
         return h.tick(["latency": .value(p95), "error_rate": .value(0)], histograms: ["latency": b])
     }
@@ -194,6 +195,56 @@ import Testing
         let out = Self.tick(&h, total: 100, slow: 40)
         let firing = try #require(out.events.first { $0.kind == .triggerFiring }, "\(out.events.map(\.message))")
         #expect(firing.message.contains("40 of 100 slower than 500ms since v3 went live"), "\(firing.message)")
+    }
+}
+
+/// "P95 above 2 × the previous release's P95" on bucket counts: the previous release's histogram bounds its P95
+/// (upper confidence bound at α/2), and the live requests slower than twice that bound are the counts.
+@Suite struct EngineRelativeLatencyEvidenceTests {
+    static func deployed() throws -> Harness {
+        var spec = TableSpec()
+        spec.triggers = [
+            #"{"name": "slower", "metric": "latency", "condition": {"aboveBaseline": 2.0}, "severity": "high", "respondWithin": "5m", "automation": "full"}"#
+        ]
+        var h = try Harness(spec)
+        // v1: 2 % of 100 requests a tick slower than 100 ms (within 500 ms): its P95 is at most 100 ms.
+        for _ in 0..<14 { _ = EngineQuantileEvidenceTests.tick(&h, total: 100, slow: 0, within: 2) }
+        #expect(h.state.ledger.release("v1")?.isKnownGood == true)
+        h.version = "v2"
+        _ = EngineQuantileEvidenceTests.tick(&h, total: 100, slow: 0) // the tick that first sees v2 is not counted
+        return h
+    }
+
+    @Test func theBaselineHistogramBoundsThePreviousQuantile() throws {
+        let h = try Self.deployed()
+        let kept = try #require(h.state.ledger.release("v2")?.baselineHistograms?["latency"])
+        #expect(kept.last?.count == 1400, "\(kept)")
+        let bound = try #require(
+            BernoulliMath.quantileBound(kept, quantile: 0.95, upper: true, delta: 0.005))
+        #expect(bound == 0.1)
+        let t = try #require(h.engine.config.triggers.first)
+        let rule = EffectiveTrigger(trigger: t, thresholds: h.engine.config).rule
+        #expect(rule.hasPrefix("evidence: latency > 200% of baseline at 99%"), "\(rule)")
+    }
+
+    @Test func aReleaseWithFewSlowRequestsIsLeftAlone() throws {
+        var h = try Self.deployed()
+        // 3 % slower than 500 ms: fewer than 5 % slower than twice the previous P95's bound (rounded up to 500 ms).
+        for _ in 0..<600 { #expect(EngineQuantileEvidenceTests.tick(&h, total: 100, slow: 3).rollback == nil) }
+    }
+
+    @Test func aReleaseMuchSlowerThanThePreviousIsRolledBackOnItsCounts() throws {
+        var h = try Self.deployed()
+        var fired: Int?
+        for i in 0..<10 where fired == nil {
+            if EngineQuantileEvidenceTests.tick(&h, total: 100, slow: 40).rollback != nil { fired = i }
+        }
+        #expect(fired == 0, "fired at \(String(describing: fired))")
+        let firing = try #require(h.events.first { $0.kind == .triggerFiring })
+        #expect(
+            firing.message.contains(
+                "40 of 100 slower than 500ms since v2 went live (the previous release's quantile is at most 100ms over 1400 requests)"
+            ), "\(firing.message)")
     }
 }
 

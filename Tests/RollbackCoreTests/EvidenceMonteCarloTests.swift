@@ -153,6 +153,70 @@ import Testing
         #expect(pooled <= fireFractionTolerance(alpha, runs: pooledRuns))
     }
 
+    /// "P95 above 2 × the previous release's P95", on bucket counts: the previous release's latencies are
+    /// exponential with mean 50 ms (P95 150 ms), the new release's exactly twice as slow, so exactly 5 % of its
+    /// requests are slower than twice the previous P95. Buckets every 10 ms up to 1 s, then `+Inf`. The baseline
+    /// histogram (an hour at the same traffic) is drawn too, so the quantile bound's own error (α/2) is measured;
+    /// each tick's live requests slower than the first boundary at or above 2 × that bound are the counts.
+    @Test(arguments: [(0.01, 109 as UInt64), (0.1, 110)])
+    func latencyRelativeToTheBaselineAtTheBoundaryFiresAtMostAlpha(alpha: Double, seed: UInt64) {
+        var rng = Xoshiro256(seed: seed)
+        let mean = 0.05
+        let factor = 2.0
+        let bounds = (1...100).map { Double($0) / 100 } + [.infinity]
+        // P(X ≤ b) for the baseline's exponential latencies.
+        func cdf(_ b: Double) -> Double { b == .infinity ? 1 : 1 - Double.exp(-b / mean) }
+        var pooledFired = 0
+        var pooledRuns = 0
+        for traffic in Self.traffics {
+            var fired = 0
+            for _ in 0..<Self.nullRuns {
+                let nBase =
+                    traffic.fixed
+                    ? Int64(traffic.perTick) * Int64(Self.hourTicks)
+                    : rng.poisson(traffic.perTick * Double(Self.hourTicks))
+                // The baseline's histogram, bucket by bucket (a multinomial as successive binomials).
+                var left = nBase
+                var massLeft = 1.0
+                var cumulative: Int64 = 0
+                var buckets: [HistogramBucket] = []
+                var lower = 0.0
+                for b in bounds {
+                    let p = cdf(b) - cdf(lower)
+                    let k = left > 0 && massLeft > 0 ? rng.binomial(left, min(1, p / massLeft)) : 0
+                    cumulative += k
+                    left -= k
+                    massLeft -= p
+                    lower = b
+                    buckets.append(HistogramBucket(upperBound: b, count: Double(cumulative)))
+                }
+                buckets[buckets.count - 1].count = Double(nBase)
+                let delta = EvidenceTest.baselineShare(confidence: 1 - alpha)
+                let u = BernoulliMath.quantileBound(buckets, quantile: 0.95, upper: true, delta: delta) ?? .infinity
+                // The live bound rounds up to a boundary; the live release is `factor` times as slow.
+                let liveBoundary = bounds.first { $0 >= factor * u } ?? .infinity
+                let slowRate = liveBoundary == .infinity ? 0 : Double.exp(-liveBoundary / (factor * mean))
+                let test = EvidenceTest(threshold: 0.05, direction: .above, confidence: 1 - alpha, baselineBound: u)
+                let run = simulate(
+                    test, ticks: Self.hourTicks, intervalMs: Self.intervalMs, traffic: traffic, rng: &rng
+                ) { _ in slowRate }
+                if run.firedAtTick != nil { fired += 1 }
+            }
+            let fraction = Double(fired) / Double(Self.nullRuns)
+            print(
+                "evidence-mc null latency aboveBaseline f=2 P95 α=\(alpha) seed=\(seed) \(traffic): \(fired)/\(Self.nullRuns) = \(fraction)"
+            )
+            #expect(fraction <= fireFractionTolerance(alpha, runs: Self.nullRuns), "\(traffic)")
+            pooledFired += fired
+            pooledRuns += Self.nullRuns
+        }
+        let pooled = Double(pooledFired) / Double(pooledRuns)
+        print(
+            "evidence-mc null latency aboveBaseline α=\(alpha) seed=\(seed) pooled: \(pooledFired)/\(pooledRuns) = \(pooled)"
+        )
+        #expect(pooled <= fireFractionTolerance(alpha, runs: pooledRuns))
+    }
+
     /// The same guarantee at a 250 ms interval: 20 times the looks per second (15 minutes = 3,600 looks), the
     /// same restart slots in time.
     @Test func aQuarterSecondIntervalKeepsTheBound() {

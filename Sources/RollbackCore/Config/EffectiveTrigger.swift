@@ -35,6 +35,7 @@ public struct EffectiveTrigger: Sendable, Equatable {
         case let (.ratio?, .above(x)), let (.ratio?, .below(x)): return x > 0 && x < 1
         case let (.ratio?, .aboveBaseline(f)), let (.ratio?, .belowBaseline(f)): return f > 0 && f.isFinite
         case let (.slowerThan?, .above(x)): return x > 0 && x.isFinite
+        case let (.slowerThan?, .aboveBaseline(f)), let (.slowerThan?, .belowBaseline(f)): return f > 0 && f.isFinite
         default: return false
         }
     }
@@ -43,7 +44,13 @@ public struct EffectiveTrigger: Sendable, Equatable {
         let consecutive = t.breaches == 1 ? "1 breach" : "\(t.breaches) breaches"
         guard decidesByEvidence(t, evidence: evidence) else { return "consecutive: " + consecutive }
         var text = "evidence: \(conditionText) at \(ValueFormat.percent(t.confidence))"
-        if t.condition.needsBaseline {
+        if case let .slowerThan(q, _)? = evidence, case let .aboveBaseline(f) = t.condition {
+            text +=
+                " (more than \(ValueFormat.percent(1 - q)) of the live requests slower than \(ValueFormat.percent(f)) of the previous release's quantile, taken at its upper confidence bound)"
+        } else if case let .slowerThan(q, _)? = evidence, case let .belowBaseline(f) = t.condition {
+            text +=
+                " (fewer than \(ValueFormat.percent(1 - q)) of the live requests slower than \(ValueFormat.percent(f)) of the previous release's quantile, taken at its lower confidence bound)"
+        } else if t.condition.needsBaseline {
             text += " (the live release's counts against the previous release's, with its uncertainty)"
         }
         if case let .slowerThan(q, exact)? = evidence, case let .above(x) = t.condition {

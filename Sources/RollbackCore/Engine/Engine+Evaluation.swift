@@ -10,9 +10,15 @@ extension Engine {
         let previous = state.ledger.current
         var baseline: [String: Double] = [:]
         var baselineCounts: [String: Counts] = [:]
+        var baselineHistograms: [String: [HistogramBucket]] = [:]
         if let previous, let prev = state.ledger.release(previous) {
             baseline = prev.baseline
             baselineCounts = prev.baselineCounts ?? [:]
+            baselineHistograms = prev.baselineHistograms ?? [:]
+            for (metric, slots) in state.recentHistograms ?? [:] {
+                let sum = slots.reduce([HistogramBucket]()) { HistogramBucket.sum($0, $1.buckets) }
+                if (sum.last?.count ?? 0) > 0 { baselineHistograms[metric] = sum }
+            }
             for (metric, values) in state.recent where values.count >= 3 {
                 baseline[metric] = Self.median(values.map(\.value))
             }
@@ -28,17 +34,20 @@ extension Engine {
                 if previous != nil {
                     r.baseline = baseline
                     r.baselineCounts = baselineCounts
+                    r.baselineHistograms = baselineHistograms
                 }
             }
         } else {
             state.ledger.releases.append(
                 Release(
                     version: version, firstSeenAt: now, liveSince: now, cleanSince: nil,
-                    knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline, baselineCounts: baselineCounts))
+                    knownGoodAt: nil, rolledBackFromAt: nil, baseline: baseline, baselineCounts: baselineCounts,
+                    baselineHistograms: baselineHistograms))
         }
         state.ledger.current = version
         state.recent = [:]
         state.recentCounts = nil
+        state.recentHistograms = nil
         // The new release earns its own breaches: a trigger tripped by the old one does not count against it.
         for name in state.triggers.keys { state.triggers[name] = TriggerState() }
         for inc in state.openIncidents where inc.status == .open || inc.status == .awaitingApproval {
@@ -105,6 +114,20 @@ extension Engine {
             if list.count > 10_000 { list.removeFirst(list.count - 10_000) }
             all[metric] = list
             state.recentCounts = all
+        }
+        // Bucket counts are bigger than counts: one entry per twentieth of the window, not per tick.
+        let slotMs = max(1, config.safety.baselineWindow.milliseconds / 20)
+        for (metric, buckets) in obs.histograms where (buckets.last?.count ?? 0) > 0 {
+            var all = state.recentHistograms ?? [:]
+            var list = all[metric] ?? []
+            if let last = list.last, (obs.at - last.at).milliseconds < slotMs {
+                list[list.count - 1].buckets = HistogramBucket.sum(last.buckets, buckets)
+            } else {
+                list.append(TimedBuckets(at: obs.at, buckets: buckets))
+            }
+            list.removeAll { $0.at < cutoff }
+            all[metric] = list
+            state.recentHistograms = all
         }
     }
 

@@ -1,16 +1,18 @@
 /// Triggers on counted metrics decide by evidence: an anytime-valid sequential test on the counts behind the
 /// samples (docs/decisions.md, "Evidence: the sequential test"), not on how many ticks the ratio looked bad.
 extension Engine {
-    /// Whether `t` decides by evidence this tick: its metric gave counts, and its condition is an absolute bound on
-    /// a ratio. Baseline-relative conditions still compare values (the baseline's counts are not kept yet).
+    /// Whether `t` decides by evidence this tick: its metric gave counts, and its condition is one the counts can
+    /// answer (`EffectiveTrigger.decidesByEvidence`). A relative condition needs the previous release's counts as
+    /// well; without them the values decide, as before.
     func decidesByEvidence(_ t: TriggerDefinition, _ obs: Observation) -> Bool {
         let evidence = config.metric(named: t.metric)?.evidence
         guard EffectiveTrigger.decidesByEvidence(t, evidence: evidence) else { return false }
         switch evidence {
         case .ratio? where t.condition.needsBaseline:
-            // The previous release's counts are the null's baseline; without them the values decide, as before.
             return obs.counts[t.metric] != nil && (baselineCounts(t)?.trials ?? 0) > 0
         case .ratio?: return obs.counts[t.metric] != nil
+        case .slowerThan? where t.condition.needsBaseline:
+            return obs.histograms[t.metric] != nil && (baselineHistogram(t)?.last?.count ?? 0) > 0
         case .slowerThan?: return obs.histograms[t.metric] != nil
         case nil: return false
         }
@@ -19,6 +21,31 @@ extension Engine {
     /// The previous release's counts for the trigger's metric, kept on the live release when it went live.
     func baselineCounts(_ t: TriggerDefinition) -> Counts? {
         state.ledger.current.flatMap { state.ledger.release($0) }?.baselineCounts?[t.metric]
+    }
+
+    /// The previous release's observations by latency for the trigger's quantile metric.
+    func baselineHistogram(_ t: TriggerDefinition) -> [HistogramBucket]? {
+        state.ledger.current.flatMap { state.ledger.release($0) }?.baselineHistograms?[t.metric]
+    }
+
+    /// For a relative bound on a latency quantile: the confidence bound of the previous release's quantile (upper
+    /// for `aboveBaseline`, lower for `belowBaseline`) at half the trigger's α, and the live bound it gives
+    /// (`factor` × it). Nil for other triggers or without a baseline histogram.
+    func baselineQuantileBound(_ t: TriggerDefinition) -> (baseline: Double, live: Double)? {
+        guard case let .slowerThan(q, _)? = config.metric(named: t.metric)?.evidence,
+            let buckets = baselineHistogram(t)
+        else { return nil }
+        let upper: Bool
+        let factor: Double
+        switch t.condition {
+        case let .aboveBaseline(f): (upper, factor) = (true, f)
+        case let .belowBaseline(f): (upper, factor) = (false, f)
+        case .above, .below: return nil
+        }
+        let delta = EvidenceTest.baselineShare(confidence: t.confidence)
+        let bound =
+            BernoulliMath.quantileBound(buckets, quantile: q, upper: upper, delta: delta) ?? (upper ? .infinity : 0)
+        return (bound, factor * bound)
     }
 
     /// This tick's counts for the trigger's test and the rate they are tested against: the ratio's own counts and
@@ -31,9 +58,11 @@ extension Engine {
         case .ratio?:
             return obs.counts[t.metric].map { ($0, threshold, nil) }
         case let .slowerThan(q, exact)?:
-            guard let buckets = obs.histograms[t.metric], let slow = Counts.slower(than: threshold, in: buckets)
+            // A relative bound: the live requests slower than factor × the previous release's quantile bound.
+            let bound = baselineQuantileBound(t)?.live ?? threshold
+            guard let buckets = obs.histograms[t.metric], let slow = Counts.slower(than: bound, in: buckets)
             else { return nil }
-            return (slow.counts, 1 - q, exact ? threshold : slow.boundary)
+            return (slow.counts, 1 - q, exact ? bound : slow.boundary)
         case nil:
             return nil
         }
@@ -75,7 +104,12 @@ extension Engine {
         case let .aboveBaseline(f), let .belowBaseline(f): relative = baselineCounts(t).map { ($0, f) }
         case .above, .below: relative = nil
         }
+        let quantileBound = baselineQuantileBound(t)
         func test(_ d: EvidenceTest.Direction) -> EvidenceTest {
+            if let quantileBound {
+                return EvidenceTest(
+                    threshold: threshold, direction: d, confidence: t.confidence, baselineBound: quantileBound.baseline)
+            }
             if let relative {
                 return EvidenceTest(
                     baseline: relative.baseline, factor: relative.factor, direction: d, confidence: t.confidence)
@@ -105,9 +139,15 @@ extension Engine {
         let strength = ValueFormat.percent(test.strength)
         let needed = ValueFormat.percent(t.confidence)
         let slower = s.evidenceBoundary.map { " slower than \(ValueFormat.format($0, unit: .seconds))" } ?? ""
-        let against =
-            test.baselineBound != nil
-            ? baselineCounts(t).map { " against the previous release's \($0.events) of \($0.trials)" } ?? "" : ""
+        var against = ""
+        if test.baselineBound != nil, let q = baselineQuantileBound(t), let n = baselineHistogram(t)?.last?.count {
+            var side = "at least"
+            if case .aboveBaseline = t.condition { side = "at most" }
+            against =
+                " (the previous release's quantile is \(side) \(ValueFormat.format(q.baseline, unit: .seconds)) over \(Int64(n)) requests)"
+        } else if test.baselineBound != nil, let b = baselineCounts(t) {
+            against = " against the previous release's \(b.events) of \(b.trials)"
+        }
         let total = "\(test.total.events) of \(test.total.trials)\(slower)\(since)\(against)"
         if test.reached {
             return "\(total); \(needed) evidence for \(conditionText(t)) reached"

@@ -56,6 +56,7 @@ extension Engine {
             state.ledger.current = order.to
             state.recent = [:]
             state.recentCounts = nil
+            state.recentHistograms = nil
             state.incidents[idx].status = .verifying
             state.incidents[idx].rollbackFinishedAt = now
             let deadline = now + config.safety.verifyFor

@@ -48,6 +48,9 @@ public struct Release: Sendable, Equatable, Codable {
     /// Per counted metric: the previous release's counts over its last `baselineWindow`, for relative conditions
     /// decided by evidence.
     public var baselineCounts: [String: Counts]?
+    /// Per latency quantile metric: the previous release's observations by latency over its last
+    /// `baselineWindow` (cumulative buckets), for relative bounds on the quantile decided by evidence.
+    public var baselineHistograms: [String: [HistogramBucket]]?
 
     public var isKnownGood: Bool { knownGoodAt != nil }
 }
@@ -143,6 +146,12 @@ public struct TimedCounts: Sendable, Equatable, Codable {
     public var counts: Counts
 }
 
+/// Cumulative bucket counts summed over the ticks of a slot beginning at `at`.
+public struct TimedBuckets: Sendable, Equatable, Codable {
+    public var at: Timestamp
+    public var buckets: [HistogramBucket]
+}
+
 /// Everything the engine remembers; Codable so the daemon can persist it (temp + fsync + rename).
 public struct EngineState: Sendable, Equatable, Codable {
     public var triggers: [String: TriggerState] = [:]
@@ -164,6 +173,9 @@ public struct EngineState: Sendable, Equatable, Codable {
     /// The current release's counts per tick over `baselineWindow`, per counted metric (the next release's
     /// baseline counts).
     public var recentCounts: [String: [TimedCounts]]?
+    /// The current release's observations by latency over `baselineWindow`, per quantile metric, summed into
+    /// slots of a twentieth of the window (the next release's baseline histograms).
+    public var recentHistograms: [String: [TimedBuckets]]?
     /// Per incident and trigger, the last decision reported (so a standing decision is not repeated every tick).
     public var lastDecisions: [String: String] = [:]
     public init() {}
@@ -175,6 +187,7 @@ public struct EngineState: Sendable, Equatable, Codable {
         var s = self
         s.recent = [:]
         s.recentCounts = nil
+        s.recentHistograms = nil
         s.triggers = triggers.mapValues { t in
             var d = TriggerState()
             d.phase = t.phase

@@ -40,6 +40,31 @@ enum BernoulliMath {
     /// `n · KL(p̂ ‖ p) ≤ log(1/δ)`; otherwise the smallest `p ≤ p̂` with the same. Since
     /// `P(p̂ ≤ x) ≤ exp(−n · KL(x ‖ p))` for `x < p` (and mirrored), the upper bound is below the true rate with
     /// probability at most δ, and so is the lower bound above it. No trials give the trivial bound (1 or 0).
+    /// A distribution-free confidence bound of the `q`-quantile ξ of the observations behind cumulative bucket
+    /// counts, rounded outwards to bucket boundaries. Upper: the boundary of the bucket holding the k-th smallest
+    /// observation, k the fewest with k/n > q and n·KL(k/n ‖ q) ≥ log(1/δ); it is below ξ only if at least k of n
+    /// observations fell below ξ, each with probability at most q, so with probability at most
+    /// P(Bin(n, q) ≥ k) ≤ δ (Chernoff). Lower: the largest boundary with at most m observations at or below it, m
+    /// the most with m/n < q and n·KL(m/n ‖ q) ≥ log(1/δ); it is above ξ only if at most m observations were at or
+    /// below ξ, probability at most P(Bin(n, q) ≤ m) ≤ δ. Nil without a `+Inf` bucket or observations, or when n is
+    /// too small for any such k (upper) or m (lower): the bound is then ∞ (upper) or 0 (lower).
+    static func quantileBound(_ buckets: [HistogramBucket], quantile q: Double, upper: Bool, delta: Double) -> Double? {
+        let sorted = buckets.filter { !$0.upperBound.isNaN }.sorted { $0.upperBound < $1.upperBound }
+        guard let all = sorted.last, all.upperBound == .infinity, all.count >= 1, q > 0, q < 1 else { return nil }
+        let n = all.count.rounded(.down)
+        let budget = Double.log(1 / delta)
+        if upper {
+            var k = (q * n).rounded(.down) + 1
+            while k <= n && n * kl(k / n, q) < budget { k += 1 }
+            guard k <= n else { return nil }
+            return sorted.first { $0.count >= k }?.upperBound
+        }
+        var m = (q * n).rounded(.up) - 1
+        while m >= 0 && n * kl(m / n, q) < budget { m -= 1 }
+        guard m >= 0 else { return nil }
+        return sorted.last { $0.count <= m }?.upperBound ?? 0
+    }
+
     static func chernoffBound(_ counts: Counts, upper: Bool, delta: Double) -> Double {
         let c = counts.clamped
         guard c.trials > 0 else { return upper ? 1 : 0 }

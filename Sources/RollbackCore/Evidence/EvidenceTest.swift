@@ -35,7 +35,8 @@ public struct EvidenceTest: Sendable, Equatable {
     /// for a baseline-relative test, which spends the other half on the baseline's bound.
     public let confidence: Double
     /// For a baseline-relative test: the confidence bound of the baseline's rate (upper for `above`, lower for
-    /// `below`) that ``threshold`` was derived from. Nil otherwise.
+    /// `below`) that ``threshold`` was derived from, or of the baseline's latency quantile (in seconds) that the
+    /// bound on the live latencies was derived from. Nil otherwise.
     public let baselineBound: Double?
     /// Everything observed since the test began.
     public private(set) var total: Counts = .zero
@@ -85,6 +86,19 @@ public struct EvidenceTest: Sendable, Equatable {
             p0: scaled, direction: direction, confidence: c, logBarrier: Double.log(1 / halfAlpha),
             baselineBound: bound)
     }
+
+    /// A test of the share slower than a bound derived from the previous release's latency quantile (`factor` ×
+    /// the quantile's confidence bound `baselineBound`, taken at `α/2` by the caller): the share is tested against
+    /// `threshold` (1 − q) with the other half of `α`, as in the rate form above.
+    public init(threshold: Double, direction: Direction, confidence: Double = 0.99, baselineBound: Double) {
+        let c = Self.clampConfidence(confidence)
+        self.init(
+            p0: threshold, direction: direction, confidence: c, logBarrier: Double.log(1 / ((1 - c) / 2)),
+            baselineBound: baselineBound)
+    }
+
+    /// Half of `1 − confidence`: what a baseline-relative test spends on the baseline's bound.
+    public static func baselineShare(confidence: Double) -> Double { (1 - clampConfidence(confidence)) / 2 }
 
     private init(p0 raw: Double, direction: Direction, confidence: Double, logBarrier: Double, baselineBound: Double?) {
         let p0 = Self.clampThreshold(raw, direction: direction)

@@ -1,5 +1,5 @@
 /// One bucket of a classic (cumulative) histogram: the number of observations ≤ `upperBound`.
-public struct HistogramBucket: Sendable, Equatable {
+public struct HistogramBucket: Sendable, Equatable, Codable {
     public var upperBound: Double
     public var count: Double
     public init(upperBound: Double, count: Double) {
@@ -9,6 +9,15 @@ public struct HistogramBucket: Sendable, Equatable {
 }
 
 extension HistogramBucket {
+    /// Cumulative histograms added bound by bound (the counts of two ticks, two instances or two hosts).
+    public static func sum(_ a: [HistogramBucket], _ b: [HistogramBucket]) -> [HistogramBucket] {
+        var byBound: [Double: Double] = [:]
+        for x in a + b where !x.upperBound.isNaN { byBound[x.upperBound, default: 0] += x.count }
+        return byBound.map { HistogramBucket(upperBound: $0.key, count: $0.value) }.sorted {
+            $0.upperBound < $1.upperBound
+        }
+    }
+
     /// A cumulative histogram of measured values that is exact at every bound: a boundary at each distinct value
     /// and just below it (the next lower double), and `+Inf`. The first boundary at or above any bound T then
     /// counts exactly the values ≤ T (`Counts.slower(than:in:)`), since no value lies between T and it.
