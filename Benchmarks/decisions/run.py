@@ -36,6 +36,10 @@ Two more, not in `all` (findings of the first runs):
   5  rolling forward: v2 (60 %) live under `manual` automation, then v3 (0 %): does the trigger fire on the fix?
   6  verification after a rollback at 100 requests/s (v2 60 %, 5s interval): one drill per rule, watched 170 s for
      verification_passed / verification_failed.
+  7  verification after a rollback at low traffic (v2 60 %, 0.3 requests/s, 5s interval, verifyFor 2m): the new rule
+     only, --s7-drills (4) drills at once, each watched until its verification verdict (at most 12 minutes): a
+     quiet service's verification is extended while there is no evidence of badness, then passes with the
+     evidence stated. Needs no old binary.
 
 Binaries: --new-bin (default .build/release of this tree: `nice -n 19 swift build -c release --product rollbackd`,
 then `--product rollbackd-demo-service`) and --old-bin (default /work/wt-old/.build/release: `git worktree add
@@ -239,8 +243,10 @@ class Watch:
     """A prepared fixture: deploy v2, then record the first time `current` points at v1 again. Each watch polls
     in its own thread (readlink every 10 ms), so stopping one daemon never delays another fixture's clock."""
 
-    def __init__(self, scenario, fixture, daemon, duration, stop_on_swap):
+    def __init__(self, scenario, fixture, daemon, duration, stop_on_swap, stop_on_verdict=False):
         self.scenario, self.fx, self.d, self.duration, self.stop_on_swap = scenario, fixture, daemon, duration, stop_on_swap
+        self.stop_on_verdict = stop_on_verdict
+        self.verdict_at = None
         self.t0 = self.swapped = None
         self.stop_s = None
         self.done = False
@@ -249,6 +255,7 @@ class Watch:
         time.sleep(random.uniform(0, self.d.interval))
         self.t0 = time.monotonic()
         self.fx.deploy("v2")
+        checked = 0.0
         while True:
             now = time.monotonic()
             if self.swapped is None and self.fx.live() == "v1":
@@ -257,6 +264,12 @@ class Watch:
             if now - self.t0 >= self.duration or (self.stop_on_swap and self.swapped is not None
                                                   and now - self.swapped > 5):
                 break
+            if self.stop_on_verdict and self.swapped is not None and now - checked >= 1:
+                checked = now
+                text = self.d.log_text()
+                if " verification_passed:" in text or " verification_failed:" in text:
+                    self.verdict_at = now - self.t0
+                    break
             time.sleep(0.01)
         t = time.monotonic()
         self.d.finish()
@@ -276,7 +289,8 @@ class Watch:
                 "requests": len(reqs), "failures": len(failed),
                 "first_failure": None if not failed else min(r[1] for r in failed) - self.t0,
                 "daemon_live_to_rollback_finished": self.daemon_view(), "daemon_stop_s": self.stop_s,
-                "verification": [line[:400] for line in self.d.log_text().splitlines()
+                "verdict_s": self.verdict_at,
+                "verification": [line[:600] for line in self.d.log_text().splitlines()
                                  if " verification_passed:" in line or " verification_failed:" in line
                                  or " automation_halted:" in line],
                 "firing": fired[:1]}
@@ -316,10 +330,14 @@ def run_watches(args, base, bins, load_dir, scenarios):
     if "6" in scenarios:
         for rule in ("old", "new"):
             plan.append(("6", rule, 0, 0.6, 100, 170, False))
+    if "7" in scenarios:
+        for i in range(args.s7_drills):
+            plan.append(("7", "new", i, 0.6, 0.3, 720, False))
     for scen, rule, i, bad, rate, dur, stop_on_swap in plan:
         fx = Fixture(f"s{scen}-{rule}-{i + 1}", base, bins["new"], bad, rate)
         fixtures.append(fx)
-        watches.append(Watch(scen, fx, Daemon(fx, rule, bins[rule], 5.0, 30.0), dur, stop_on_swap))
+        watches.append(Watch(scen, fx, Daemon(fx, rule, bins[rule], 5.0, 30.0), dur, stop_on_swap,
+                             stop_on_verdict=scen == "7"))
     for fx in fixtures:
         fx.ready()
     load = spawn([sys.executable, os.path.join(HERE, "loadgen.py"), "--out", load_dir]
@@ -567,15 +585,18 @@ def main():
     ap.add_argument("--s3-drills", type=int, default=10)
     ap.add_argument("--s3-old-drills", type=int, default=4)
     ap.add_argument("--s4-fixtures", type=int, default=1)
+    ap.add_argument("--s7-drills", type=int, default=4)
     ap.add_argument("--s5-bad-s", type=float, default=45, help="scenario 5: seconds v2 is live before v3")
     ap.add_argument("--s5-watch-s", type=float, default=45, help="scenario 5: seconds v3 is watched")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     ap.add_argument("--json", help="also write every result as JSON to this file")
     args = ap.parse_args()
     scenarios = {"1", "2", "3", "4"} if args.scenario == "all" else set(args.scenario.split(","))
-    if not scenarios <= {"1", "2", "3", "4", "5", "6"}:
+    if not scenarios <= {"1", "2", "3", "4", "5", "6", "7"}:
         sys.exit(f"unknown scenario in {args.scenario}")
-    for d, names in ((args.new_bin, ("rollbackd", "rollbackd-demo-service")), (args.old_bin, ("rollbackd",))):
+    needs_old = bool(scenarios - {"7"})
+    for d, names in ((args.new_bin, ("rollbackd", "rollbackd-demo-service")),
+                     (args.old_bin, ("rollbackd",) if needs_old else ())):
         for b in names:
             if not os.access(os.path.join(d, b), os.X_OK):
                 sys.exit(f"{d}/{b} is missing (see the docstring for the builds)")
@@ -584,7 +605,7 @@ def main():
     os.makedirs(load_dir)
     bins = {"new": os.path.join(base, "bin-new"), "old": os.path.join(base, "bin-old")}
     for rule, src, names in (("new", args.new_bin, ("rollbackd", "rollbackd-demo-service")),
-                             ("old", args.old_bin, ("rollbackd",))):
+                             ("old", args.old_bin, ("rollbackd",) if needs_old else ())):
         os.makedirs(bins[rule])
         for b in names:
             shutil.copy2(os.path.join(src, b), os.path.join(bins[rule], b))
@@ -593,8 +614,8 @@ def main():
     started = time.monotonic()
     out = {"watches": [], "scenario3": {}, "scenario5": {}}
     try:
-        if scenarios & {"1", "2", "4", "6"}:
-            out["watches"] = run_watches(args, base, bins, load_dir, scenarios & {"1", "2", "4", "6"})
+        if scenarios & {"1", "2", "4", "6", "7"}:
+            out["watches"] = run_watches(args, base, bins, load_dir, scenarios & {"1", "2", "4", "6", "7"})
         if "3" in scenarios:
             out["scenario3"] = run_scenario3(args, base, bins, load_dir)
         if "5" in scenarios:
@@ -618,6 +639,9 @@ def main():
     print(table_false(w, "4", "8 % errors against the 10 % bound at 100 requests/s"))
     for r in (r for r in w if r["scenario"] == "6"):
         print(f"\nscenario 6, {r['rule']}: swap back {fmt(r['swap'])} s; " + (" | ".join(r["verification"]) or "no verdict"))
+    for r in (r for r in w if r["scenario"] == "7"):
+        print(f"\nscenario 7, {r['fixture']}: swap back {fmt(r['swap'])} s, verdict {fmt(r.get('verdict_s'))} s after "
+              f"the deploy; " + (" | ".join(r["verification"]) or "no verdict"))
     if out["scenario5"]:
         print("\n### Scenario 5: rolling forward from a bad release (v2 60 %, then v3 0 %), manual automation\n")
         print("| rule | fired on v2 | fired on v3 (the fix) |\n|---|---|---|")

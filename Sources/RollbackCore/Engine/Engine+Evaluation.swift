@@ -192,7 +192,12 @@ extension Engine {
         var valueText =
             s.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
             ?? "no data"
-        if byEvidence, let evidence = evidenceText(t, s) { valueText += " (\(evidence))" }
+        if byEvidence, verdict == .ok, s.phase.isTripped, let recovery = recoveryText(t, s) {
+            // Clearing a tripped trigger: the evidence that counts is the recovery test's.
+            valueText += " (\(recovery))"
+        } else if byEvidence, let evidence = evidenceText(t, s) {
+            valueText += " (\(evidence))"
+        }
         if sayInsufficient {
             s.insufficientSaid = true
             out.events.append(

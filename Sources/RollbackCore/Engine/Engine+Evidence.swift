@@ -155,6 +155,19 @@ extension Engine {
         return "\(total); evidence \(strength), \(needed) needed"
     }
 
+    /// `0 of 57 since v1 went live; 99% evidence of recovery (no longer error_rate > 10%) reached` — the mirror
+    /// test after a trip, for the events that clear it. Nil before it began.
+    func recoveryText(_ t: TriggerDefinition, _ s: TriggerState) -> String? {
+        guard let test = s.clearing else { return nil }
+        let since = s.evidenceRelease.map { " since \($0) went live" } ?? ""
+        let needed = ValueFormat.percent(t.confidence)
+        let total = "\(test.total.events) of \(test.total.trials)\(since)"
+        if test.reached {
+            return "\(total); \(needed) evidence of recovery (no longer \(conditionText(t))) reached"
+        }
+        return "\(total); evidence of recovery \(ValueFormat.percent(test.strength)), \(needed) needed"
+    }
+
     /// Journal and webhook fields for the evidence behind an event.
     func evidenceFields(_ s: TriggerState) -> [String: String] {
         guard let test = s.evidence else { return [:] }
