@@ -170,6 +170,8 @@ public struct Thresholds: Sendable, Equatable {
     public var rollback: RollbackConfig
     public var safety: SafetyConfig
     public var notify: NotifyConfig
+    /// The daemon's own `/metrics` (nil: not served).
+    public var telemetry: TelemetryConfig? = nil
 
     public func metric(named name: String) -> MetricDefinition? { metrics.first { $0.name == name } }
     public func trigger(named name: String) -> TriggerDefinition? { triggers.first { $0.name == name } }
@@ -186,7 +188,7 @@ public struct LoadedThresholds: Sendable, Equatable {
 extension Thresholds {
     static let topLevelKeys = [
         "$schema", "service", "interval", "automation", "instances", "version", "metrics",
-        "triggers", "rollback", "safety", "notify",
+        "triggers", "rollback", "safety", "notify", "telemetry",
     ]
 
     /// Parses and validates `text` (the content of `file`, used only in messages). Throws a `ConfigError` listing
@@ -301,13 +303,14 @@ extension Thresholds {
         let rollback = obj.read("rollback", required: true) { v, p, s in RollbackConfig.read(v, path: p, sink: s) }
         let safety = obj.read("safety") { v, p, s in SafetyConfig.read(v, path: p, sink: s) } ?? SafetyConfig()
         let notify = obj.read("notify") { v, p, s in NotifyConfig.read(v, path: p, sink: s) } ?? NotifyConfig()
+        let telemetry = obj.read("telemetry") { v, p, s in TelemetryConfig.read(v, path: p, sink: s) }
         obj.finish()
 
         guard let service, let interval, let rollback else { return nil }
         let t = Thresholds(
             service: service, interval: interval, automation: cap, instances: instances ?? [],
             version: version, metrics: metrics, triggers: triggers, rollback: rollback,
-            safety: safety, notify: notify)
+            safety: safety, notify: notify, telemetry: telemetry)
         t.semanticWarnings(sink: sink)
         return t
     }

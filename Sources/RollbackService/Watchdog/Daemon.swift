@@ -50,6 +50,11 @@ public actor Daemon {
     private var stopRequested = false
     private var lastSavedState: EngineState?
     private var lastSamples: [String: SampleValue] = [:]
+    private var counters = TelemetryCounters()
+    /// What `/metrics` shows: replaced after each tick, command and rollback report.
+    public nonisolated let telemetry: TelemetryBoard
+    /// Serves `telemetry` when the configuration has `telemetry.listen`.
+    private var metricsServer: MetricsServer?
 
     /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
     public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
@@ -67,6 +72,18 @@ public actor Daemon {
         }
         self.configStamp = FileStamp(path: options.configPath)
         self.startupWarnings = loaded.warningLines
+        let board = TelemetryBoard(
+            TelemetrySnapshot(
+                config: loaded.thresholds, state: engine.state, samples: [:], counters: TelemetryCounters(),
+                webhooks: [], startedAt: options.clock.now()))
+        self.telemetry = board
+        if let t = loaded.thresholds.telemetry {
+            do {
+                self.metricsServer = try MetricsServer(listen: t.listen, page: { board.page() })
+            } catch {
+                throw DaemonStartError(description: "\(options.configPath): \(error)")
+            }
+        }
     }
 
     private let startupWarnings: [String]
@@ -110,6 +127,7 @@ public actor Daemon {
                 }
             }
         }
+        metricsServer?.start()
         await tickOnce()
         systemd.ready(status: statusLine())
         var schedule = TickSchedule(startingAfter: engine.config.interval)
@@ -146,6 +164,7 @@ public actor Daemon {
             await task.value
         }
         await saveState()
+        metricsServer?.stop()
         await world.shutdown()
     }
 
@@ -166,7 +185,11 @@ public actor Daemon {
         if let order = out.rollback { startRollback(order) }
         ticks += 1
         lastTickMs = SystemTime.monotonicMs() - started
+        counters.recordTick(
+            at: now, samples: seen.observation.samples, seconds: Double(lastTickMs) / 1000,
+            sampleSeconds: seen.sampleSeconds)
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
         systemd.watchdog()
     }
@@ -195,17 +218,29 @@ public actor Daemon {
             await emit(e)
         }
         await saveState()
+        await publishTelemetry()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
         for e in engine.rollbackFinished(result, now: options.clock.now()) { await emit(e) }
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
     }
 
     private func emit(_ event: Event) async {
+        counters.record(event)
         await world.notify(event)
+    }
+
+    /// Hands `/metrics` a fresh snapshot (the exporter renders from it on its own threads).
+    private func publishTelemetry() async {
+        let webhooks = await world.webhookTelemetry()
+        telemetry.publish(
+            TelemetrySnapshot(
+                config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
+                webhooks: webhooks, startedAt: telemetry.current.startedAt))
     }
 
     private func saveState() async {
@@ -240,17 +275,20 @@ public actor Daemon {
         do {
             let loaded = try Self.loadConfig(options)
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
+            let telemetryNote = replaceMetricsServer(for: loaded.thresholds.telemetry)
             engine.reconfigure(loaded.thresholds)
             let old = world
             world = newWorld
             await old.shutdown()
+            await publishTelemetry()
+            let reasons = loaded.warningLines + (telemetryNote.map { [$0] } ?? [])
             await emit(
                 Event(
                     kind: .configLoaded, at: now,
                     message:
                         "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
                     severity: .low,
-                    reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
+                    reason: reasons.isEmpty ? reason : reasons.joined(separator: "; ")))
         } catch {
             await emit(
                 Event(
@@ -259,6 +297,25 @@ public actor Daemon {
                     severity: .high, reason: "\(error)"))
         }
         systemd.ready(status: statusLine())
+    }
+
+    /// On reload: serves `/metrics` where the new configuration says (or stops serving it); nil when that worked,
+    /// or the reason it could not listen (the rest of the configuration still applies).
+    private func replaceMetricsServer(for telemetry: TelemetryConfig?) -> String? {
+        guard telemetry?.listen != metricsServer?.listen else { return nil }
+        metricsServer?.stop()
+        metricsServer = nil
+        guard let t = telemetry else { return nil }
+        let board = self.telemetry
+        do {
+            let server = try MetricsServer(listen: t.listen, page: { board.page() })
+            server.start()
+            metricsServer = server
+            return nil
+        } catch {
+            log.error("\(error)", metadata: ["listen": "\(t.listen)"])
+            return "\(error); /metrics is not served"
+        }
     }
 
     // MARK: status and commands
@@ -295,6 +352,7 @@ public actor Daemon {
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
         return out
     }

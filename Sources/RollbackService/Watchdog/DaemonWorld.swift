@@ -22,6 +22,8 @@ public struct DaemonWorld: Sendable {
     public var incidentChanged: @Sendable (Incident) async -> Void
     /// Finish what was accepted (spool writes) before this world is replaced or the daemon exits.
     public var shutdown: @Sendable () async -> Void
+    /// Each webhook's delivery state, for `/metrics`.
+    public var webhookTelemetry: @Sendable () async -> [WebhookTelemetry]
 
     public init(
         sample: @escaping @Sendable (Timestamp) async -> SampledMetrics,
@@ -34,7 +36,8 @@ public struct DaemonWorld: Sendable {
             ) async -> RollbackResult,
         smoke: @escaping @Sendable ([String]) async -> [String],
         incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
-        shutdown: @escaping @Sendable () async -> Void = {}
+        shutdown: @escaping @Sendable () async -> Void = {},
+        webhookTelemetry: @escaping @Sendable () async -> [WebhookTelemetry] = { [] }
     ) {
         self.sample = sample
         self.readVersion = readVersion
@@ -44,6 +47,7 @@ public struct DaemonWorld: Sendable {
         self.smoke = smoke
         self.incidentChanged = incidentChanged
         self.shutdown = shutdown
+        self.webhookTelemetry = webhookTelemetry
     }
 
     /// What a tick looks at.

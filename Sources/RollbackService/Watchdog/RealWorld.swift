@@ -49,6 +49,15 @@ public enum RealWorld {
             shutdown: {
                 await started.value
                 await notifier.stop()
+            },
+            webhookTelemetry: {
+                let stats = await notifier.stats()
+                return config.notify.webhooks.map { w in
+                    let s = stats[w.name] ?? DeliveryStats()
+                    return WebhookTelemetry(
+                        name: w.name, pending: s.pending, oldestPendingAt: s.oldestPendingAt, delivered: s.delivered,
+                        dropped: s.dropped, failedAttempts: s.failedAttempts)
+                }
             })
     }
 

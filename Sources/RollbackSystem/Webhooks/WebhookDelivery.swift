@@ -92,6 +92,11 @@ public struct DeliveryStats: Sendable, Equatable {
     public var dropped = 0
     public var attempts = 0
     public var failedAttempts = 0
+    /// Waiting for delivery now, and when the oldest of them was created.
+    public var pending = 0
+    public var oldestPendingAt: Timestamp?
+
+    public init() {}
 }
 
 /// Delivers one webhook's spooled notifications in the background: batches of `batchSize` at once through the
@@ -133,7 +138,12 @@ actor WebhookWorker {
     }
 
     var pending: Int { queue.count }
-    var currentStats: DeliveryStats { stats }
+    var currentStats: DeliveryStats {
+        var s = stats
+        s.pending = queue.count
+        s.oldestPendingAt = queue.map(\.createdAt).min()
+        return s
+    }
 
     func start() {
         guard loop == nil else { return }
