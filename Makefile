@@ -110,6 +110,8 @@ install-files:
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)/docs
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/monitoring
+	install -m 0644 monitoring/* $(DESTDIR)$(DOCDIR)/monitoring/
 	@if [ -f systemd/rollbackd.catalog ]; then \
 	  install -d -m 0755 $(DESTDIR)$(CATALOGDIR) && \
 	  install -m 0644 systemd/rollbackd.catalog $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog && \

@@ -68,8 +68,9 @@ import Glibc
             return child.pid
         }
 
-        /// The demo service and its traffic; returns once the service answers.
-        func startService() async throws {
+        /// The demo service and its traffic; returns the service's pid once it answers.
+        @discardableResult
+        func startService() async throws -> pid_t {
             let bin = RepoPaths.demoService
             guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
             let service = try spawn(
@@ -88,6 +89,7 @@ import Glibc
                 }
                 return (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
             }
+            return service
         }
 
         @discardableResult

@@ -84,9 +84,19 @@ enum Scrape {
 @Suite(.serialized) struct TelemetryTests {
     typealias Scene = DaemonTests.Scene
 
-    static func telemetryScene(listen: String) async throws -> Scene {
+    /// The daemon scene with `/metrics` on `listen`; with `webhook`, one webhook whose receiver never answers
+    /// (connection refused), so its spool fills.
+    static func telemetryScene(listen: String, webhook: Bool = false) async throws -> Scene {
         let s = try Scene()
-        try s.writeConfig(interval: "1s", top: #", "telemetry": {"listen": "\#(listen)"}"#)
+        var top = #", "telemetry": {"listen": "\#(listen)"}"#
+        if webhook {
+            try FileIO.writeAtomically(
+                path: "\(s.dir)/webhook.secret", bytes: Array("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".utf8),
+                mode: 0o600)
+            top +=
+                #", "notify": {"webhooks": [{"name": "ops", "url": "http://127.0.0.1:1/hook", "secretFile": "\#(s.dir)/webhook.secret"}]}"#
+        }
+        try s.writeConfig(interval: "1s", top: top)
         return s
     }
 
