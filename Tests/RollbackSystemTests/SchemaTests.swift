@@ -306,6 +306,35 @@ import TestSupport
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x"}]}"#, false),
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "retries": 3}]}"#, false),
         ("notify", #"{"maxAge": "0s"}"#, false), ("notify", #"{"webhooks": {}}"#, false),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://events.pagerduty.com/v2/enqueue", "format": "pagerduty", "routingKeyFile": "/etc/rollbackd/pd.key"}]}"#,
+            true
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "secretFile": "/s", "routingKeyFile": "/k"}]}"#,
+            true
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "secretFile": "/s"}]}"#, false
+        ),
+        (
+            "notify", #"{"webhooks": [{"name": "t", "url": "https://h/x", "format": "teams", "secretFile": "/s"}]}"#,
+            true
+        ),
+        ("notify", #"{"webhooks": [{"name": "t", "url": "https://h/x", "format": "teams"}]}"#, false),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "s", "url": "https://h/x", "format": "slack", "secretFile": "/s", "routingKeyFile": "/k"}]}"#,
+            false
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "routingKeyFile": "k"}]}"#,
+            false
+        ),
         // Telemetry: loopback or a Unix socket only.
         ("telemetry", #"{"listen": "127.0.0.1:9465"}"#, true), ("telemetry", #"{"listen": "[::1]:9465"}"#, true),
         ("telemetry", #"{"listen": "127.1.2.3:65535"}"#, true),
