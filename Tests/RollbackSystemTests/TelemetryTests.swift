@@ -148,8 +148,12 @@ enum Scrape {
         let s = try await Self.telemetryScene(listen: "127.0.0.1:\(port)")
         try await s.startService()
         try s.startDaemon()
-        try await s.waitFor("v1 known-good") { s.log.contains("Release v1 is known-good") }
-        let first = try await Scrape.get(url)
+        // The snapshot is published at the end of the tick that logs the event: wait for a scrape that shows it.
+        var first = ""
+        try await s.waitFor("v1 known-good in a scrape") {
+            first = (try? Self.blockingGet(url)) ?? ""
+            return Scrape.values(first)[#"rollbackd_known_good_releases{service="demo"}"#] == 1
+        }
         try await Scrape.expectCleanLint(first)
         let v = Scrape.values(first)
         #expect(v[#"rollbackd_release_info{service="demo",version="v1"}"#] == 1)
@@ -238,17 +242,20 @@ enum Scrape {
         if monotonicMs() - opened < 4000 {
             // The stuck connections still hold every slot (they are dropped after 5 s): refused at once.
             let refused = try Scrape.getUnix(sock)
-            #expect(refused.hasPrefix("HTTP/1.1 503"), "\(refused.prefix(100))")
+            #expect(
+                refused.hasPrefix("HTTP/1.1 503"),
+                "\(refused.prefix(100)) after \(monotonicMs() - opened) ms; daemon log:\n\(s.log)")
         }
         for fd in stuck { close(fd) }
         stuck = []
         var page = ""
-        try await s.waitFor("a scrape once the idle connections are gone") {
+        // The event is logged during the tick that then publishes its snapshot: wait for a scrape showing it.
+        try await s.waitFor("a scrape showing the blindness once the idle connections are gone") {
             guard let r = try? Scrape.getUnix(sock), r.hasPrefix("HTTP/1.1 200"),
                 let body = r.firstRange(of: "\r\n\r\n")
             else { return false }
             page = String(r[body.upperBound...])
-            return true
+            return Scrape.values(page)[#"rollbackd_metric_blind{service="demo",metric="error_rate"}"#] == 1
         }
         try await Scrape.expectCleanLint(page)
         let v = Scrape.values(page)

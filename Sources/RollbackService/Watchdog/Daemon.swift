@@ -51,6 +51,7 @@ public actor Daemon {
     private var lastSavedState: EngineState?
     private var lastSamples: [String: SampleValue] = [:]
     private var counters = TelemetryCounters()
+    private var lastWebhooks: [WebhookTelemetry] = []
     /// What `/metrics` shows: replaced after each tick, command and rollback report.
     public nonisolated let telemetry: TelemetryBoard
     /// Serves `telemetry` when the configuration has `telemetry.listen`.
@@ -181,6 +182,7 @@ public actor Daemon {
         let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
         lastSamples = seen.observation.samples
         let out = engine.tick(seen.observation, deployable: seen.deployable)
+        publishSnapshot()
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         ticks += 1
@@ -214,16 +216,18 @@ public actor Daemon {
     }
 
     private func phaseDone(_ phase: String, progress: PhaseProgress, detail: String) async {
-        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now()) {
-            await emit(e)
-        }
+        let events = engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now())
+        publishSnapshot()
+        for e in events { await emit(e) }
         await saveState()
         await publishTelemetry()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
-        for e in engine.rollbackFinished(result, now: options.clock.now()) { await emit(e) }
+        let events = engine.rollbackFinished(result, now: options.clock.now())
+        publishSnapshot()
+        for e in events { await emit(e) }
         await saveState()
         await publishTelemetry()
         systemd.status(statusLine())
@@ -234,13 +238,20 @@ public actor Daemon {
         await world.notify(event)
     }
 
-    /// Hands `/metrics` a fresh snapshot (the exporter renders from it on its own threads).
+    /// Refreshes the webhooks' delivery state, then hands `/metrics` a fresh snapshot.
     private func publishTelemetry() async {
-        let webhooks = await world.webhookTelemetry()
+        lastWebhooks = await world.webhookTelemetry()
+        publishSnapshot()
+    }
+
+    /// Hands `/metrics` a snapshot of the engine as it is now (the exporter renders from it on its own threads).
+    /// Called right after each change of the engine's state, before any suspension, so `/metrics` never shows an
+    /// older state than `status` does.
+    private func publishSnapshot() {
         telemetry.publish(
             TelemetrySnapshot(
                 config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
-                webhooks: webhooks, startedAt: telemetry.current.startedAt))
+                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt))
     }
 
     private func saveState() async {
@@ -277,6 +288,7 @@ public actor Daemon {
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
             let telemetryNote = replaceMetricsServer(for: loaded.thresholds.telemetry)
             engine.reconfigure(loaded.thresholds)
+            publishSnapshot()
             let old = world
             world = newWorld
             await old.shutdown()
@@ -349,6 +361,7 @@ public actor Daemon {
         async throws(EngineRefusal) -> EngineOutput
     {
         let out = try body(&engine, options.clock.now())
+        publishSnapshot()
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         await saveState()

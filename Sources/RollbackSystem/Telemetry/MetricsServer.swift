@@ -117,8 +117,10 @@ public final class MetricsServer: Sendable {
             let server = self
             let started = BlockingThread.start {
                 server.serve(client)
-                close(client)
+                // The slot is free before the client sees the end of the answer: a scraper that has read one
+                // answer to its end is never refused for its own previous request.
                 server.active.withLock { $0 -= 1 }
+                close(client)
             }
             if !started {
                 close(client)
