@@ -19,6 +19,8 @@ TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
+# telemetry: a real SVG renderer for the incident charts (IncidentChartTests).
+TEST_DEBS += librsvg2-bin
 
 .PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: lint format

@@ -63,4 +63,17 @@ import Testing
 
                 """)
     }
+
+    @Test func theSampleHistoryIsBounded() {
+        var h = SampleHistory(limit: 3)
+        for i in 0..<5 {
+            h.record(
+                ["m": i == 2 ? .noData(reason: "x") : .value(Double(i))],
+                at: Timestamp(millisecondsSinceEpoch: Int64(i) * 1000))
+        }
+        #expect(h.points["m"]?.map(\.value) == [nil, 3, 4])
+        let window = h.points(
+            of: "m", from: Timestamp(millisecondsSinceEpoch: 3000), to: Timestamp(millisecondsSinceEpoch: 4000))
+        #expect(window.map(\.value) == [3, 4])
+    }
 }

@@ -51,6 +51,8 @@ public actor Daemon {
     private var lastSavedState: EngineState?
     private var lastSamples: [String: SampleValue] = [:]
     private var counters = TelemetryCounters()
+    /// Every metric's recent samples (bounded), for the incident charts.
+    private var history = SampleHistory()
     private var lastWebhooks: [WebhookTelemetry] = []
     /// What `/metrics` shows: replaced after each tick, command and rollback report.
     public nonisolated let telemetry: TelemetryBoard
@@ -181,6 +183,7 @@ public actor Daemon {
         let verifying = engine.state.verification != nil
         let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
         lastSamples = seen.observation.samples
+        history.record(seen.observation.samples, at: now)
         let out = engine.tick(seen.observation, deployable: seen.deployable)
         publishSnapshot()
         for e in out.events { await emit(e) }
@@ -259,6 +262,7 @@ public actor Daemon {
         guard state != lastSavedState else { return }
         let before = Dictionary((lastSavedState?.incidents ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for incident in state.incidents where before[incident.id] != incident {
+            if let svg = chart(incident) { await world.incidentChart(incident, svg) }
             await world.incidentChanged(incident)
         }
         do {
@@ -267,6 +271,16 @@ public actor Daemon {
         } catch {
             log.error("cannot save state: \(error)", metadata: ["state_dir": "\(options.stateDirectory)"])
         }
+    }
+
+    /// The incident's chart from the samples kept in memory (nil when no trigger tripped).
+    private func chart(_ incident: Incident) -> String? {
+        guard let metric = incident.trips.first?.metric else { return nil }
+        return IncidentChart.svg(
+            IncidentChart.Inputs(
+                incident: incident, deployedAt: engine.state.ledger.release(incident.fromVersion)?.liveSince,
+                history: history, unit: engine.config.metric(named: metric)?.unit ?? .number,
+                now: options.clock.now()))
     }
 
     // MARK: reload

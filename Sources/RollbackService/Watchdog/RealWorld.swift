@@ -42,6 +42,9 @@ public enum RealWorld {
                 }
             },
             smoke: senses.smoke,
+            incidentChart: { incident, svg in
+                _ = await BlockingThread.run { try? reports.writeChart(incident, svg: svg) }
+            },
             incidentChanged: { incident in
                 notifier.incidentUpdated(incident)
                 _ = await BlockingThread.run { try? reports.write(incident, thresholds: config) }
