@@ -19,6 +19,8 @@ TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
+# telemetry: a real SVG renderer for the incident charts (IncidentChartTests).
+TEST_DEBS += librsvg2-bin
 
 .PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: lint format
@@ -110,6 +112,8 @@ install-files:
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)/docs
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/monitoring
+	install -m 0644 monitoring/* $(DESTDIR)$(DOCDIR)/monitoring/
 	@if [ -f systemd/rollbackd.catalog ]; then \
 	  install -d -m 0755 $(DESTDIR)$(CATALOGDIR) && \
 	  install -m 0644 systemd/rollbackd.catalog $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog && \

@@ -31,7 +31,14 @@ struct History: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Flag(help: "Print the path of the incident's chart (incidents/<id>.svg in the state directory); needs --incident.")
+    var chart = false
+
+    @Option(name: .customLong("state-dir"), help: "The daemon's state directory, for --chart.")
+    var stateDir: String = StateDirectory.default
+
     func validate() throws {
+        if chart && incident == nil { throw ValidationError("--chart needs --incident ID") }
         if let since, HistoryReport.parseTime(since) == nil {
             throw ValidationError("--since \(since): not a time (RFC 3339, @<unix seconds>, or a duration like 2h)")
         }
@@ -41,6 +48,18 @@ struct History: ParsableCommand {
     }
 
     func run() throws {
+        if chart, let incident {
+            let writer = IncidentReportWriter(stateDirectory: stateDir)
+            let path = writer.chartPath(incident)
+            guard (try? IncidentReportWriter.validate(id: incident)) != nil, FileIO.exists(path) else {
+                Terminal.writeError(
+                    "rollbackd history: no chart for incident \(incident) in \(writer.directory) (is --state-dir right?)"
+                )
+                throw ExitCode(1)
+            }
+            print(path)
+            return
+        }
         let query = JournalQuery(
             identifier: identifier, since: since.flatMap { HistoryReport.parseTime($0) },
             until: until.flatMap { HistoryReport.parseTime($0) }, incident: incident,

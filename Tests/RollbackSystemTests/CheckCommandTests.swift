@@ -107,4 +107,15 @@ import TestSupport
         #expect(r.termination == .exited(0), "\(path): \(r.stderrText)")
         #expect(r.stderrText.isEmpty, "\(path): \(r.stderrText)")
     }
+
+    /// With `telemetry`, the table says where `/metrics` is scraped; without it, nothing (the shipped table).
+    @Test func showsTheTelemetryScrapeURL() async throws {
+        let file = RepoPaths.root + "/Tests/Fixtures/valid/everything.json"
+        let text = try await runRollbackd(["check", file])
+        #expect(text.stdoutText.contains("telemetry: /metrics served on http://127.0.0.1:9465/metrics\n"))
+        let json = try await runRollbackd(["check", "--json", file])
+        #expect(try JSONParser.parse(json.stdoutText)["telemetry"] == .string("http://127.0.0.1:9465/metrics"))
+        let shipped = try await runRollbackd(["check", "--json", Fixtures.shipped])
+        #expect(try JSONParser.parse(shipped.stdoutText)["telemetry"] == .null)
+    }
 }

@@ -31,7 +31,8 @@ import Glibc
             try writeConfig(interval: "1s")
         }
 
-        func writeConfig(interval: String, extra: String = "", reload: String? = nil) throws {
+        /// `extra` goes into `metrics`, `top` into the top-level object (`, "telemetry": {…}`).
+        func writeConfig(interval: String, extra: String = "", reload: String? = nil, top: String = "") throws {
             let reloadKey = reload.map { #", "reload": \#($0)"# } ?? ""
             let json = """
                 {"service": "demo", "interval": "\(interval)", "instances": ["http://127.0.0.1:\(port)"],
@@ -40,7 +41,7 @@ import Glibc
                  "triggers": [{"name": "errors", "metric": "error_rate", "condition": {"above": 0.1}, "breaches": 3,
                                "clears": 2, "severity": "critical", "respondWithin": "2m", "automation": "full"}],
                  "rollback": {"strategy": "symlink", "symlink": {"releasesDir": "\(dir)/releases", "currentLink": "\(dir)/current"\(reloadKey)}},
-                 "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}}
+                 "safety": {"cooldown": "0s", "soak": "3s", "verifyFor": "6s", "deployWindow": "10m", "baselineWindow": "1m"}\(top)}
                 """
             try FileIO.writeAtomically(path: "\(dir)/thresholds.json", bytes: Array(json.utf8), mode: 0o644)
         }
@@ -67,8 +68,9 @@ import Glibc
             return child.pid
         }
 
-        /// The demo service and its traffic; returns once the service answers.
-        func startService() async throws {
+        /// The demo service and its traffic; returns the service's pid once it answers.
+        @discardableResult
+        func startService() async throws -> pid_t {
             let bin = RepoPaths.demoService
             guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
             let service = try spawn(
@@ -87,6 +89,7 @@ import Glibc
                 }
                 return (try? await HTTPClient.shared.send(.get(url, options: patientHTTP())).get().status) == 200
             }
+            return service
         }
 
         @discardableResult

@@ -21,18 +21,25 @@ final class PrometheusServer: Sendable {
     }
 
     static func start(scraping targets: [String]) async throws -> PrometheusServer {
-        let dir = try ScratchDir("prometheus")
         let hostPorts = targets.map { $0.replacing("http://", with: "") }
-        let config = """
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            scrape_configs:
-              - job_name: app
-                static_configs:
-                  - targets: [\(hostPorts.map { "'\($0)'" }.joined(separator: ", "))]
+        return try await start(
+            config: """
+                global:
+                  scrape_interval: 1s
+                  evaluation_interval: 1s
+                scrape_configs:
+                  - job_name: app
+                    static_configs:
+                      - targets: [\(hostPorts.map { "'\($0)'" }.joined(separator: ", "))]
 
-            """
+                """)
+    }
+
+    /// Starts Prometheus with this `prometheus.yml`; `files` (name → content) are written beside it first (rule
+    /// files, referenced by their name).
+    static func start(config: String, files: [String: String] = [:]) async throws -> PrometheusServer {
+        let dir = try ScratchDir("prometheus")
+        for (name, text) in files { try FileIO.writeAtomically(path: dir.path + "/" + name, bytes: Array(text.utf8)) }
         try FileIO.writeAtomically(path: dir.path + "/prometheus.yml", bytes: Array(config.utf8))
         var lastError: Error?
         // A free port can be taken between picking and binding: try a few.

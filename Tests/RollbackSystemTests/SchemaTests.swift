@@ -306,6 +306,44 @@ import TestSupport
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x"}]}"#, false),
         ("notify", #"{"webhooks": [{"name": "a", "url": "https://h/x", "secretFile": "/s", "retries": 3}]}"#, false),
         ("notify", #"{"maxAge": "0s"}"#, false), ("notify", #"{"webhooks": {}}"#, false),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://events.pagerduty.com/v2/enqueue", "format": "pagerduty", "routingKeyFile": "/etc/rollbackd/pd.key"}]}"#,
+            true
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "secretFile": "/s", "routingKeyFile": "/k"}]}"#,
+            true
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "secretFile": "/s"}]}"#, false
+        ),
+        (
+            "notify", #"{"webhooks": [{"name": "t", "url": "https://h/x", "format": "teams", "secretFile": "/s"}]}"#,
+            true
+        ),
+        ("notify", #"{"webhooks": [{"name": "t", "url": "https://h/x", "format": "teams"}]}"#, false),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "s", "url": "https://h/x", "format": "slack", "secretFile": "/s", "routingKeyFile": "/k"}]}"#,
+            false
+        ),
+        (
+            "notify",
+            #"{"webhooks": [{"name": "pd", "url": "https://h/x", "format": "pagerduty", "routingKeyFile": "k"}]}"#,
+            false
+        ),
+        // Telemetry: loopback or a Unix socket only.
+        ("telemetry", #"{"listen": "127.0.0.1:9465"}"#, true), ("telemetry", #"{"listen": "[::1]:9465"}"#, true),
+        ("telemetry", #"{"listen": "127.1.2.3:65535"}"#, true),
+        ("telemetry", #"{"listen": "/run/rollbackd/metrics.sock"}"#, true),
+        ("telemetry", #"{"listen": "0.0.0.0:9465"}"#, false), ("telemetry", #"{"listen": "10.0.0.1:9465"}"#, false),
+        ("telemetry", #"{"listen": "127.0.0.1:65536"}"#, false), ("telemetry", #"{"listen": "127.0.0.1:0"}"#, false),
+        ("telemetry", #"{"listen": "127.0.0.1"}"#, false), ("telemetry", #"{"listen": "metrics.sock"}"#, false),
+        ("telemetry", #"{"listen": ""}"#, false), ("telemetry", "{}", false),
+        ("telemetry", #"{"listen": "127.0.0.1:9465", "path": "/m"}"#, false),
         // Safety.
         ("safety.budget", #"{"max": 0, "window": "1h"}"#, true),
         ("safety.budget", #"{"max": 101, "window": "1h"}"#, false),
@@ -388,6 +426,7 @@ import TestSupport
             (base, "triggers.0", "$defs/trigger"),
             (base, "triggers.0.condition", "$defs/condition"),
             (base, "safety", "$defs/safety"),
+            (base.setting("telemetry", to: parse(#"{"listen": "127.0.0.1:9465"}"#)), "telemetry", "$defs/telemetry"),
             (base, "safety.budget", "$defs/safety/properties/budget"),
             (
                 base.setting(

@@ -82,6 +82,9 @@ struct Receiver {
         var type: String?
         var body: JSONValue
         var receivedAt: Double
+        /// On the provider paths (`/pagerduty/KEY`, `/teams`): nil when the body has the documented shape,
+        /// otherwise the first problem; "not checked" elsewhere.
+        var shape: String?
     }
 
     /// Everything received so far, in arrival order.
@@ -96,7 +99,8 @@ struct Receiver {
             return Request(
                 path: s("path") ?? "", id: s("id") ?? "", timestamp: Int64(s("timestamp") ?? "") ?? 0,
                 verified: j["verified"] == .bool(true), error: s("error"), type: s("type"),
-                body: j["body"] ?? .null, receivedAt: t)
+                body: j["body"] ?? .null, receivedAt: t,
+                shape: j["shape"].map { if case let .string(p) = $0 { p } else { nil } } ?? "not checked")
         }
     }
 

@@ -394,3 +394,95 @@ struct WebhookSystemTests {
         #expect(notifier.spool.count(webhook: "hang") == 3, "stopping keeps undelivered notifications spooled")
     }
 }
+
+/// The providers' own formats, delivered for real and checked by a receiver against their documentation
+/// (`Tests/Servers/webhook_receiver.py`: PagerDuty's "Send an Alert Event", Microsoft's "Send Adaptive Cards using
+/// an Incoming Webhook").
+@Suite struct ProviderWebhookTests {
+    static func incidentEvents() -> [Event] {
+        let now = SystemTime.now()
+        func e(
+            _ kind: EventKind, _ severity: Severity, incident: String? = "INC-7", metric: String? = nil,
+            extra: [String: String] = [:]
+        ) -> Event {
+            Event(
+                kind: kind, at: now, message: "\(kind.rawValue) happened", severity: severity, incident: incident,
+                trigger: incident == nil ? nil : "errors", metric: metric, fromVersion: "v2", toVersion: "v1",
+                extra: extra)
+        }
+        return [
+            e(.incidentOpened, .critical), e(.decision, .critical), e(.rollbackStarted, .high),
+            e(.incidentClosed, .low, extra: ["outcome": "rolled_back"]),
+            e(.sourceBlind, .high, incident: nil, metric: "error_rate"),
+            e(.sourceRecovered, .low, incident: nil, metric: "error_rate"),
+            e(.automationHalted, .critical, incident: nil), e(.automationRearmed, .medium, incident: nil),
+        ]
+    }
+
+    @Test func pagerDutyGetsOneAlertPerIncidentTriggeredAcknowledgedAndResolved() async throws {
+        let scene = try WebhookScene("pagerduty")
+        defer { scene.remove() }
+        let dir = scene.dir
+        let key = "R0LLBACKDTESTKEY0123456789ABCDEF"
+        try FileIO.writeAtomically(path: dir + "/pd.key", bytes: Array((key + "\n").utf8), mode: 0o600)
+        let receiver = try await scene.receiver()
+        var pd = webhook("pd", url: receiver.base + "/pagerduty/" + key, secretFile: "", format: .pagerduty)
+        pd.secretFile = nil
+        pd.routingKeyFile = dir + "/pd.key"
+        let notifier = EventNotifier(
+            config: notifyConfig([pd], identifier: "rbpd"), service: "shop", spoolDirectory: dir + "/spool",
+            policy: fastPolicy(batch: 1), journalWriter: JournalWriter(target: .stderr))
+        await notifier.start()
+        for e in Self.incidentEvents() { await notifier.notify(e) }
+        #expect(await notifier.drain(timeout: .seconds(60)))
+        await notifier.stop()
+        let got = try receiver.requests()
+        for r in got { #expect(r.shape == nil, "\(r.shape ?? "") in \(r.body)") }
+        func s(_ v: JSONValue?) -> String { if case let .string(x)? = v { x } else { "" } }
+        let actions = got.map { "\(s($0.body["event_action"])) \(s($0.body["dedup_key"]))" }
+        #expect(
+            actions == [
+                "trigger INC-7", "acknowledge INC-7", "resolve INC-7", "trigger shop/blind/error_rate",
+                "resolve shop/blind/error_rate", "trigger shop/halted", "resolve shop/halted",
+            ], "\(actions)")
+        let trigger = try #require(got.first?.body)
+        #expect(trigger["routing_key"] == .string(key))
+        #expect(trigger["payload"]?["severity"] == .string("critical"))
+        #expect(trigger["payload"]?["summary"] == .string("shop: incident_opened happened"))
+        #expect(trigger["payload"]?["class"] == .string("incident_opened"))
+        #expect(trigger["payload"]?["custom_details"]?["incident"]?["id"] == .string("INC-7"))
+        // The key is added at delivery: the spooled body never holds it.
+        let spooled = WebhookPayload.body(
+            .pagerduty, Self.incidentEvents()[0], incident: nil, host: "h", service: "shop")
+        #expect(!String(decoding: spooled, as: UTF8.self).contains(key))
+    }
+
+    @Test func teamsGetsAnAdaptiveCardForEveryEvent() async throws {
+        let scene = try WebhookScene("teams")
+        defer { scene.remove() }
+        let receiver = try await scene.receiver()
+        let notifier = EventNotifier(
+            config: notifyConfig(
+                [webhook("teams", url: receiver.base + "/teams", secretFile: scene.dir + "/secret", format: .teams)],
+                identifier: "rbteams"),
+            service: "shop", spoolDirectory: scene.dir + "/spool", policy: fastPolicy(),
+            journalWriter: JournalWriter(target: .stderr))
+        await notifier.start()
+        let events = Self.incidentEvents()
+        for e in events { await notifier.notify(e) }
+        #expect(await notifier.drain(timeout: .seconds(60)))
+        await notifier.stop()
+        let got = try receiver.requests()
+        #expect(got.count == events.count)
+        for r in got { #expect(r.shape == nil, "\(r.shape ?? "") in \(r.body)") }
+        let texts = Set(
+            got.compactMap { r -> String? in
+                guard case let .array(a)? = r.body["attachments"],
+                    case let .array(body)? = a.first?["content"]?["body"],
+                    body.count > 1, case let .string(t)? = body[1]["text"]
+                else { return nil }
+                return t
+            })
+        #expect(texts == Set(events.map(\.message)))
+    }
+}

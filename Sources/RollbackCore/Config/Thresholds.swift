@@ -45,18 +45,27 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
     case standard
     /// A Slack-compatible `{"text": …}` message (also signed).
     case slack
+    /// A PagerDuty Events API v2 event: one alert per incident (`dedup_key` = the incident id), triggered,
+    /// acknowledged and resolved as the incident goes; the routing key is read from `routingKeyFile`.
+    case pagerduty
+    /// A Microsoft Teams message carrying an Adaptive Card (incoming webhook or Workflows).
+    case teams
 }
 
 public struct WebhookConfig: Sendable, Equatable {
     public var name: String
     public var url: String
-    /// File holding the Standard Webhooks secret (`whsec_<base64>`, or raw bytes).
-    public var secretFile: String
+    /// File holding the Standard Webhooks secret (`whsec_<base64>`, or raw bytes); optional for `pagerduty`
+    /// only (PagerDuty checks the routing key, not a signature).
+    public var secretFile: String?
     public var format: WebhookFormat
     public var minSeverity: Severity
     /// Event kinds to send (empty: all).
     public var events: [String]
     public var http: HTTPOptions
+    /// `pagerduty`: the file holding the Events API v2 routing (integration) key; read at each delivery, never
+    /// written to the spool.
+    public var routingKeyFile: String? = nil
 }
 
 public struct NotifyConfig: Sendable, Equatable {
@@ -93,8 +102,14 @@ public struct NotifyConfig: Sendable, Equatable {
                         names.insert(name)
                     }
                     let url = w.read("url", required: true, Read.httpURL)
-                    let secret = w.read("secretFile", required: true, Read.absolutePath)
                     let format = w.read("format", Read.choice(WebhookFormat.self)) ?? .standard
+                    let secret = w.read("secretFile", required: format != .pagerduty, Read.absolutePath)
+                    let routingKey = w.read("routingKeyFile", required: format == .pagerduty, Read.absolutePath)
+                    if routingKey != nil && format != .pagerduty {
+                        sink.error(
+                            w.childPath("routingKeyFile"),
+                            "only a \"pagerduty\" webhook has a routing key (this one's format is \(format.rawValue))")
+                    }
                     let minSeverity = w.read("minSeverity", Read.choice(Severity.self)) ?? .low
                     let events =
                         w.read("events") { v, p, s -> [String]? in
@@ -109,11 +124,14 @@ public struct NotifyConfig: Sendable, Equatable {
                         } ?? []
                     let http = HTTPOptions.read(from: &w, defaultTimeout: .seconds(5))
                     w.finish()
-                    if let name, let url, let secret {
+                    if let name, let url, secret != nil || format == .pagerduty,
+                        routingKey != nil || format != .pagerduty
+                    {
                         n.webhooks.append(
                             WebhookConfig(
                                 name: name, url: url, secretFile: secret, format: format,
-                                minSeverity: minSeverity, events: events, http: http))
+                                minSeverity: minSeverity, events: events, http: http,
+                                routingKeyFile: format == .pagerduty ? routingKey : nil))
                     }
                 }
             } else {
@@ -170,6 +188,8 @@ public struct Thresholds: Sendable, Equatable {
     public var rollback: RollbackConfig
     public var safety: SafetyConfig
     public var notify: NotifyConfig
+    /// The daemon's own `/metrics` (nil: not served).
+    public var telemetry: TelemetryConfig? = nil
 
     public func metric(named name: String) -> MetricDefinition? { metrics.first { $0.name == name } }
     public func trigger(named name: String) -> TriggerDefinition? { triggers.first { $0.name == name } }
@@ -186,7 +206,7 @@ public struct LoadedThresholds: Sendable, Equatable {
 extension Thresholds {
     static let topLevelKeys = [
         "$schema", "service", "interval", "automation", "instances", "version", "metrics",
-        "triggers", "rollback", "safety", "notify",
+        "triggers", "rollback", "safety", "notify", "telemetry",
     ]
 
     /// Parses and validates `text` (the content of `file`, used only in messages). Throws a `ConfigError` listing
@@ -301,13 +321,14 @@ extension Thresholds {
         let rollback = obj.read("rollback", required: true) { v, p, s in RollbackConfig.read(v, path: p, sink: s) }
         let safety = obj.read("safety") { v, p, s in SafetyConfig.read(v, path: p, sink: s) } ?? SafetyConfig()
         let notify = obj.read("notify") { v, p, s in NotifyConfig.read(v, path: p, sink: s) } ?? NotifyConfig()
+        let telemetry = obj.read("telemetry") { v, p, s in TelemetryConfig.read(v, path: p, sink: s) }
         obj.finish()
 
         guard let service, let interval, let rollback else { return nil }
         let t = Thresholds(
             service: service, interval: interval, automation: cap, instances: instances ?? [],
             version: version, metrics: metrics, triggers: triggers, rollback: rollback,
-            safety: safety, notify: notify)
+            safety: safety, notify: notify, telemetry: telemetry)
         t.semanticWarnings(sink: sink)
         return t
     }

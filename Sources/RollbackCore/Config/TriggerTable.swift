@@ -26,6 +26,7 @@ public enum TriggerTable {
         var out =
             "service \(t.service): interval \(t.interval), automation cap \(t.automation.rawValue), "
             + "strategy \(t.rollback.strategy.name), \(t.metrics.count) metrics, \(t.triggers.count) triggers\n"
+        if let listen = t.telemetry?.listen { out += "telemetry: /metrics served on \(telemetryURL(listen))\n" }
         for r in all {
             var line = ""
             for (i, c) in r.enumerated() {
@@ -66,7 +67,16 @@ public enum TriggerTable {
             ("automation", .string(t.automation.rawValue)),
             ("strategy", .string(t.rollback.strategy.name)),
             ("triggers", .array(triggers)),
+            ("telemetry", t.telemetry.map { .string(telemetryURL($0.listen)) } ?? .null),
         ])
         return root.serialized + "\n"
+    }
+
+    /// Where `/metrics` is scraped: `http://127.0.0.1:9465/metrics`, or `unix:/run/…/metrics.sock` (path `/metrics`).
+    public static func telemetryURL(_ listen: TelemetryListen) -> String {
+        switch listen {
+        case .tcp: "http://\(listen)/metrics"
+        case let .unix(path): "unix:\(path) (GET /metrics)"
+        }
     }
 }

@@ -21,13 +21,17 @@ public struct SampledMetrics: Sendable, Equatable, ExpressibleByDictionaryLitera
     public var counts: [String: Counts]
     /// New since the previous tick, per scraped quantile: the cumulative bucket counts (`le` → observations).
     public var histograms: [String: [HistogramBucket]]
+    /// How long each metric's source took to answer this tick, in seconds (metrics sharing a fetch share its time).
+    public var seconds: [String: Double]
 
     public init(
-        values: [String: SampleValue], counts: [String: Counts] = [:], histograms: [String: [HistogramBucket]] = [:]
+        values: [String: SampleValue], counts: [String: Counts] = [:], histograms: [String: [HistogramBucket]] = [:],
+        seconds: [String: Double] = [:]
     ) {
         self.values = values
         self.counts = counts
         self.histograms = histograms
+        self.seconds = seconds
     }
 
     public init(dictionaryLiteral elements: (String, SampleValue)...) {

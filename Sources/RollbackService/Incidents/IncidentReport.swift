@@ -146,7 +146,8 @@ public enum IncidentReport {
         return d.milliseconds < 0 ? "-\(Interval(milliseconds: -d.milliseconds))" : "+\(d)"
     }
 
-    public static func markdown(_ i: Incident, thresholds: Thresholds? = nil) -> String {
+    /// `chart`: the file name of the incident's SVG chart beside the report, linked under the summary.
+    public static func markdown(_ i: Incident, thresholds: Thresholds? = nil, chart: String? = nil) -> String {
         let k = keyTimes(i)
         var md = "# Incident \(i.id): \(i.service) \(i.fromVersion)"
         if let to = i.toVersion { md += " → \(to)" }
@@ -163,6 +164,12 @@ public enum IncidentReport {
             md += "| Decision | \(cell(d + (i.decisionReason.map { ": " + $0 } ?? ""))) |\n"
         }
         md += "| Approver | \(cell(i.approver ?? "none (no approval was involved)")) |\n"
+        if let chart {
+            md += "\n## Chart\n\n"
+            md += "![\(i.trips.first?.metric ?? "metric") from the deploy to the end of verification](\(chart))\n\n"
+            md += "The trigger's metric, its threshold (dashed red) and the deploy, first breach, trip, rollback and "
+            md += "verification end (dotted, labelled): [\(chart)](\(chart)).\n"
+        }
 
         md += "\n## Trigger\n\n"
         if i.trips.isEmpty {
@@ -240,6 +247,23 @@ public struct IncidentReportWriter: Sendable {
         }
     }
 
+    /// `<directory>/<id>.svg`.
+    public func chartPath(_ id: String) -> String { directory + "/" + id + ".svg" }
+
+    /// Writes the incident's chart; returns its path. Blocking (fsync).
+    @discardableResult
+    public func writeChart(_ incident: Incident, svg: String) throws(IncidentReportError) -> String {
+        try Self.validate(id: incident.id)
+        let path = chartPath(incident.id)
+        do {
+            try FileIO.makeDirectories(directory, mode: 0o750)
+            try FileIO.writeAtomically(path: path, bytes: Array(svg.utf8), mode: 0o640)
+        } catch {
+            throw IncidentReportError(message: "cannot write the chart of incident \(incident.id): \(error)")
+        }
+        return path
+    }
+
     /// Writes both files; returns their paths. Blocking (fsync): call from `BlockingThread` on daemon paths.
     @discardableResult
     public func write(_ incident: Incident, thresholds: Thresholds? = nil) throws(IncidentReportError) -> (
@@ -252,8 +276,10 @@ public struct IncidentReportWriter: Sendable {
             try FileIO.makeDirectories(directory, mode: 0o750)
             let text = IncidentReport.json(incident, thresholds: thresholds).serialized + "\n"
             try FileIO.writeAtomically(path: json, bytes: Array(text.utf8), mode: 0o640)
+            let chart = FileIO.exists(chartPath(incident.id)) ? incident.id + ".svg" : nil
             try FileIO.writeAtomically(
-                path: md, bytes: Array(IncidentReport.markdown(incident, thresholds: thresholds).utf8), mode: 0o640)
+                path: md, bytes: Array(IncidentReport.markdown(incident, thresholds: thresholds, chart: chart).utf8),
+                mode: 0o640)
         } catch {
             throw IncidentReportError(message: "cannot write the report of incident \(incident.id): \(error)")
         }

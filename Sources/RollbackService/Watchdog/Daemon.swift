@@ -52,6 +52,14 @@ public actor Daemon {
     private var lastSavedAt: Timestamp?
     private static let observationSaveEvery = Interval.seconds(5)
     private var lastSamples: [String: SampleValue] = [:]
+    private var counters = TelemetryCounters()
+    /// Every metric's recent samples (bounded), for the incident charts.
+    private var history = SampleHistory()
+    private var lastWebhooks: [WebhookTelemetry] = []
+    /// What `/metrics` shows: replaced after each tick, command and rollback report.
+    public nonisolated let telemetry: TelemetryBoard
+    /// Serves `telemetry` when the configuration has `telemetry.listen`.
+    private var metricsServer: MetricsServer?
 
     /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
     public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
@@ -69,6 +77,18 @@ public actor Daemon {
         }
         self.configStamp = FileStamp(path: options.configPath)
         self.startupWarnings = loaded.warningLines
+        let board = TelemetryBoard(
+            TelemetrySnapshot(
+                config: loaded.thresholds, state: engine.state, samples: [:], counters: TelemetryCounters(),
+                webhooks: [], startedAt: options.clock.now()))
+        self.telemetry = board
+        if let t = loaded.thresholds.telemetry {
+            do {
+                self.metricsServer = try MetricsServer(listen: t.listen, page: { board.page() })
+            } catch {
+                throw DaemonStartError(description: "\(options.configPath): \(error)")
+            }
+        }
     }
 
     private let startupWarnings: [String]
@@ -112,6 +132,7 @@ public actor Daemon {
                 }
             }
         }
+        metricsServer?.start()
         await tickOnce()
         systemd.ready(status: statusLine())
         var schedule = TickSchedule(startingAfter: engine.config.interval)
@@ -148,6 +169,7 @@ public actor Daemon {
             await task.value
         }
         await saveState(force: true)
+        metricsServer?.stop()
         await world.shutdown()
     }
 
@@ -163,12 +185,18 @@ public actor Daemon {
         let verifying = engine.state.verification != nil
         let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
         lastSamples = seen.observation.samples
+        history.record(seen.observation.samples, at: now)
         let out = engine.tick(seen.observation, deployable: seen.deployable)
+        publishSnapshot()
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         ticks += 1
         lastTickMs = SystemTime.monotonicMs() - started
+        counters.recordTick(
+            at: now, samples: seen.observation.samples, seconds: Double(lastTickMs) / 1000,
+            sampleSeconds: seen.sampleSeconds)
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
         systemd.watchdog()
     }
@@ -193,21 +221,42 @@ public actor Daemon {
     }
 
     private func phaseDone(_ phase: String, progress: PhaseProgress, detail: String) async {
-        for e in engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now()) {
-            await emit(e)
-        }
+        let events = engine.rollbackPhase(phase, progress: progress, detail: detail, now: options.clock.now())
+        publishSnapshot()
+        for e in events { await emit(e) }
         await saveState()
+        await publishTelemetry()
     }
 
     private func rollbackDone(_ result: RollbackResult) async {
         rollbackTask = nil
-        for e in engine.rollbackFinished(result, now: options.clock.now()) { await emit(e) }
+        let events = engine.rollbackFinished(result, now: options.clock.now())
+        publishSnapshot()
+        for e in events { await emit(e) }
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
     }
 
     private func emit(_ event: Event) async {
+        counters.record(event)
         await world.notify(event)
+    }
+
+    /// Refreshes the webhooks' delivery state, then hands `/metrics` a fresh snapshot.
+    private func publishTelemetry() async {
+        lastWebhooks = await world.webhookTelemetry()
+        publishSnapshot()
+    }
+
+    /// Hands `/metrics` a snapshot of the engine as it is now (the exporter renders from it on its own threads).
+    /// Called right after each change of the engine's state, before any suspension, so `/metrics` never shows an
+    /// older state than `status` does.
+    private func publishSnapshot() {
+        telemetry.publish(
+            TelemetrySnapshot(
+                config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
+                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt))
     }
 
     /// Persists the engine's state: at once when a decision changed (`EngineState.decisions`: incidents, ledger,
@@ -219,6 +268,7 @@ public actor Daemon {
         guard state != lastSavedState else { return }
         let before = Dictionary((lastSavedState?.incidents ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for incident in state.incidents where before[incident.id] != incident {
+            if let svg = chart(incident) { await world.incidentChart(incident, svg) }
             await world.incidentChanged(incident)
         }
         let now = options.clock.now()
@@ -234,6 +284,16 @@ public actor Daemon {
         } catch {
             log.error("cannot save state: \(error)", metadata: ["state_dir": "\(options.stateDirectory)"])
         }
+    }
+
+    /// The incident's chart from the samples kept in memory (nil when no trigger tripped).
+    private func chart(_ incident: Incident) -> String? {
+        guard let metric = incident.trips.first?.metric else { return nil }
+        return IncidentChart.svg(
+            IncidentChart.Inputs(
+                incident: incident, deployedAt: engine.state.ledger.release(incident.fromVersion)?.liveSince,
+                history: history, unit: engine.config.metric(named: metric)?.unit ?? .number,
+                now: options.clock.now()))
     }
 
     // MARK: reload
@@ -253,17 +313,21 @@ public actor Daemon {
         do {
             let loaded = try Self.loadConfig(options)
             let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
+            let telemetryNote = replaceMetricsServer(for: loaded.thresholds.telemetry)
             engine.reconfigure(loaded.thresholds)
+            publishSnapshot()
             let old = world
             world = newWorld
             await old.shutdown()
+            await publishTelemetry()
+            let reasons = loaded.warningLines + (telemetryNote.map { [$0] } ?? [])
             await emit(
                 Event(
                     kind: .configLoaded, at: now,
                     message:
                         "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
                     severity: .low,
-                    reason: loaded.warningLines.isEmpty ? reason : loaded.warningLines.joined(separator: "; ")))
+                    reason: reasons.isEmpty ? reason : reasons.joined(separator: "; ")))
         } catch {
             await emit(
                 Event(
@@ -272,6 +336,25 @@ public actor Daemon {
                     severity: .high, reason: "\(error)"))
         }
         systemd.ready(status: statusLine())
+    }
+
+    /// On reload: serves `/metrics` where the new configuration says (or stops serving it); nil when that worked,
+    /// or the reason it could not listen (the rest of the configuration still applies).
+    private func replaceMetricsServer(for telemetry: TelemetryConfig?) -> String? {
+        guard telemetry?.listen != metricsServer?.listen else { return nil }
+        metricsServer?.stop()
+        metricsServer = nil
+        guard let t = telemetry else { return nil }
+        let board = self.telemetry
+        do {
+            let server = try MetricsServer(listen: t.listen, page: { board.page() })
+            server.start()
+            metricsServer = server
+            return nil
+        } catch {
+            log.error("\(error)", metadata: ["listen": "\(t.listen)"])
+            return "\(error); /metrics is not served"
+        }
     }
 
     // MARK: status and commands
@@ -305,42 +388,12 @@ public actor Daemon {
         async throws(EngineRefusal) -> EngineOutput
     {
         let out = try body(&engine, options.clock.now())
+        publishSnapshot()
         for e in out.events { await emit(e) }
         if let order = out.rollback { startRollback(order) }
         await saveState()
+        await publishTelemetry()
         systemd.status(statusLine())
         return out
-    }
-}
-
-/// Identity of a file's content for change detection (inode, size, mtime).
-struct FileStamp: Equatable {
-    var inode: UInt64
-    var size: Int64
-    var mtimeNs: Int64
-
-    init?(path: String) {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        inode = UInt64(st.st_ino)
-        size = Int64(st.st_size)
-        mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
-    }
-}
-
-/// Editing thresholds.json changes what the daemon may do to production: only root or the service user may.
-public enum ConfigPermissions {
-    public static func problem(path: String) -> String? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil } // the loader names a missing file
-        if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
-            return
-                "\(path): refusing a configuration writable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod go-w \(path)"
-        }
-        if st.st_uid != 0 && st.st_uid != getuid() {
-            return
-                "\(path): refusing a configuration owned by uid \(st.st_uid); it must belong to root or the service user (uid \(getuid()))"
-        }
-        return nil
     }
 }

@@ -18,10 +18,14 @@ public struct DaemonWorld: Sendable {
             RollbackResult
     /// Checks smoke URLs; returns one line per failure.
     public var smoke: @Sendable ([String]) async -> [String]
+    /// An incident's chart (SVG) was drawn anew; called before `incidentChanged` so the report can link it.
+    public var incidentChart: @Sendable (Incident, _ svg: String) async -> Void
     /// An incident changed (write its report, refresh webhook summaries).
     public var incidentChanged: @Sendable (Incident) async -> Void
     /// Finish what was accepted (spool writes) before this world is replaced or the daemon exits.
     public var shutdown: @Sendable () async -> Void
+    /// Each webhook's delivery state, for `/metrics`.
+    public var webhookTelemetry: @Sendable () async -> [WebhookTelemetry]
 
     public init(
         sample: @escaping @Sendable (Timestamp) async -> SampledMetrics,
@@ -33,8 +37,10 @@ public struct DaemonWorld: Sendable {
                 RollbackOrder, _ phase: @escaping @Sendable (String, PhaseProgress, String) async -> Void
             ) async -> RollbackResult,
         smoke: @escaping @Sendable ([String]) async -> [String],
+        incidentChart: @escaping @Sendable (Incident, _ svg: String) async -> Void = { _, _ in },
         incidentChanged: @escaping @Sendable (Incident) async -> Void = { _ in },
-        shutdown: @escaping @Sendable () async -> Void = {}
+        shutdown: @escaping @Sendable () async -> Void = {},
+        webhookTelemetry: @escaping @Sendable () async -> [WebhookTelemetry] = { [] }
     ) {
         self.sample = sample
         self.readVersion = readVersion
@@ -42,8 +48,10 @@ public struct DaemonWorld: Sendable {
         self.notify = notify
         self.executeRollback = executeRollback
         self.smoke = smoke
+        self.incidentChart = incidentChart
         self.incidentChanged = incidentChanged
         self.shutdown = shutdown
+        self.webhookTelemetry = webhookTelemetry
     }
 
     /// What a tick looks at.

@@ -42,6 +42,9 @@ public enum RealWorld {
                 }
             },
             smoke: senses.smoke,
+            incidentChart: { incident, svg in
+                _ = await BlockingThread.run { try? reports.writeChart(incident, svg: svg) }
+            },
             incidentChanged: { incident in
                 notifier.incidentUpdated(incident)
                 _ = await BlockingThread.run { try? reports.write(incident, thresholds: config) }
@@ -49,6 +52,15 @@ public enum RealWorld {
             shutdown: {
                 await started.value
                 await notifier.stop()
+            },
+            webhookTelemetry: {
+                let stats = await notifier.stats()
+                return config.notify.webhooks.map { w in
+                    let s = stats[w.name] ?? DeliveryStats()
+                    return WebhookTelemetry(
+                        name: w.name, pending: s.pending, oldestPendingAt: s.oldestPendingAt, delivered: s.delivered,
+                        dropped: s.dropped, failedAttempts: s.failedAttempts)
+                }
             })
     }
 

@@ -24,7 +24,7 @@ public struct Senses: Sendable {
     /// One look at the world, taken concurrently: what the engine's `tick` is fed. `smokeURLs` are checked (an
     /// empty list checks nothing); the daemon passes them only while it verifies a rollback.
     public func observe(at now: Timestamp, smokeURLs: [String]) async -> (
-        observation: Observation, deployable: Set<String>?
+        observation: Observation, deployable: Set<String>?, sampleSeconds: [String: Double]
     ) {
         async let samples = sample(now)
         async let version = readVersion()
@@ -36,7 +36,7 @@ public struct Senses: Sendable {
                 at: now, samples: s.values, counts: s.counts, histograms: s.histograms, version: v.version,
                 versionReason: v.reason,
                 smokeFailures: smokeFailures),
-            d
+            d, s.seconds
         )
     }
 }

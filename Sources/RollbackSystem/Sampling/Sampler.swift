@@ -74,7 +74,8 @@ public final class Sampler: Sendable {
     /// One sample per metric, with the counts behind counted ones (the daemon's `DaemonWorld.sample`).
     public func sample(now: Timestamp) async -> SampledMetrics {
         let report = await collect(now: now)
-        return SampledMetrics(values: report.samples, counts: report.counts, histograms: report.histograms)
+        return SampledMetrics(
+            values: report.samples, counts: report.counts, histograms: report.histograms, seconds: report.seconds)
     }
 
     /// The live version (the daemon's `DaemonWorld.readVersion`).
@@ -98,7 +99,13 @@ public final class Sampler: Sendable {
         var all = SourceReport()
         await withTaskGroup(of: SourceReport.self) { group in
             for source in sources {
-                group.addTask { await source.report(now: now) }
+                group.addTask {
+                    let started = SystemTime.monotonicMs()
+                    var r = await source.report(now: now)
+                    let took = Double(SystemTime.monotonicMs() - started) / 1000
+                    for name in r.samples.keys { r.seconds[name] = took }
+                    return r
+                }
             }
             for await r in group { all.merge(r) }
         }

@@ -12,6 +12,8 @@ public struct SourceReport: Sendable, Equatable {
     /// What this tick added behind scraped quantiles: cumulative bucket counts.
     public var histograms: [String: [HistogramBucket]]
     public var notes: [String: [String]]
+    /// How long the source took, per metric it answered for (set by the `Sampler`).
+    public var seconds: [String: Double] = [:]
 
     public init(
         samples: [String: SampleValue] = [:], counts: [String: Counts] = [:],
@@ -28,6 +30,7 @@ public struct SourceReport: Sendable, Equatable {
         for (k, v) in other.counts { counts[k] = v }
         for (k, v) in other.histograms { histograms[k] = v }
         for (k, v) in other.notes { notes[k, default: []].append(contentsOf: v) }
+        for (k, v) in other.seconds { seconds[k] = v }
     }
 }
 

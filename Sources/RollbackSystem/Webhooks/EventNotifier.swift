@@ -114,7 +114,7 @@ public final class EventNotifier: Notifier {
         let summary = tracker.withLock { $0.apply(event) }
         let now = SystemTime.now()
         var messages: [SpoolMessage] = []
-        for w in webhooks where WebhookPayload.accepts(w, event) {
+        for w in webhooks where WebhookPayload.accepts(w, event, service: service) {
             let body = WebhookPayload.body(w.format, event, incident: summary, host: host, service: service)
             messages.append(
                 WebhookSpool.newMessage(

@@ -92,6 +92,11 @@ public struct DeliveryStats: Sendable, Equatable {
     public var dropped = 0
     public var attempts = 0
     public var failedAttempts = 0
+    /// Waiting for delivery now, and when the oldest of them was created.
+    public var pending = 0
+    public var oldestPendingAt: Timestamp?
+
+    public init() {}
 }
 
 /// Delivers one webhook's spooled notifications in the background: batches of `batchSize` at once through the
@@ -133,7 +138,12 @@ actor WebhookWorker {
     }
 
     var pending: Int { queue.count }
-    var currentStats: DeliveryStats { stats }
+    var currentStats: DeliveryStats {
+        var s = stats
+        s.pending = queue.count
+        s.oldestPendingAt = queue.map(\.createdAt).min()
+        return s
+    }
 
     func start() {
         guard loop == nil else { return }
@@ -174,9 +184,11 @@ actor WebhookWorker {
         let now = SystemTime.monotonicMs()
         if notBeforeMs > now { return .wait(notBeforeMs - now) }
 
-        let secret: WebhookSecret
+        var secret: WebhookSecret?
+        var routingKey: String?
         do {
-            secret = try WebhookSecret.load(path: webhook.secretFile)
+            if let path = webhook.secretFile { secret = try WebhookSecret.load(path: path) }
+            if let path = webhook.routingKeyFile { routingKey = try ProviderPayload.routingKey(path: path) }
         } catch {
             failed("\(error)", after: nil)
             return .worked
@@ -184,10 +196,13 @@ actor WebhookWorker {
         let batch = Array(queue.prefix(max(1, policy.batchSize)))
         let timestamp = SystemTime.now().millisecondsSinceEpoch / 1000
         let requests = batch.map { m in
-            HTTPRequest(
-                method: "POST", url: webhook.url,
-                headers: WebhookSigning.headers(id: m.id, timestamp: timestamp, body: m.body, secret: secret),
-                body: m.body, options: webhook.http)
+            // PagerDuty's routing key is added here, from its file: it is never written to the spool.
+            let body = routingKey.flatMap { ProviderPayload.withRoutingKey(m.body, key: $0) } ?? m.body
+            var headers = [(name: "Content-Type", value: "application/json")]
+            if let secret {
+                headers = WebhookSigning.headers(id: m.id, timestamp: timestamp, body: body, secret: secret)
+            }
+            return HTTPRequest(method: "POST", url: webhook.url, headers: headers, body: body, options: webhook.http)
         }
         let results = await client.sendAll(requests)
         if Task.isCancelled { return .worked }

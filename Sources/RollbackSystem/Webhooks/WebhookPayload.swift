@@ -99,7 +99,7 @@ struct IncidentTracker {
 ///           "event": {"kind": "decision", "at": "…", "message": "…", "severity": "critical", …},
 ///           "incident": {"id": "…", "status": "open", …} | null}}
 /// ```
-/// `slack`: `{"text": "…"}` for a Slack incoming webhook.
+/// `slack`: `{"text": "…"}` for a Slack incoming webhook. `pagerduty` and `teams`: `ProviderPayload`.
 public enum WebhookPayload {
     public static let version = 1
 
@@ -160,12 +160,23 @@ public enum WebhookPayload {
         switch format {
         case .standard: value = standard(event, incident: incident, host: host, service: service)
         case .slack: value = slack(event, incident: incident, host: host, service: service)
+        case .teams: value = ProviderPayload.teams(event, incident: incident, host: host, service: service)
+        case .pagerduty:
+            // `accepts` lets through only the events PagerDuty gets.
+            value = ProviderPayload.pagerDuty(event, incident: incident, host: host, service: service) ?? .null
         }
         return Array(value.serialized.utf8)
     }
 
-    /// Whether `event` goes to `webhook` (minimum severity and event list; an empty list takes every kind).
-    public static func accepts(_ webhook: WebhookConfig, _ event: Event) -> Bool {
+    /// Whether `event` goes to `webhook` (minimum severity and event list; an empty list takes every kind). A
+    /// `pagerduty` webhook takes only the events that trigger, acknowledge or resolve an alert, and its minimum
+    /// severity applies to triggers only (an acknowledge or resolve always follows its trigger).
+    public static func accepts(_ webhook: WebhookConfig, _ event: Event, service: String = "") -> Bool {
+        if webhook.format == .pagerduty {
+            guard let (action, _) = ProviderPayload.pagerDutyAction(event, service: service) else { return false }
+            if action == "trigger" && event.severity < webhook.minSeverity { return false }
+            return webhook.events.isEmpty || webhook.events.contains(event.kind.rawValue)
+        }
         guard event.severity >= webhook.minSeverity else { return false }
         return webhook.events.isEmpty || webhook.events.contains(event.kind.rawValue)
     }
