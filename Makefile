@@ -19,12 +19,14 @@ TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
 # The shells whose completions `make install` ships, each asked what TAB offers (PackagingTests).
 TEST_DEBS += bash zsh fish
+# The man pages rendered with warnings on (PackagingTests).
+TEST_DEBS += groff-base man-db
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
 
 .PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: lint format
-.PHONY: install install-files uninstall
+.PHONY: install install-files uninstall man
 
 all: build
 
@@ -42,15 +44,20 @@ test-deps: deps
 	@for p in $(TEST_PIPS); do python3 -c "import importlib.metadata as m; m.version('$$p')" 2>/dev/null || \
 	  pip install -q --disable-pip-version-check $$p; done
 
+# Each build also builds swift-argument-parser's generate-manual next to the binary: tools/manpages.sh runs it
+# on the binary to write rollbackd(8).
 build: deps
 	swift build $(SWIFT_FLAGS)
+	swift build --product generate-manual $(SWIFT_FLAGS)
 
 release: deps
 	swift build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	swift build -c release --static-swift-stdlib --product generate-manual $(SWIFT_FLAGS)
 
 ## test: every test, Core (deterministic) and System (real processes on loopback).
 test: test-deps
 	swift build --build-tests $(SWIFT_FLAGS)
+	swift build --product generate-manual $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
@@ -78,6 +85,11 @@ demo: build
 clean:
 	rm -rf .build
 
+## man: rollbackd(8) and thresholds.json(5) of the debug build into .build/man (tools/manpages.sh); read one with
+## `man -l .build/man/man8/rollbackd.8`.
+man: build
+	sh tools/manpages.sh .build/debug/rollbackd .build/man $(DOCDIR)
+
 ## install: the release binary (static Swift runtime), the systemd units, the rollbackd user, the journal catalog
 ## and the default config. PREFIX (default /usr/local) and DESTDIR as usual; with DESTDIR set nothing is run on
 ## the build machine (no user, no catalog update, no daemon-reload): a package's scripts do that.
@@ -97,6 +109,7 @@ INSTALL_BIN ?= .build/release/rollbackd
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+MANDIR ?= $(PREFIX)/share/man
 UNITS := rollbackd.service rollbackd@.service rollbackd-exec.socket rollbackd-exec@.service
 
 install: release
@@ -120,6 +133,7 @@ install-files:
 	$(INSTALL_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
 	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/rollbackd $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd \
 	  $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
+	sh tools/manpages.sh $(INSTALL_BIN) $(DESTDIR)$(MANDIR) $(DOCDIR)
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)/docs
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
@@ -149,7 +163,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/rollbackd $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 	  $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog \
 	  $(DESTDIR)$(CONFDIR)/thresholds.schema.json $(DESTDIR)$(BASHCOMPDIR)/rollbackd \
-	  $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
+	  $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish \
+	  $(DESTDIR)$(MANDIR)/man8/rollbackd.8 $(DESTDIR)$(MANDIR)/man5/thresholds.json.5
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ]; then \
 	  command -v journalctl >/dev/null && journalctl --update-catalog || true; \
