@@ -4,6 +4,8 @@ PREFIX ?= /usr/local
 SWIFT_FLAGS ?=
 # Debian packages the build needs.
 BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
+# Debian packages `make deb` needs: debhelper builds the package, lintian checks it.
+DEB_DEBS := debhelper dpkg-dev lintian
 # Debian packages the system tests start for real (servers on loopback).
 TEST_DEBS := python3
 # sampling: a real Prometheus server, openssl for a TLS test certificate.
@@ -26,7 +28,7 @@ TEST_DEBS += systemd debootstrap systemd-container
 
 .PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: lint format
-.PHONY: install install-files uninstall man
+.PHONY: install install-files uninstall man deb deb-deps
 
 all: build
 
@@ -54,10 +56,13 @@ release: deps
 	swift build -c release --static-swift-stdlib $(SWIFT_FLAGS)
 	swift build -c release --static-swift-stdlib --product generate-manual $(SWIFT_FLAGS)
 
-## test: every test, Core (deterministic) and System (real processes on loopback).
-test: test-deps
+## test: every test, Core (deterministic) and System (real processes on loopback). It first builds the Debian
+## package twice (make deb, lintian-clean; revisions 1 and 2), which the container test installs and upgrades.
+test: test-deps deb-deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift build --product generate-manual $(SWIFT_FLAGS)
+	$(MAKE) --no-print-directory deb DEB_REVISION=1
+	$(MAKE) --no-print-directory deb DEB_REVISION=2
 	swift test --skip-build $(SWIFT_FLAGS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
@@ -89,6 +94,30 @@ clean:
 ## `man -l .build/man/man8/rollbackd.8`.
 man: build
 	sh tools/manpages.sh .build/debug/rollbackd .build/man $(DOCDIR)
+
+## deb: .build/deb/rollbackd_VERSION_amd64.deb with debhelper (debian/), checked by lintian (no error, no warning).
+## VERSION is tools/version.sh's with `-` as `+`/`.` (0.1.0-3-gHASH -> 0.1.0+3.gHASH) and DEB_REVISION (1) after
+## it: a second build with DEB_REVISION=2 is an upgrade of the first. debian/changelog is written for the build.
+DEB_REVISION ?= 1
+DEB_OUT ?= .build/deb
+deb-deps: deps
+	@missing=""; for p in $(DEB_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+deb: deb-deps
+	@set -e; upstream=$$(sh tools/version.sh); \
+	version=$$(echo "$$upstream" | sed -e 's/-/+/' -e 's/-/./g')-$(DEB_REVISION); \
+	epoch=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}; \
+	{ echo "rollbackd ($$version) unstable; urgency=medium"; echo; \
+	  echo "  * rollbackd $$upstream; its changes are in"; \
+	  echo "    /usr/share/doc/rollbackd/changelog.gz."; echo; \
+	  echo " -- $$(sed -n 's/^Maintainer: //p' debian/control)  $$(LC_ALL=C date -u -R -d @$$epoch)"; \
+	} > debian/changelog; \
+	SOURCE_DATE_EPOCH=$$epoch debian/rules binary DEB_OUT=$(DEB_OUT); \
+	deb=$(DEB_OUT)/rollbackd_$${version}_amd64.deb; \
+	echo "lintian $$deb"; lintian --fail-on error,warning --display-info $$deb; \
+	echo "built $$deb"
 
 ## install: the release binary (static Swift runtime), the systemd units, the rollbackd user, the journal catalog
 ## and the default config. PREFIX (default /usr/local) and DESTDIR as usual; with DESTDIR set nothing is run on
@@ -128,7 +157,8 @@ install-files:
 	done
 	install -m 0644 systemd/rollbackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf
 	install -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
-	$(INSTALL_BIN) --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/rollbackd
+	@# bash-completion sources the file: no #! line (lintian: bash-completion-with-hashbang).
+	$(INSTALL_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/rollbackd
 	$(INSTALL_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd
 	$(INSTALL_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
 	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/rollbackd $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd \
