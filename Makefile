@@ -21,6 +21,8 @@ TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
 # The shells whose completions `make install` ships, each asked what TAB offers (PackagingTests).
 TEST_DEBS += bash zsh fish
+# docker-swarm against a real engine: Debian's dockerd, and the static busybox its test images are made of.
+TEST_DEBS += docker.io busybox-static
 # The man pages rendered with warnings on (PackagingTests).
 TEST_DEBS += groff-base man-db
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
