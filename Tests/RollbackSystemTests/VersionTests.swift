@@ -116,6 +116,31 @@ import Glibc
         #expect(before.st_ino == again.st_ino && before.st_mtim.tv_nsec == again.st_mtim.tv_nsec)
     }
 
+    /// A tarball (`git archive` of this commit: no .git) builds, and the version SwiftPM compiles in is the
+    /// changelog's: the VersionStamp plugin and tools/version.sh outside git, through a real `swift build`.
+    @Test(.timeLimit(.minutes(10)))
+    func aTarballBuildsWithTheChangelogsVersion() async throws {
+        let scratch = try ScratchDir("tarball")
+        defer { scratch.remove() }
+        let archive = try await ProcessRunner.run(
+            [
+                "sh", "-c", "git -C \"$1\" archive --prefix=rollbackd/ HEAD | tar -x -C \"$2\"", "sh", RepoPaths.root,
+                scratch.path,
+            ], timeout: .seconds(120))
+        try #require(archive.succeeded, "git archive: \(archive.stderrText)")
+        let tree = scratch.sub("rollbackd")
+        let expected = try await Self.version(tree).stdoutText.trimmed
+        #expect(expected.wholeMatch(of: /[0-9]+\.[0-9]+\.[0-9]+/) != nil, "\(expected)")
+        let build = try await ProcessRunner.run(
+            ["swift", "build", "--package-path", tree, "--target", "RollbackVersion"], timeout: .minutes(8))
+        #expect(build.succeeded, "swift build in a tarball: \(build.stdoutText)\n\(build.stderrText)")
+        let find = try await ProcessRunner.run(
+            ["find", tree + "/.build", "-name", "RollbackVersion+Current.swift"], timeout: .seconds(60))
+        let generated = try #require(find.stdoutText.split(separator: "\n").first.map(String.init))
+        let text = String(decoding: try FileIO.readAll(path: generated), as: UTF8.self)
+        #expect(text.contains("public static let current = \"\(expected)\"\n"), "\(text)")
+    }
+
     /// The real daemon logging to a real journald: its start entry carries `ROLLBACKD_VERSION`.
     @Test func theDaemonsStartEntryCarriesTheVersion() async throws {
         try await Journald.ensure()
