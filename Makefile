@@ -68,8 +68,10 @@ test: test-deps deb-deps
 	swift test --skip-build $(SWIFT_FLAGS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
-test-release: release test-deps
+test-release: release test-deps deb-deps
 	swift build --build-tests $(SWIFT_FLAGS)
+	$(MAKE) --no-print-directory deb DEB_REVISION=1
+	$(MAKE) --no-print-directory deb DEB_REVISION=2
 	ROLLBACKD_TEST_BINARY=.build/release/rollbackd swift test --skip-build $(SWIFT_FLAGS)
 
 # The house style is .swift-format (4 spaces, 120 columns, the rules the code already follows); `swift format` comes
