@@ -878,7 +878,11 @@ import json, sys
 print([json.loads(l).get("ROLLBACKD_INCIDENT", "") for l in sys.stdin][-1])')
     [ -n "$inc" ] || die "$name: the executor's phase $phase entry names no incident"
     if [ "$who" = daemon ]; then
-        in_container "$name" systemctl kill --signal=SIGKILL rollbackd.service
+        # The daemon is the unit's main process (the rollback runs in the executor's unit). --kill-whom=main: with
+        # the default (all), systemd 252 also walks the cgroup for other processes and now and then fails that walk
+        # ("Failed to send signal SIGKILL to auxiliary processes: Input/output error", seen once under load; the
+        # same intermittent failure is containerd/nerdctl#3147) although the daemon was killed.
+        in_container "$name" systemctl kill --kill-whom=main --signal=SIGKILL rollbackd.service
     else
         in_container "$name" sh -c 'systemctl kill --signal=SIGKILL "rollbackd-exec@*.service"'
     fi
