@@ -4,6 +4,8 @@ PREFIX ?= /usr/local
 SWIFT_FLAGS ?=
 # Debian packages the build needs.
 BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
+# Debian packages `make deb` needs: debhelper builds the package, lintian checks it.
+DEB_DEBS := debhelper dpkg-dev lintian
 # Debian packages the system tests start for real (servers on loopback).
 TEST_DEBS := python3
 # sampling: a real Prometheus server, openssl for a TLS test certificate.
@@ -17,6 +19,12 @@ TEST_PIPS += prometheus-client
 # notify: a real systemd-journald (started by the tests) and journalctl; the independent Standard Webhooks verifier.
 TEST_DEBS += systemd
 TEST_PIPS += standardwebhooks
+# The shells whose completions `make install` ships, each asked what TAB offers (PackagingTests).
+TEST_DEBS += bash zsh fish
+# docker-swarm against a real engine: Debian's dockerd, and the static busybox its test images are made of.
+TEST_DEBS += docker.io busybox-static
+# The man pages rendered with warnings on (PackagingTests).
+TEST_DEBS += groff-base man-db
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
 # telemetry: a real SVG renderer for the incident charts (IncidentChartTests).
@@ -24,7 +32,7 @@ TEST_DEBS += librsvg2-bin
 
 .PHONY: all deps test-deps build release test test-release demo clean
 .PHONY: lint format
-.PHONY: install install-files uninstall
+.PHONY: install install-files uninstall man deb deb-deps
 
 all: build
 
@@ -42,25 +50,35 @@ test-deps: deps
 	@for p in $(TEST_PIPS); do python3 -c "import importlib.metadata as m; m.version('$$p')" 2>/dev/null || \
 	  pip install -q --disable-pip-version-check $$p; done
 
+# Each build also builds swift-argument-parser's generate-manual next to the binary: tools/manpages.sh runs it
+# on the binary to write rollbackd(8).
 build: deps
 	swift build $(SWIFT_FLAGS)
+	swift build --product generate-manual $(SWIFT_FLAGS)
 
 release: deps
 	swift build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	swift build -c release --static-swift-stdlib --product generate-manual $(SWIFT_FLAGS)
 
-## test: every test, Core (deterministic) and System (real processes on loopback).
-test: test-deps
+## test: every test, Core (deterministic) and System (real processes on loopback). It first builds the Debian
+## package twice (make deb, lintian-clean; revisions 1 and 2), which the container test installs and upgrades.
+test: test-deps deb-deps
 	swift build --build-tests $(SWIFT_FLAGS)
+	swift build --product generate-manual $(SWIFT_FLAGS)
+	$(MAKE) --no-print-directory deb DEB_REVISION=1
+	$(MAKE) --no-print-directory deb DEB_REVISION=2
 	swift test --skip-build $(SWIFT_FLAGS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
-test-release: release test-deps
+test-release: release test-deps deb-deps
 	swift build --build-tests $(SWIFT_FLAGS)
+	$(MAKE) --no-print-directory deb DEB_REVISION=1
+	$(MAKE) --no-print-directory deb DEB_REVISION=2
 	ROLLBACKD_TEST_BINARY=.build/release/rollbackd swift test --skip-build $(SWIFT_FLAGS)
 
 # The house style is .swift-format (4 spaces, 120 columns, the rules the code already follows); `swift format` comes
 # with the toolchain. Neither target needs a build.
-SWIFT_FORMAT_PATHS := Sources Tests Benchmarks
+SWIFT_FORMAT_PATHS := Sources Tests Benchmarks Plugins
 
 ## lint: check every Swift file against .swift-format; changes nothing, fails on any finding.
 lint:
@@ -78,6 +96,35 @@ demo: build
 clean:
 	rm -rf .build
 
+## man: rollbackd(8) and thresholds.json(5) of the debug build into .build/man (tools/manpages.sh); read one with
+## `man -l .build/man/man8/rollbackd.8`.
+man: build
+	sh tools/manpages.sh .build/debug/rollbackd .build/man $(DOCDIR)
+
+## deb: .build/deb/rollbackd_VERSION_amd64.deb with debhelper (debian/), checked by lintian (no error, no warning).
+## VERSION is tools/version.sh's with `-` as `+`/`.` (0.1.0-3-gHASH -> 0.1.0+3.gHASH) and DEB_REVISION (1) after
+## it: a second build with DEB_REVISION=2 is an upgrade of the first. debian/changelog is written for the build.
+DEB_REVISION ?= 1
+DEB_OUT ?= .build/deb
+deb-deps: deps
+	@missing=""; for p in $(DEB_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+deb: deb-deps
+	@set -e; upstream=$$(sh tools/version.sh); \
+	version=$$(echo "$$upstream" | sed -e 's/-/+/' -e 's/-/./g')-$(DEB_REVISION); \
+	epoch=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)}; \
+	{ echo "rollbackd ($$version) unstable; urgency=medium"; echo; \
+	  echo "  * rollbackd $$upstream; its changes are in"; \
+	  echo "    /usr/share/doc/rollbackd/changelog.gz."; echo; \
+	  echo " -- $$(sed -n 's/^Maintainer: //p' debian/control)  $$(LC_ALL=C date -u -R -d @$$epoch)"; \
+	} > debian/changelog; \
+	SOURCE_DATE_EPOCH=$$epoch debian/rules binary DEB_OUT=$(DEB_OUT); \
+	deb=$(DEB_OUT)/rollbackd_$${version}_amd64.deb; \
+	echo "lintian $$deb"; lintian --fail-on error,warning --display-info $$deb; \
+	echo "built $$deb"
+
 ## install: the release binary (static Swift runtime), the systemd units, the rollbackd user, the journal catalog
 ## and the default config. PREFIX (default /usr/local) and DESTDIR as usual; with DESTDIR set nothing is run on
 ## the build machine (no user, no catalog update, no daemon-reload): a package's scripts do that.
@@ -92,6 +139,12 @@ CATALOGDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib/systemd/cat
 CONFDIR ?= /etc/rollbackd
 DOCDIR ?= $(PREFIX)/share/doc/rollbackd
 INSTALL_BIN ?= .build/release/rollbackd
+# Shell completions, where each shell looks for a package's (bash-completion's loader, zsh's fpath on Debian, fish's
+# vendor directories), generated by the binary itself (swift-argument-parser) so they follow its commands.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+MANDIR ?= $(PREFIX)/share/man
 UNITS := rollbackd.service rollbackd@.service rollbackd-exec.socket rollbackd-exec@.service
 
 install: release
@@ -109,6 +162,14 @@ install-files:
 	  mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u && echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
 	done
 	install -m 0644 systemd/rollbackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf
+	install -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	@# bash-completion sources the file: no #! line (lintian: bash-completion-with-hashbang).
+	$(INSTALL_BIN) --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/rollbackd
+	$(INSTALL_BIN) --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd
+	$(INSTALL_BIN) --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/rollbackd $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd \
+	  $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish
+	sh tools/manpages.sh $(INSTALL_BIN) $(DESTDIR)$(MANDIR) $(DOCDIR)
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)/docs
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
@@ -139,7 +200,9 @@ uninstall:
 	  systemctl disable --now rollbackd.service rollbackd-exec.socket 2>/dev/null || true; fi
 	rm -f $(DESTDIR)$(BINDIR)/rollbackd $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 	  $(DESTDIR)$(SYSUSERSDIR)/rollbackd.conf $(DESTDIR)$(CATALOGDIR)/rollbackd.catalog \
-	  $(DESTDIR)$(CONFDIR)/thresholds.schema.json
+	  $(DESTDIR)$(CONFDIR)/thresholds.schema.json $(DESTDIR)$(BASHCOMPDIR)/rollbackd \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_rollbackd $(DESTDIR)$(FISHCOMPDIR)/rollbackd.fish \
+	  $(DESTDIR)$(MANDIR)/man8/rollbackd.8 $(DESTDIR)$(MANDIR)/man5/thresholds.json.5
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ]; then \
 	  command -v journalctl >/dev/null && journalctl --update-catalog || true; \

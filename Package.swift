@@ -21,22 +21,27 @@ let package = Package(
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         // sd-journal.h and sd-daemon.h, linked from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // The version, generated before every build by the VersionStamp plugin from tools/version.sh.
+        .plugin(name: "VersionStamp", capability: .buildTool()),
+        .target(name: "RollbackVersion", plugins: ["VersionStamp"]),
         // Pure Swift: no C modules, no I/O. RealModule gives the evidence test log, exp and log(onePlus:).
-        .target(name: "RollbackCore", dependencies: [.product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "RollbackCore", dependencies: [
+            "RollbackVersion", .product(name: "RealModule", package: "swift-numerics"),
+        ]),
         .target(name: "RollbackSystem", dependencies: [
-            "RollbackCore", "CCurl", "CCurlShim", "CSystemd",
+            "RollbackCore", "RollbackVersion", "CCurl", "CCurlShim", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The long-running parts: the watchdog loop, control socket, privileged executor, the one rollback
         // procedure, drills and incident reports. Built on the adapters; holds no adapter of its own.
         .target(name: "RollbackService", dependencies: [
-            "RollbackCore", "RollbackSystem", "CSystemd",
+            "RollbackCore", "RollbackVersion", "RollbackSystem", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // `rollbackd demo`: a bad release detected, rolled back and verified on loopback.
         .target(name: "RollbackDemo", dependencies: ["RollbackCore", "RollbackSystem", "RollbackService"]),
         .executableTarget(name: "rollbackd", dependencies: [
-            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo",
+            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo", "RollbackVersion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The service guarded in the demo and the end-to-end tests.
@@ -53,7 +58,7 @@ let package = Package(
             .product(name: "RealModule", package: "swift-numerics"),
         ]),
         .testTarget(name: "RollbackSystemTests", dependencies: [
-            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo", "TestSupport",
+            "RollbackCore", "RollbackSystem", "RollbackService", "RollbackDemo", "RollbackVersion", "TestSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,12 +2,14 @@ import ArgumentParser
 import RollbackCore
 import RollbackSystem
 import RollbackService
+import RollbackVersion
 
 @main
 struct Rollbackd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollbackd",
         abstract: "An automatic, trigger-driven rollback watchdog.",
+        version: RollbackVersion.current,
         subcommands: [
             Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
             MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, Execute.self,

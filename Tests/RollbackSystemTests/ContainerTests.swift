@@ -157,6 +157,40 @@ extension ContainerTests {
         }
     }
 
+    /// The two builds of the Debian package `make test` makes before the tests (`make deb` with DEB_REVISION 1 and 2,
+    /// the same version otherwise): the newest pair in .build/deb.
+    static func debianPackages() throws -> (first: String, second: String) {
+        let dir = RepoPaths.root + "/.build/deb"
+        var newest: (first: String, second: String, mtime: Int)?
+        for file in (try? Paths.list(dir)) ?? [] where file.hasSuffix("-2_amd64.deb") {
+            let first = String(file.dropLast("-2_amd64.deb".count)) + "-1_amd64.deb"
+            var st = stat()
+            guard FileIO.exists(dir + "/" + first), stat(dir + "/" + file, &st) == 0 else { continue }
+            if newest == nil || st.st_mtim.tv_sec > newest!.mtime {
+                newest = (dir + "/" + first, dir + "/" + file, st.st_mtim.tv_sec)
+            }
+        }
+        guard let newest else {
+            throw TestFailure(
+                "no rollbackd_*-1_amd64.deb and -2_amd64.deb pair in \(dir): `make test` builds them (make deb DEB_REVISION=1 and 2)"
+            )
+        }
+        return (newest.first, newest.second)
+    }
+
+    /// The Debian package under a booted systemd: `dpkg -i` starts and enables nothing, creates the user and hands
+    /// the config to its group; with the operator's table `rollbackd.service` is READY; `dpkg -i` of a second build
+    /// keeps the table and restarts the watchdog; `dpkg --purge` removes program, config and state and keeps the
+    /// user (container.sh deb says what it checked).
+    @Test(.timeLimit(.minutes(15)))
+    func debianPackageInstallsUpgradesAndPurges() async throws {
+        let (first, second) = try Self.debianPackages()
+        try await Self.withContainer("rbd-deb") { name in
+            let said = try await Self.sh(["deb", name, first, second], timeout: .minutes(5))
+            #expect(said.hasPrefix("deb: "), "container.sh deb said: \(said)")
+        }
+    }
+
     /// The config the daemon scenarios in container.sh run with (and the invalid variant scenario-reload writes)
     /// must be what `rollbackd check` accepts (and rejects), so a scenario fails for the daemon, not its input.
     @Test func scenarioConfigIsValid() async throws {

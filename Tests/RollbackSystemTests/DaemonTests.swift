@@ -5,6 +5,7 @@ import RollbackCore
 import TestSupport
 #if canImport(Glibc)
 import Glibc
+import RollbackVersion
 #endif
 
 /// The real daemon (`rollbackd run`) guarding the real demo service on loopback: a bad release is detected,
@@ -163,6 +164,9 @@ import Glibc
         let status = try s.control([("command", .string("status"))])
         #expect(status["report"]?["current"] == .string("v1"))
         #expect(status["report"]?["knownGood"] == .string("v1"))
+        #expect(status["report"]?["version"] == .string(RollbackVersion.current))
+        guard case let .string(text)? = status["text"] else { throw TestFailure("status has no text: \(status)") }
+        #expect(text.hasPrefix("demo: ") && text.contains(" (rollbackd \(RollbackVersion.current))\n"), "\(text)")
         // A manual rollback back to the release rolled back from is refused, through the CLI.
         let refused = try await runRollbackd(["rollback", "--to", "v2", "--socket", "\(s.dir)/control.sock"])
         #expect(refused.termination == .exited(1))

@@ -5,6 +5,7 @@ import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
 import TestSupport
+import RollbackVersion
 
 /// The libcurl client against a real asyncio server on loopback (Tests/Servers/fault_server.py).
 @Suite struct HTTPClientTests {
@@ -66,7 +67,7 @@ import TestSupport
         #expect(echo["body"] == .string("{\"a\":1}"))
         #expect(echo["headers"]?["authorization"] == .string("Bearer s3cr3t-token"))
         #expect(echo["headers"]?["x-rollbackd-test"] == .string("yes"))
-        #expect(echo["headers"]?["user-agent"] == .string("rollbackd"))
+        #expect(echo["headers"]?["user-agent"] == .string("rollbackd/" + RollbackVersion.current))
         #expect(echo["headers"]?["expect"] == nil)
     }
 

@@ -6,6 +6,7 @@ import Glibc
 @testable import RollbackService
 import Testing
 import TestSupport
+import RollbackVersion
 
 @Suite("incident reports")
 struct IncidentReportTests {
@@ -57,6 +58,7 @@ struct IncidentReportTests {
         let j = try JSONParser.parse(bytes: FileIO.readAll(path: paths.json))
         #expect(j["report"] == .number(1))
         #expect(j["service"] == .string("example-api"))
+        #expect(j["rollbackdVersion"] == .string(RollbackVersion.current))
         #expect(j["fromVersion"] == .string("v2.3.1"))
         #expect(j["toVersion"] == .string("v2.3.0"))
         #expect(j["outcome"] == .string("rolled_back"))
@@ -83,6 +85,7 @@ struct IncidentReportTests {
         #expect(md.hasPrefix("# Incident inc-20261122T135300Z-v2.3.1: example-api v2.3.1 → v2.3.0\n"))
         #expect(md.contains("| Outcome | rolled back, verification passed |"))
         #expect(md.contains("| Duration | 2m30s |"))
+        #expect(md.contains("| Written by | rollbackd \(RollbackVersion.current) |"))
         #expect(md.contains("| Approver | uid 1000 |"))
         #expect(
             md.contains(

@@ -175,6 +175,11 @@ import TestSupport
             ("/usr/local/lib/systemd/system/rollbackd-exec.socket", 0o644),
             ("/usr/local/lib/systemd/system/rollbackd-exec@.service", 0o644),
             ("/usr/local/lib/sysusers.d/rollbackd.conf", 0o644),
+            ("/usr/local/share/bash-completion/completions/rollbackd", 0o644),
+            ("/usr/local/share/zsh/site-functions/_rollbackd", 0o644),
+            ("/usr/local/share/fish/vendor_completions.d/rollbackd.fish", 0o644),
+            ("/usr/local/share/man/man8/rollbackd.8", 0o644),
+            ("/usr/local/share/man/man5/thresholds.json.5", 0o644),
             ("/etc/rollbackd/thresholds.json", 0o640),
         ]
         for (path, mode) in expected {

@@ -5,6 +5,7 @@ import RollbackCore
 @testable import RollbackSystem
 import Testing
 import TestSupport
+import RollbackVersion
 
 @Suite("webhook signing and payload")
 struct WebhookUnitTests {
@@ -85,6 +86,7 @@ struct WebhookUnitTests {
         #expect(j["timestamp"] == .string(e2.at.iso8601))
         #expect(j["data"]?["host"] == .string("web-1"))
         #expect(j["data"]?["service"] == .string("checkout"))
+        #expect(j["data"]?["agent"] == .string("rollbackd/" + RollbackVersion.current))
         #expect(j["data"]?["event"]?["kind"] == .string("rollback_started"))
         #expect(j["data"]?["event"]?["fromVersion"] == .string("v2"))
         #expect(j["data"]?["incident"]?["id"] == .string("inc-t"))

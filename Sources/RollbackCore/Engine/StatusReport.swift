@@ -1,3 +1,5 @@
+import RollbackVersion
+
 /// `rollbackd status --json` and the human status view, built from the engine's state (pure formatting).
 public enum StatusReport {
     public static func json(
@@ -49,6 +51,7 @@ public enum StatusReport {
         let knownGood = state.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
         return .object([
             ("service", .string(config.service)),
+            ("version", .string(RollbackVersion.current)),
             ("status", .string(status)),
             ("current", str(state.ledger.current)),
             ("knownGood", str(knownGood)),
@@ -73,7 +76,7 @@ public enum StatusReport {
         now: Timestamp
     ) -> String {
         let engine = Engine(config: config, state: state)
-        var lines = ["\(config.service): \(status)"]
+        var lines = ["\(config.service): \(status) (rollbackd \(RollbackVersion.current))"]
         for t in config.triggers {
             let s = state.triggers[t.name] ?? TriggerState()
             let unit = config.metric(named: t.metric)?.unit ?? .number

@@ -1,6 +1,9 @@
-/// What rollbackd is, for `rollbackd_build_info` and `rollbackd --version`.
+import RollbackVersion
+
+/// What rollbackd is, for `rollbackd_build_info`.
 public enum BuildInfo {
-    public static let version = "0.1.0-dev"
+    /// The one version (`RollbackVersion.current`, stamped at build time by the VersionStamp plugin).
+    public static var version: String { RollbackVersion.current }
 
     /// The Swift language version the binary was compiled with (the compiler's own, to the patch level it tells).
     public static var swiftVersion: String {

@@ -1,5 +1,6 @@
 import RollbackCore
 import RollbackSystem
+import RollbackVersion
 
 /// A report that cannot be written, naming the incident or file at fault.
 public struct IncidentReportError: Error, Sendable, CustomStringConvertible {
@@ -89,6 +90,7 @@ public enum IncidentReport {
             ("report", .number(Double(version))),
             ("id", .string(i.id)),
             ("service", .string(i.service)),
+            ("rollbackdVersion", .string(RollbackVersion.current)),
             ("status", .string(i.status.rawValue)),
             ("outcome", str(i.outcome?.rawValue)),
             ("outcomeText", .string(outcomeText(i))),
@@ -159,6 +161,7 @@ public enum IncidentReport {
         md += "| Outcome | \(cell(outcomeText(i))) |\n"
         md += "| Opened | \(i.openedAt.iso8601) |\n"
         md += "| Closed | \(i.closedAt?.iso8601 ?? "not yet") |\n"
+        md += "| Written by | rollbackd \(cell(RollbackVersion.current)) |\n"
         md += "| Duration | \(i.duration?.description ?? "ongoing") |\n"
         if let d = i.decision {
             md += "| Decision | \(cell(d + (i.decisionReason.map { ": " + $0 } ?? ""))) |\n"

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import RollbackCore
 import RollbackSystem
+import RollbackVersion
 
 public typealias WorldFactory = @Sendable (_ config: Thresholds, _ stateDirectory: String) throws -> DaemonWorld
 
@@ -112,7 +113,8 @@ public actor Daemon {
                 kind: .configLoaded, at: options.clock.now(),
                 message:
                     "rollbackd started for \(engine.config.service) with \(options.configPath): \(engine.config.triggers.count) triggers, interval \(engine.config.interval).",
-                severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; ")))
+                severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; "),
+                extra: ["version": RollbackVersion.current]))
         // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
         if let order = engine.state.activeRollback {
             await emit(

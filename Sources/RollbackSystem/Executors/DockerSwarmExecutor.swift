@@ -65,12 +65,37 @@ public struct DockerSwarmExecutor: RollbackExecutor {
         try await state().previousImage.map { [Self.tag(of: $0)] } ?? []
     }
 
+    /// `docker image inspect` (the image is on this node) and `docker manifest inspect` (it is in its registry).
+    public func imageArgvs(_ reference: String) -> [[String]] {
+        [
+            [config.docker, "image", "inspect", "--format", "{{.Id}}", reference],
+            [config.docker, "manifest", "inspect", reference],
+        ]
+    }
+
+    /// A tag to roll to must name an image that exists, on this node or in its registry: otherwise the update
+    /// would start tasks that can never run and pause half-way.
+    func checkImageExists(_ reference: String) async throws(ExecutorError) {
+        var answers: [String] = []
+        for argv in imageArgvs(reference) {
+            let r = try await Command.output(argv, strategy: strategyName, timeout: phaseTimeout)
+            if r.succeeded { return }
+            answers.append("\(ProcessRunner.display(argv)): \(r.summary(timeout: phaseTimeout))")
+        }
+        throw fail(
+            "image \(reference) does not exist on this node or in its registry (\(answers.joined(separator: "; ")))")
+    }
+
     public func precheck(target: String) async throws {
         let s = try await state()
-        guard config.image == nil else {
+        // Already there (a rollback run again, or resumed after its update): the update phase sends nothing. Asking
+        // where --rollback would go now would point back at the release rolled back from.
+        if Self.tag(of: s.image) == target { return }
+        if let image = config.image {
             guard !target.isEmpty, !target.contains("/"), !target.contains("@") else {
                 throw fail("\(JSONValue.quote(target)) is not an image tag")
             }
+            try await checkImageExists("\(image):\(target)")
             return
         }
         guard let previous = s.previousImage else {

@@ -4,6 +4,7 @@ import Glibc
 import CCurl
 import CCurlShim
 import RollbackCore
+import RollbackVersion
 import Synchronization
 
 /// An HTTP client on libcurl's multi interface: every request of a batch is in flight at once, driven by one
@@ -15,8 +16,8 @@ import Synchronization
 /// - Every failure is an `HTTPError` whose message names the URL; a non-2xx status is a normal `HTTPResponse`.
 /// - Idle keep-alive connections are cached (at most `maxConnections`) so the next tick reuses them.
 public final class HTTPClient: Sendable {
-    /// The `User-Agent` of every request.
-    public static let userAgent = "rollbackd"
+    /// The `User-Agent` of every request: `rollbackd/VERSION`.
+    public static let userAgent = RollbackVersion.agent
 
     /// A client for callers that need no separate connection cache.
     public static let shared = HTTPClient()

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RollbackCore
+import RollbackVersion
 
 /// What a webhook receiver learns about the incident an event belongs to, as known when the event was sent.
 public struct IncidentSummary: Sendable, Equatable {
@@ -95,7 +96,7 @@ struct IncidentTracker {
 /// `standard` (version 1):
 /// ```json
 /// {"type": "rollbackd.decision", "version": 1, "timestamp": "2026-11-22T13:53:00.123Z",
-///  "data": {"host": "web-1", "service": "checkout",
+///  "data": {"host": "web-1", "service": "checkout", "agent": "rollbackd/0.1.0",
 ///           "event": {"kind": "decision", "at": "…", "message": "…", "severity": "critical", …},
 ///           "incident": {"id": "…", "status": "open", …} | null}}
 /// ```
@@ -117,6 +118,7 @@ public enum WebhookPayload {
                 .object([
                     ("host", .string(host)),
                     ("service", .string(service)),
+                    ("agent", .string(RollbackVersion.agent)),
                     ("event", EventJSON.value(event)),
                     ("incident", incident?.json ?? .null),
                 ])
