@@ -121,36 +121,50 @@ import Testing
     /// (α/2) is part of what is measured. The baseline test's threshold depends on α, so each α runs separately.
     @Test(arguments: [(0.01, 105 as UInt64), (0.1, 106)])
     func baselineRelativeAtTheBoundaryFiresAtMostAlpha(alpha: Double, seed: UInt64) {
-        var rng = Xoshiro256(seed: seed)
         let pBase = 0.05
         let factor = 2.0
+        Self.baselineNullCase("aboveBaseline f=2 base=0.05", alpha: alpha, seed: seed) { traffic, rng in
+            let nBase = Self.hourOfTrials(traffic, &rng)
+            let baseline = Counts(events: rng.binomial(nBase, pBase), trials: nBase)
+            let test = EvidenceTest(baseline: baseline, factor: factor, direction: .above, confidence: 1 - alpha)
+            return (test, factor * pBase)
+        }
+    }
+
+    /// The requests of an hour of `traffic` (the previous release's baseline window).
+    static func hourOfTrials(_ traffic: Traffic, _ rng: inout Xoshiro256) -> Int64 {
+        traffic.fixed
+            ? Int64(traffic.perTick) * Int64(hourTicks) : rng.poisson(traffic.perTick * Double(hourTicks))
+    }
+
+    /// A baseline-relative null case: `draw` makes one window's test (the baseline drawn inside it) and the live
+    /// rate at the boundary; every traffic runs `nullRuns` windows of an hour, and each traffic's fire fraction
+    /// and the pooled one must stay within α's binomial tolerance.
+    static func baselineNullCase(
+        _ label: String, alpha: Double, seed: UInt64,
+        draw: (Traffic, inout Xoshiro256) -> (test: EvidenceTest, rate: Double)
+    ) {
+        var rng = Xoshiro256(seed: seed)
         var pooledFired = 0
         var pooledRuns = 0
-        for traffic in Self.traffics {
+        for traffic in traffics {
             var fired = 0
-            for _ in 0..<Self.nullRuns {
-                let nBase =
-                    traffic.fixed
-                    ? Int64(traffic.perTick) * Int64(Self.hourTicks)
-                    : rng.poisson(traffic.perTick * Double(Self.hourTicks))
-                let baseline = Counts(events: rng.binomial(nBase, pBase), trials: nBase)
-                let test = EvidenceTest(baseline: baseline, factor: factor, direction: .above, confidence: 1 - alpha)
-                let run = simulate(
-                    test, ticks: Self.hourTicks, intervalMs: Self.intervalMs, traffic: traffic, rng: &rng
-                ) { _ in factor * pBase }
+            for _ in 0..<nullRuns {
+                let (test, rate) = draw(traffic, &rng)
+                let run = simulate(test, ticks: hourTicks, intervalMs: intervalMs, traffic: traffic, rng: &rng) { _ in
+                    rate
+                }
                 if run.firedAtTick != nil { fired += 1 }
             }
-            let fraction = Double(fired) / Double(Self.nullRuns)
-            print(
-                "evidence-mc null aboveBaseline f=2 base=0.05 α=\(alpha) seed=\(seed) \(traffic): \(fired)/\(Self.nullRuns) = \(fraction)"
-            )
-            #expect(fraction <= fireFractionTolerance(alpha, runs: Self.nullRuns), "\(traffic)")
+            let fraction = Double(fired) / Double(nullRuns)
+            print("evidence-mc null \(label) α=\(alpha) seed=\(seed) \(traffic): \(fired)/\(nullRuns) = \(fraction)")
+            #expect(fraction <= fireFractionTolerance(alpha, runs: nullRuns), "\(label) \(traffic)")
             pooledFired += fired
-            pooledRuns += Self.nullRuns
+            pooledRuns += nullRuns
         }
         let pooled = Double(pooledFired) / Double(pooledRuns)
-        print("evidence-mc null aboveBaseline α=\(alpha) seed=\(seed) pooled: \(pooledFired)/\(pooledRuns) = \(pooled)")
-        #expect(pooled <= fireFractionTolerance(alpha, runs: pooledRuns))
+        print("evidence-mc null \(label) α=\(alpha) seed=\(seed) pooled: \(pooledFired)/\(pooledRuns) = \(pooled)")
+        #expect(pooled <= fireFractionTolerance(alpha, runs: pooledRuns), "\(label) pooled")
     }
 
     /// "P95 above 2 × the previous release's P95", on bucket counts: the previous release's latencies are
@@ -160,61 +174,36 @@ import Testing
     /// each tick's live requests slower than the first boundary at or above 2 × that bound are the counts.
     @Test(arguments: [(0.01, 109 as UInt64), (0.1, 110)])
     func latencyRelativeToTheBaselineAtTheBoundaryFiresAtMostAlpha(alpha: Double, seed: UInt64) {
-        var rng = Xoshiro256(seed: seed)
         let mean = 0.05
         let factor = 2.0
         let bounds = (1...100).map { Double($0) / 100 } + [.infinity]
         // P(X ≤ b) for the baseline's exponential latencies.
         func cdf(_ b: Double) -> Double { b == .infinity ? 1 : 1 - Double.exp(-b / mean) }
-        var pooledFired = 0
-        var pooledRuns = 0
-        for traffic in Self.traffics {
-            var fired = 0
-            for _ in 0..<Self.nullRuns {
-                let nBase =
-                    traffic.fixed
-                    ? Int64(traffic.perTick) * Int64(Self.hourTicks)
-                    : rng.poisson(traffic.perTick * Double(Self.hourTicks))
-                // The baseline's histogram, bucket by bucket (a multinomial as successive binomials).
-                var left = nBase
-                var massLeft = 1.0
-                var cumulative: Int64 = 0
-                var buckets: [HistogramBucket] = []
-                var lower = 0.0
-                for b in bounds {
-                    let p = cdf(b) - cdf(lower)
-                    let k = left > 0 && massLeft > 0 ? rng.binomial(left, min(1, p / massLeft)) : 0
-                    cumulative += k
-                    left -= k
-                    massLeft -= p
-                    lower = b
-                    buckets.append(HistogramBucket(upperBound: b, count: Double(cumulative)))
-                }
-                buckets[buckets.count - 1].count = Double(nBase)
-                let delta = EvidenceTest.baselineShare(confidence: 1 - alpha)
-                let u = BernoulliMath.quantileBound(buckets, quantile: 0.95, upper: true, delta: delta) ?? .infinity
-                // The live bound rounds up to a boundary; the live release is `factor` times as slow.
-                let liveBoundary = bounds.first { $0 >= factor * u } ?? .infinity
-                let slowRate = liveBoundary == .infinity ? 0 : Double.exp(-liveBoundary / (factor * mean))
-                let test = EvidenceTest(threshold: 0.05, direction: .above, confidence: 1 - alpha, baselineBound: u)
-                let run = simulate(
-                    test, ticks: Self.hourTicks, intervalMs: Self.intervalMs, traffic: traffic, rng: &rng
-                ) { _ in slowRate }
-                if run.firedAtTick != nil { fired += 1 }
+        Self.baselineNullCase("latency aboveBaseline f=2 P95", alpha: alpha, seed: seed) { traffic, rng in
+            let nBase = Self.hourOfTrials(traffic, &rng)
+            // The baseline's histogram, bucket by bucket (a multinomial as successive binomials).
+            var left = nBase
+            var massLeft = 1.0
+            var cumulative: Int64 = 0
+            var buckets: [HistogramBucket] = []
+            var lower = 0.0
+            for b in bounds {
+                let p = cdf(b) - cdf(lower)
+                let k = left > 0 && massLeft > 0 ? rng.binomial(left, min(1, p / massLeft)) : 0
+                cumulative += k
+                left -= k
+                massLeft -= p
+                lower = b
+                buckets.append(HistogramBucket(upperBound: b, count: Double(cumulative)))
             }
-            let fraction = Double(fired) / Double(Self.nullRuns)
-            print(
-                "evidence-mc null latency aboveBaseline f=2 P95 α=\(alpha) seed=\(seed) \(traffic): \(fired)/\(Self.nullRuns) = \(fraction)"
-            )
-            #expect(fraction <= fireFractionTolerance(alpha, runs: Self.nullRuns), "\(traffic)")
-            pooledFired += fired
-            pooledRuns += Self.nullRuns
+            buckets[buckets.count - 1].count = Double(nBase)
+            let delta = EvidenceTest.baselineShare(confidence: 1 - alpha)
+            let u = BernoulliMath.quantileBound(buckets, quantile: 0.95, upper: true, delta: delta) ?? .infinity
+            // The live bound rounds up to a boundary; the live release is `factor` times as slow.
+            let liveBoundary = bounds.first { $0 >= factor * u } ?? .infinity
+            let slowRate = liveBoundary == .infinity ? 0 : Double.exp(-liveBoundary / (factor * mean))
+            return (EvidenceTest(threshold: 0.05, direction: .above, confidence: 1 - alpha, baselineBound: u), slowRate)
         }
-        let pooled = Double(pooledFired) / Double(pooledRuns)
-        print(
-            "evidence-mc null latency aboveBaseline α=\(alpha) seed=\(seed) pooled: \(pooledFired)/\(pooledRuns) = \(pooled)"
-        )
-        #expect(pooled <= fireFractionTolerance(alpha, runs: pooledRuns))
     }
 
     /// The same guarantee at a 250 ms interval: 20 times the looks per second (15 minutes = 3,600 looks), the
