@@ -46,9 +46,9 @@ import Glibc
         let fd = try UnixSocket.connect(path: socket)
         defer { close(fd) }
         #expect(UnixSocket.writeAll(fd, ExecWire.line(request)))
-        let reader = LineReader(fd: fd)
+        let reader = UnixSocket.LineReader(fd: fd)
         var last: ExecReply?
-        while case let .line(bytes) = reader.next(timeoutMs: 60_000) {
+        while case let .line(bytes) = reader.next(timeoutMs: 60_000, limit: ExecWire.maxLine) {
             last = ExecWire.decode(ExecReply.self, bytes)
             if last?.result != nil { break }
         }

@@ -36,7 +36,7 @@ public enum UnixSocket {
     }
 
     /// Creates a listening socket at `path` (replacing a stale one) with the given mode.
-    public static func listen(path: String, mode: mode_t) throws(Failure) -> Int32 {
+    public static func listen(path: String, mode: mode_t, backlog: Int32 = 16) throws(Failure) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         unlink(path)
@@ -49,7 +49,7 @@ public enum UnixSocket {
             throw Failure(description: "bind \(path): \(String(cString: strerror(e)))")
         }
         chmod(path, mode)
-        guard Glibc.listen(fd, 16) == 0 else {
+        guard Glibc.listen(fd, backlog) == 0 else {
             let e = errno
             close(fd)
             throw Failure(description: "listen \(path): \(String(cString: strerror(e)))")
@@ -88,20 +88,55 @@ public enum UnixSocket {
         return Peer(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: groups)
     }
 
-    /// Reads until a newline or EOF (at most `limit` bytes), with a timeout.
-    public static func readLine(_ fd: Int32, limit: Int = 1 << 20, timeoutMs: Int32 = 5000) -> [UInt8]? {
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while out.count < limit {
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, timeoutMs) > 0 else { return nil }
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
-            if let nl = out.firstIndex(of: UInt8(ascii: "\n")) { return Array(out[..<nl]) }
+    /// Bounds how long one send() may block on a peer that does not read (SO_SNDTIMEO): `writeAll` then fails
+    /// instead of hanging on a full socket buffer.
+    public static func setSendTimeout(_ fd: Int32, milliseconds: Int64) {
+        var tv = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds % 1000) * 1000)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Reads newline-terminated lines from a stream socket, keeping what follows a newline for the next call.
+    public final class LineReader {
+        public enum Next: Equatable, Sendable {
+            case line([UInt8])
+            /// No whole line within the call's deadline.
+            case timeout
+            /// More than the limit arrived without a newline.
+            case tooLong(Int)
+            /// The peer closed (a partial last line without a newline is dropped: it is not a whole message).
+            case eof
+            case failed(String)
         }
-        return out
+
+        let fd: Int32
+        private var buffer: [UInt8] = []
+
+        public init(fd: Int32) { self.fd = fd }
+
+        /// The next line, waiting at most `timeoutMs` in all (a deadline for the whole line, not per read: a peer
+        /// dripping one byte at a time cannot stretch it) and buffering at most `limit` bytes.
+        public func next(timeoutMs: Int32, limit: Int) -> Next {
+            let deadline = SystemTime.monotonicMs() + Int64(timeoutMs)
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = Array(buffer[..<nl])
+                    buffer.removeSubrange(...nl)
+                    return .line(line)
+                }
+                if buffer.count > limit { return .tooLong(limit) }
+                let remaining = deadline - SystemTime.monotonicMs()
+                if remaining <= 0 { return .timeout }
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = poll(&p, 1, Int32(remaining))
+                if r == 0 { return .timeout }
+                if r < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
+                if n == 0 { return .eof }
+                buffer.append(contentsOf: chunk[0..<n])
+            }
+        }
     }
 
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
