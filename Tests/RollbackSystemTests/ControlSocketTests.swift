@@ -123,4 +123,39 @@ import Glibc
         try await waitUntil("one idle connection released") { server.connections == 2 }
         #expect(try await s.status()["ok"] == .bool(true))
     }
+
+    /// The peer check reads supplementary groups from the socket (SO_PEERGROUPS), not /proc: a caller whose only
+    /// tie to the daemon's group is a supplementary group is served; one outside it is refused with the group named.
+    /// (The daemon here is this test process, root: its group is root. The socket is opened to everyone so the
+    /// daemon's own check, not the file mode, decides.)
+    @Test func aSupplementaryGroupMemberIsServedAndAnOutsiderIsToldWhichGroup() async throws {
+        let s = try Scene(ControlServer.Limits())
+        chmod(s.socket, 0o666)
+        let probe = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            s.sendall(b'{"command": "status"}\\n')
+            print(s.makefile().readline().strip())
+            """
+        func ask(_ groups: String) async throws -> JSONValue {
+            let r = try await ProcessRunner.run(
+                [
+                    "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", groups, "/usr/bin/python3", "-c", probe,
+                    s.socket,
+                ], timeout: .seconds(60))
+            do { return try JSONParser.parse(bytes: r.stdout) } catch {
+                throw TestFailure("no JSON answer: \(r.stdoutText) \(r.stderrText)")
+            }
+        }
+        let group = UnixSocket.groupName(getgid())
+        let member = try await ask("--groups=\(getgid())")
+        #expect(member["ok"] == .bool(true), "\(member.serialized)")
+        let outsider = try await ask("--clear-groups")
+        #expect(
+            outsider["error"]
+                == .string(
+                    "permission denied: uid 65534 is not in group \(group); only root and members of group \(group) may control rollbackd"
+                ), "\(outsider.serialized)")
+    }
 }

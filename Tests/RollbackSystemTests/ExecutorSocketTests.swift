@@ -25,6 +25,7 @@ import Glibc
                 activate, "--listen=\(s.dir)/exec.sock", "--accept", "--inetd",
                 RepoPaths.binary, "execute", "--config", "\(s.dir)/thresholds.json",
                 "--daemon-state", "\(s.dir)/state", "--state-dir", "\(s.dir)/exec", "--log-target", "stderr",
+                "--group", "adm",
             ],
             log: "\(s.dir)/exec.log")
         try await s.waitFor("the executor socket") { FileIO.exists("\(s.dir)/exec.sock") }
@@ -149,8 +150,20 @@ import Glibc
                 "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock",
             ], timeout: .seconds(60))
         #expect(
-            r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#),
+            r.stdoutText.contains(#""gate":"caller""#) && r.stdoutText.contains(#""result":"refused""#)
+                && r.stdoutText.contains("only root and members of group adm"),
             "\(r.stdoutText) \(r.stderrText)")
+        // The same uid with the executor's group (here adm) as a supplementary group only, read from the socket
+        // (SO_PEERGROUPS): past the caller check, and refused by the order gate like root's made-up request.
+        let adm = try #require(UnixSocket.groupID("adm"))
+        let member = try await ProcessRunner.run(
+            [
+                "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--groups=\(adm)",
+                "/usr/bin/python3", "-c", probe, "\(s.dir)/exec.sock",
+            ], timeout: .seconds(60))
+        #expect(
+            member.stdoutText.contains(#""gate":"order""#) && member.stdoutText.contains(#""result":"refused""#),
+            "\(member.stdoutText) \(member.stderrText)")
         #expect(s.current().hasSuffix("/releases/v1"))
         #expect(Self.execLog(s).contains("uid 65534"))
         #expect(!FileIO.exists("\(s.dir)/exec/rollback-journal.json"))

@@ -63,6 +63,13 @@ public final class ControlServer: Sendable {
         peer.uid == 0 || peer.uid == getuid() || peer.gid == getgid() || peer.groups.contains(getgid())
     }
 
+    /// Why a caller is refused, naming the group it would need.
+    static func refusal(_ peer: UnixSocket.Peer?) -> String {
+        let group = UnixSocket.groupName(getgid())
+        let who = peer.map { "uid \($0.uid) is not in group \(group)" } ?? "the caller's credentials are unreadable"
+        return "permission denied: \(who); only root and members of group \(group) may control rollbackd"
+    }
+
     /// Connections being served now.
     public var connections: Int { active.load(ordering: .relaxed) }
 
@@ -108,10 +115,9 @@ public final class ControlServer: Sendable {
     }
 
     private func handle(_ client: Int32) {
-        guard let peer = UnixSocket.peer(client), Self.authorized(peer) else {
-            reply(
-                client,
-                ControlHandler.failure("permission denied: only root and the rollbackd group may control rollbackd"))
+        let caller = UnixSocket.peer(client)
+        guard let peer = caller, Self.authorized(peer) else {
+            reply(client, ControlHandler.failure(Self.refusal(caller)))
             return
         }
         let line: [UInt8]

@@ -63,11 +63,6 @@ public struct ExecServer: Sendable {
         return peer.gid == gid || peer.groups.contains(gid)
     }
 
-    static func groupID(_ name: String) -> UInt32? {
-        guard let g = getgrnam(name) else { return nil }
-        return UInt32(g.pointee.gr_gid)
-    }
-
     /// Serves the one connection on `input`/`output` (the same socket under systemd). Returns the process exit
     /// status: 0 when the rollback succeeded (or had already), 1 when it was refused or failed, 2 for a bad request.
     public func serve(input: Int32, output: Int32) async -> Int32 {
@@ -82,8 +77,9 @@ public struct ExecServer: Sendable {
             reply.send(.final(.refused(GateResult(gate: "caller", passed: false, detail: why))))
             return 2
         }
-        guard Self.authorized(peer, groupID: Self.groupID(group)) else {
-            let why = "uid \(peer.uid) (gid \(peer.gid)) may not ask for rollbacks: only root and group \(group)"
+        guard Self.authorized(peer, groupID: UnixSocket.groupID(group)) else {
+            let why =
+                "uid \(peer.uid) (gid \(peer.gid)) is not in group \(group): only root and members of group \(group) may ask for rollbacks"
             record(
                 Event(
                     kind: .executorRequest, at: SystemTime.now(),
