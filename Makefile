@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 SWIFT_FLAGS ?=
 # Debian packages the build needs.
-BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
+BUILD_DEBS := libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config
 # Debian packages the system tests start for real (servers on loopback).
 TEST_DEBS := python3
 # sampling: a real Prometheus server, openssl for a TLS test certificate.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FoundationEssentials
 @testable import RollbackCore
 @testable import RollbackSystem
 import TestSupport
@@ -8,7 +9,7 @@ import TestSupport
 /// A `whsec_` secret of 24 random bytes.
 func newSecret() -> String {
     var rng = SystemRandomNumberGenerator()
-    return "whsec_" + Base64.encode((0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    return "whsec_" + Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) }).base64EncodedString()
 }
 
 /// The repository's thresholds.json with its `notify` section replaced, written to `<dir>/thresholds.json`.
