@@ -83,6 +83,8 @@ struct Receiver {
         var type: String?
         var body: JSONValue
         var receivedAt: Double
+        /// The request's `Authorization` header, when it had one.
+        var authorization: String?
     }
 
     /// Everything received so far, in arrival order.
@@ -97,7 +99,7 @@ struct Receiver {
             return Request(
                 path: s("path") ?? "", id: s("id") ?? "", timestamp: Int64(s("timestamp") ?? "") ?? 0,
                 verified: j["verified"] == .bool(true), error: s("error"), type: s("type"),
-                body: j["body"] ?? .null, receivedAt: t)
+                body: j["body"] ?? .null, receivedAt: t, authorization: s("authorization"))
         }
     }
 
