@@ -20,7 +20,7 @@ TEST_PIPS += standardwebhooks
 # systemd-analyze (unit checks), debootstrap + systemd-nspawn (the container integration test).
 TEST_DEBS += systemd debootstrap systemd-container
 
-.PHONY: all deps test-deps build release test test-release demo clean
+.PHONY: all deps test-deps build release test test-release demo clean fuzz fuzz-build
 .PHONY: lint format
 .PHONY: install install-files uninstall
 
@@ -46,10 +46,21 @@ build: deps
 release: deps
 	swift build -c release --static-swift-stdlib $(SWIFT_FLAGS)
 
-## test: every test, Core (deterministic) and System (real processes on loopback).
+## test: every test, Core (deterministic) and System (real processes on loopback), then every fuzz target over
+## its seed corpus once.
 test: test-deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift test --skip-build $(SWIFT_FLAGS)
+	Tests/Fuzz/fuzz.sh build
+	Tests/Fuzz/fuzz.sh replay
+
+## fuzz: build the libFuzzer targets (Tests/Fuzz) and run each for FUZZ_SECONDS (default 60) from its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz-build: build
+	Tests/Fuzz/fuzz.sh build
+
+fuzz: fuzz-build
+	Tests/Fuzz/fuzz.sh run $(FUZZ_SECONDS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
 test-release: release test-deps
