@@ -87,7 +87,8 @@ import Glibc
     }
 
     @Test func aTenMegabyteRequestIsRefusedWithAnError() async throws {
-        let s = try Scene(ControlServer.Limits())
+        // A generous deadline: this is about the size limit, not about how fast a loaded machine sends 10 MB.
+        let s = try Scene(ControlServer.Limits(requestDeadline: .minutes(5)))
         let huge = String(repeating: "x", count: 10 << 20)
         let answer = try await Scene.send([("command", .string("status")), ("padding", .string(huge))], s.socket)
         #expect(answer["ok"] == .bool(false))
@@ -135,7 +136,10 @@ import Glibc
             import socket, sys
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(sys.argv[1])
-            s.sendall(b'{"command": "status"}\\n')
+            try:
+                s.sendall(b'{"command": "status"}\\n')
+            except BrokenPipeError:
+                pass  # refused before the request was read: the answer is there all the same
             print(s.makefile().readline().strip())
             """
         func ask(_ groups: String) async throws -> JSONValue {

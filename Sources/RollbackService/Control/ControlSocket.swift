@@ -254,11 +254,13 @@ public enum ControlClient {
     public static let defaultSocket = "/run/rollbackd/control.sock"
 
     public static func send(_ request: JSONValue, socket path: String) throws(UnixSocket.Failure) -> JSONValue {
+        // Serialized before connecting: the daemon gives a connection a few seconds to send its request.
+        let bytes = Array((request.serialized + "\n").utf8)
         let fd = try UnixSocket.connect(path: path)
         defer { close(fd) }
         // The answer may already be there when the write failed: the daemon refuses a request it will not read
-        // to the end (too long) and closes.
-        let written = UnixSocket.writeAll(fd, Array((request.serialized + "\n").utf8))
+        // to the end (too long, or a caller it does not serve) and closes.
+        let written = UnixSocket.writeAll(fd, bytes)
         let writeError = errno
         let line: [UInt8]
         switch UnixSocket.LineReader(fd: fd).next(timeoutMs: 30_000, limit: 64 << 20) {
