@@ -674,7 +674,7 @@ print(0)'
 # `usermod -aG rollbackd alice`), bob is in no rollbackd group. The daemon runs under ProtectProc=invisible, so it
 # cannot read their /proc entries: it must take the groups from the socket (SO_PEERGROUPS).
 scenario_operators() {
-    local name=$1
+    local name=$1 uid
     wait_ok "$name"
     in_container "$name" sh -c 'id alice >/dev/null 2>&1 || useradd -U -G rollbackd alice
         id bob >/dev/null 2>&1 || useradd -U bob' || die "$name: cannot create the users alice and bob"
@@ -689,9 +689,41 @@ scenario_operators() {
     # approve: reaches the engine, which answers for the incident (none is pending here), not the peer check.
     out=$(in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd approve INC-none 2>&1) && true
     case "$out" in *"no pending approval for INC-none"*) ;; *) die "$name: rollbackd approve as alice said: $out" ;; esac
-    # A command that changes something, journaled with alice's uid: pause, then resume at once.
-    local uid since
+    # And a real one: with both triggers `semi`, v2 waits for an approval, alice gives it, v2 is rolled back.
+    in_container "$name" systemctl stop rollbackd.service
+    scenario_config | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+for t in c["triggers"]:
+    t["automation"] = "semi"
+json.dump(c, sys.stdout, indent=1)' | put_config "$name"
+    in_container "$name" systemctl start rollbackd.service ||
+        die "$name: rollbackd.service did not start with the semi table: $(unit_journal_tail "$name")"
+    local since_v2 incident
+    since_v2=$(go_live_v2 "$name")
+    wait_for "$name" 60 "a pending approval for v2 -> v1" sh -c '/usr/local/bin/rollbackd status --json | python3 -c "
+import json, sys
+sys.exit(0 if json.load(sys.stdin).get(\"pendingApprovals\") else 1)"'
+    incident=$(in_container "$name" /usr/local/bin/rollbackd status --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["pendingApprovals"][0]["incident"])')
+    out=$(in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd approve "$incident" 2>&1) ||
+        die "$name: rollbackd approve $incident as alice failed: $out"
+    case "$out" in "approved $incident: rolling back v2 -> v1") ;; *) die "$name: approve as alice said: $out" ;; esac
+    wait_for "$name" 60 "current points at v1 after alice's approval" sh -c \
+        '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
+    wait_for "$name" 60 "incident $incident closed" sh -c \
+        "journalctl -q --no-pager ROLLBACKD_EVENT=incident_closed ROLLBACKD_INCIDENT=$incident | grep -q ."
     uid=$(in_container "$name" id -u alice)
+    events_since "$name" "$since_v2" ROLLBACKD_INCIDENT="$incident" | grep "uid $uid" | grep -i approv >/dev/null ||
+        die "$name: no journal entry of incident $incident names alice's approval (uid $uid)"
+    in_container "$name" systemctl stop rollbackd.service
+    scenario_config | put_config "$name"
+    in_container "$name" systemctl start rollbackd.service ||
+        die "$name: rollbackd.service did not start again: $(unit_journal_tail "$name")"
+    # A command that changes something, journaled with alice's uid: pause, then resume at once.
+    local since
+    wait_ok "$name"
     since=$(now_in "$name")
     in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd pause --for 1m >/dev/null ||
         die "$name: rollbackd pause as alice failed"
@@ -721,7 +753,8 @@ print(s.makefile().readline().strip())'
     case "$out" in *'"gate":"order"'*) ;; *) die "$name: the executor's answer to alice: $out" ;; esac
     out=$(in_container "$name" runuser -u bob -- python3 -c "$probe")
     [ "$out" = "errno 13" ] || die "$name: bob on the executor socket got: $out"
-    echo "scenario-operators: alice (supplementary group rollbackd) served status, approve, pause and resume and" \
+    echo "scenario-operators: alice (supplementary group rollbackd) served status, approve (incident $incident" \
+        "rolled back on her approval), pause and resume and" \
         "passed the executor's peer check; bob refused (executor socket: $out): $refusal"
 }
 
