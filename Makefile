@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 SWIFT_FLAGS ?=
 # Debian packages the build needs.
-BUILD_DEBS := libcurl4-openssl-dev libsystemd-dev pkg-config
+BUILD_DEBS := libcurl4-openssl-dev libssl-dev libsystemd-dev pkg-config
 # Debian packages `make deb` needs: debhelper builds the package, lintian checks it.
 DEB_DEBS := debhelper dpkg-dev lintian
 # Debian packages the system tests start for real (servers on loopback).
@@ -30,7 +30,7 @@ TEST_DEBS += systemd debootstrap systemd-container
 # telemetry: a real SVG renderer for the incident charts (IncidentChartTests).
 TEST_DEBS += librsvg2-bin
 
-.PHONY: all deps test-deps build release test test-release demo clean
+.PHONY: all deps test-deps build release test test-release demo clean fuzz fuzz-build
 .PHONY: lint format
 .PHONY: install install-files uninstall man deb deb-deps
 
@@ -60,14 +60,25 @@ release: deps
 	swift build -c release --static-swift-stdlib $(SWIFT_FLAGS)
 	swift build -c release --static-swift-stdlib --product generate-manual $(SWIFT_FLAGS)
 
-## test: every test, Core (deterministic) and System (real processes on loopback). It first builds the Debian
-## package twice (make deb, lintian-clean; revisions 1 and 2), which the container test installs and upgrades.
+## test: every test, Core (deterministic) and System (real processes on loopback), then every fuzz target over
+## its seed corpus once. It first builds the Debian package twice (make deb, lintian-clean; revisions 1 and 2),
+## which the container test installs and upgrades.
 test: test-deps deb-deps
 	swift build --build-tests $(SWIFT_FLAGS)
 	swift build --product generate-manual $(SWIFT_FLAGS)
 	$(MAKE) --no-print-directory deb DEB_REVISION=1
 	$(MAKE) --no-print-directory deb DEB_REVISION=2
 	swift test --skip-build $(SWIFT_FLAGS)
+	Tests/Fuzz/fuzz.sh build
+	Tests/Fuzz/fuzz.sh replay
+
+## fuzz: build the libFuzzer targets (Tests/Fuzz) and run each for FUZZ_SECONDS (default 60) from its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz-build: build
+	Tests/Fuzz/fuzz.sh build
+
+fuzz: fuzz-build
+	Tests/Fuzz/fuzz.sh run $(FUZZ_SECONDS)
 
 ## test-release: every test against the static release binary `make install` ships, instead of the debug build.
 test-release: release test-deps deb-deps

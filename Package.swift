@@ -19,6 +19,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Typed, non-variadic wrappers of curl_easy_setopt / curl_easy_getinfo / curl_multi_setopt.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // OpenSSL's libcrypto (HMAC-SHA256 for webhook signatures), linked from Debian's libssl-dev; libcurl
+        // already loads it, so it costs no memory of its own.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // sd-journal.h and sd-daemon.h, linked from Debian's libsystemd-dev.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The version, generated before every build by the VersionStamp plugin from tools/version.sh.
@@ -29,7 +32,7 @@ let package = Package(
             "RollbackVersion", .product(name: "RealModule", package: "swift-numerics"),
         ]),
         .target(name: "RollbackSystem", dependencies: [
-            "RollbackCore", "RollbackVersion", "CCurl", "CCurlShim", "CSystemd",
+            "RollbackCore", "RollbackVersion", "CCurl", "CCurlShim", "CCrypto", "CSystemd",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The long-running parts: the watchdog loop, control socket, privileged executor, the one rollback

@@ -757,6 +757,94 @@ print(0)'
     echo "scenario-exec-refused: nobody gets EACCES, rollbackd connects"
 }
 
+# Operators: alice has `rollbackd` as a supplementary group only (primary group alice, the usual
+# `usermod -aG rollbackd alice`), bob is in no rollbackd group. The daemon runs under ProtectProc=invisible, so it
+# cannot read their /proc entries: it must take the groups from the socket (SO_PEERGROUPS).
+scenario_operators() {
+    local name=$1 uid
+    wait_ok "$name"
+    in_container "$name" sh -c 'id alice >/dev/null 2>&1 || useradd -U -G rollbackd alice
+        id bob >/dev/null 2>&1 || useradd -U bob' || die "$name: cannot create the users alice and bob"
+    local groups out
+    groups=$(in_container "$name" id -Gn alice)
+    case " $groups " in *" rollbackd "*) ;; *) die "$name: alice is not in group rollbackd: $groups" ;; esac
+    [ "$(in_container "$name" id -gn alice)" = alice ] || die "$name: alice's primary group is not alice"
+    # status: served.
+    out=$(in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd status 2>&1) ||
+        die "$name: rollbackd status as alice (supplementary group rollbackd) failed: $out"
+    case "$out" in example-api:*) ;; *) die "$name: rollbackd status as alice said: $out" ;; esac
+    # approve: reaches the engine, which answers for the incident (none is pending here), not the peer check.
+    out=$(in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd approve INC-none 2>&1) && true
+    case "$out" in *"no pending approval for INC-none"*) ;; *) die "$name: rollbackd approve as alice said: $out" ;; esac
+    # And a real one: with both triggers `semi`, v2 waits for an approval, alice gives it, v2 is rolled back.
+    in_container "$name" systemctl stop rollbackd.service
+    scenario_config | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+for t in c["triggers"]:
+    t["automation"] = "semi"
+json.dump(c, sys.stdout, indent=1)' | put_config "$name"
+    in_container "$name" systemctl start rollbackd.service ||
+        die "$name: rollbackd.service did not start with the semi table: $(unit_journal_tail "$name")"
+    local since_v2 incident
+    since_v2=$(go_live_v2 "$name")
+    wait_for "$name" 60 "a pending approval for v2 -> v1" sh -c '/usr/local/bin/rollbackd status --json | python3 -c "
+import json, sys
+sys.exit(0 if json.load(sys.stdin).get(\"pendingApprovals\") else 1)"'
+    incident=$(in_container "$name" /usr/local/bin/rollbackd status --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["pendingApprovals"][0]["incident"])')
+    out=$(in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd approve "$incident" 2>&1) ||
+        die "$name: rollbackd approve $incident as alice failed: $out"
+    case "$out" in "approved $incident: rolling back v2 -> v1") ;; *) die "$name: approve as alice said: $out" ;; esac
+    wait_for "$name" 60 "current points at v1 after alice's approval" sh -c \
+        '[ "$(readlink /srv/example-api/current)" = releases/v1 ]'
+    wait_for "$name" 60 "incident $incident closed" sh -c \
+        "journalctl -q --no-pager ROLLBACKD_EVENT=incident_closed ROLLBACKD_INCIDENT=$incident | grep -q ."
+    uid=$(in_container "$name" id -u alice)
+    events_since "$name" "$since_v2" ROLLBACKD_INCIDENT="$incident" | grep "uid $uid" | grep -i approv >/dev/null ||
+        die "$name: no journal entry of incident $incident names alice's approval (uid $uid)"
+    in_container "$name" systemctl stop rollbackd.service
+    scenario_config | put_config "$name"
+    in_container "$name" systemctl start rollbackd.service ||
+        die "$name: rollbackd.service did not start again: $(unit_journal_tail "$name")"
+    # A command that changes something, journaled with alice's uid: pause, then resume at once.
+    local since
+    wait_ok "$name"
+    since=$(now_in "$name")
+    in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd pause --for 1m >/dev/null ||
+        die "$name: rollbackd pause as alice failed"
+    in_container "$name" runuser -u alice -- /usr/local/bin/rollbackd resume >/dev/null ||
+        die "$name: rollbackd resume as alice failed"
+    wait_for "$name" 30 "alice's pause in the journal" sh -c \
+        "journalctl -q --no-pager --since=@$since ROLLBACKD_EVENT=automation_paused | grep -q 'uid $uid paused'"
+    # bob: refused, told which group he needs (the 0750 runtime directory refuses him before the daemon does).
+    local refusal
+    refusal=$(in_container "$name" runuser -u bob -- /usr/local/bin/rollbackd status 2>&1) &&
+        die "$name: rollbackd status as bob (not in group rollbackd) succeeded: $refusal"
+    case "$refusal" in
+        *"group rollbackd"*) ;;
+        *) die "$name: bob's refusal does not name group rollbackd: $refusal" ;;
+    esac
+    # The executor socket: alice passes the executor's own peer check (a made-up incident is then refused by the
+    # order gate, not the caller gate); bob cannot connect.
+    local probe='import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect("/run/rollbackd-exec.sock")
+except OSError as e:
+    print("errno", e.errno); sys.exit(0)
+s.sendall(b"{\"incident\": \"INC-none\", \"to\": \"v1\"}\n")
+print(s.makefile().readline().strip())'
+    out=$(in_container "$name" runuser -u alice -- python3 -c "$probe")
+    case "$out" in *'"gate":"order"'*) ;; *) die "$name: the executor's answer to alice: $out" ;; esac
+    out=$(in_container "$name" runuser -u bob -- python3 -c "$probe")
+    [ "$out" = "errno 13" ] || die "$name: bob on the executor socket got: $out"
+    echo "scenario-operators: alice (supplementary group rollbackd) served status, approve (incident $incident" \
+        "rolled back on her approval), pause and resume and" \
+        "passed the executor's peer check; bob refused (executor socket: $out): $refusal"
+}
+
 # Waits until the daemon has v1 live and known-good (soak 3 s after it went live), then puts v2 live; prints the
 # container time before the switch.
 go_live_v2() {
@@ -927,6 +1015,7 @@ scenario_all() {
     scenario_status "$name"
     scenario_nonroot "$name"
     scenario_exec_refused "$name"
+    scenario_operators "$name"
     scenario_rollback "$name"
     scenario_reload "$name"
     scenario_watchdog "$name"
@@ -960,7 +1049,7 @@ case "$cmd" in
     scenario-config) scenario_config "$@" ;;
     scenario-config-kill9) scenario_config 1s "$KILL9_RELOAD" ;;
     scenario-ready | scenario-status | scenario-rollback | scenario-reload | scenario-watchdog | scenario-stop | \
-        scenario-nonroot | scenario-exec-refused | scenario-kill9 | scenario-all)
+        scenario-nonroot | scenario-exec-refused | scenario-operators | scenario-kill9 | scenario-all)
         need_root
         [ -n "${1:-}" ] || die "$cmd NAME"
         valid_name "$1"

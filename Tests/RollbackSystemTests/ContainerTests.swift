@@ -131,7 +131,8 @@ import TestSupport
 
 extension ContainerTests {
     /// Issue 6's "done when", under a booted systemd with the units `make install` installs: READY only after the
-    /// first tick, the STATUS line, the daemon as user rollbackd, the executor socket refusing outsiders, a bad
+    /// first tick, the STATUS line, the daemon as user rollbackd, the executor socket refusing outsiders, an
+    /// operator in the supplementary group rollbackd served (and one outside it told which group), a bad
     /// release rolled back through the privileged executor unit with its decision in the journal, reload with a
     /// valid and an invalid config, a hung loop killed by the watchdog, kill -9 of the daemon and of the executor
     /// at each phase ending exactly as an uncrashed rollback, and a clean stop. Each scenario is in container.sh
@@ -141,7 +142,8 @@ extension ContainerTests {
         try await Self.withContainer("rbd-scen") { name in
             try await Self.sh(["install", name])
             var scenarios: [[String]] = [
-                ["ready"], ["status"], ["nonroot"], ["exec-refused"], ["rollback"], ["reload"], ["watchdog"],
+                ["ready"], ["status"], ["nonroot"], ["exec-refused"], ["operators"], ["rollback"], ["reload"],
+                ["watchdog"],
             ]
             for phase in ["swap", "reload"] {
                 for who in ["daemon", "executor"] { scenarios.append(["kill9", phase, who]) }

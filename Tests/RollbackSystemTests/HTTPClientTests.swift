@@ -171,6 +171,12 @@ import RollbackVersion
         let resp = try await client.send(.get("\(s.base)/retry-after", options: options())).get()
         #expect(resp.status == 429)
         #expect(resp.retryAfter == .seconds(7))
+        // An HTTP date (RFC 9110 §10.2.3), read by libcurl (CURLINFO_RETRY_AFTER): about 120 s from now (the
+        // date has whole seconds, and a second may pass between the server's clock read and libcurl's).
+        let dated = try await client.send(.get("\(s.base)/retry-after?in=120", options: options())).get()
+        #expect(dated.status == 429)
+        let seconds = try #require(dated.retryAfter).milliseconds / 1000
+        #expect((118...120).contains(seconds), "Retry-After \(dated.header("Retry-After") ?? "-") read as \(seconds) s")
     }
 
     @Test func manyRequestsAreInFlightAtOnce() async throws {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FoundationEssentials
 @testable import RollbackCore
 @testable import RollbackSystem
 import TestSupport
@@ -8,7 +9,7 @@ import TestSupport
 /// A `whsec_` secret of 24 random bytes.
 func newSecret() -> String {
     var rng = SystemRandomNumberGenerator()
-    return "whsec_" + Base64.encode((0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    return "whsec_" + Data((0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) }).base64EncodedString()
 }
 
 /// The repository's thresholds.json with its `notify` section replaced, written to `<dir>/thresholds.json`.
@@ -85,6 +86,8 @@ struct Receiver {
         /// On the provider paths (`/pagerduty/KEY`, `/teams`): nil when the body has the documented shape,
         /// otherwise the first problem; "not checked" elsewhere.
         var shape: String?
+        /// The request's `Authorization` header, when it had one.
+        var authorization: String?
     }
 
     /// Everything received so far, in arrival order.
@@ -100,7 +103,8 @@ struct Receiver {
                 path: s("path") ?? "", id: s("id") ?? "", timestamp: Int64(s("timestamp") ?? "") ?? 0,
                 verified: j["verified"] == .bool(true), error: s("error"), type: s("type"),
                 body: j["body"] ?? .null, receivedAt: t,
-                shape: j["shape"].map { if case let .string(p) = $0 { p } else { nil } } ?? "not checked")
+                shape: j["shape"].map { if case let .string(p) = $0 { p } else { nil } } ?? "not checked",
+                authorization: s("authorization"))
         }
     }
 

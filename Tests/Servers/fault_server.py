@@ -18,15 +18,17 @@ Paths:
   /garbage               bytes that are not HTTP, then close
   /close                 closes the connection without a byte
   /redirect?to=PATH      302 to PATH
-  /retry-after           429 with Retry-After: 7
+  /retry-after[?in=N]    429 with Retry-After: 7 (or an HTTP date N seconds from now)
   /slow?ms=M             200 after M ms
   PUT /doc/NAME?status=S&ctype=T   stores the body; GET /doc/NAME serves it with status S (default 200)
   /count/NAME            how many GETs /doc/NAME has served
 """
 import asyncio
+import email.utils
 import json
 import os
 import sys
+import time
 import urllib.parse
 
 docs = {}
@@ -108,7 +110,9 @@ async def handle(reader, writer):
             elif path == "/redirect":
                 writer.write(response(302, b"", {"Location": q.get("to", "/status/200")}))
             elif path == "/retry-after":
-                writer.write(response(429, b"slow down", {"Retry-After": "7"}))
+                # ?in=N: an HTTP date N seconds from now instead of delta-seconds.
+                after = "7" if "in" not in q else email.utils.formatdate(time.time() + int(q["in"]), usegmt=True)
+                writer.write(response(429, b"slow down", {"Retry-After": after}))
             elif path == "/slow":
                 await asyncio.sleep(int(q.get("ms", "500")) / 1000)
                 writer.write(response(200, b"slow ok"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A webhook receiver for rollbackd's tests. Every request is verified with the `standardwebhooks` package (an
 implementation independent of rollbackd's) and appended as one JSON line to --log:
-  {"path", "id", "timestamp", "verified", "error", "type", "body", "t"}
+  {"path", "id", "timestamp", "verified", "error", "type", "body", "t", "authorization"}
 
 Prints "READY <port>" once listening on 127.0.0.1 (--port 0: any free port) and exits when its parent goes away.
 
@@ -170,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
             parsed = body.decode("utf-8", "replace")
         record = {"path": self.path, "id": headers.get("webhook-id"), "timestamp": headers.get("webhook-timestamp"),
                   "verified": verified, "error": error, "type": parsed.get("type") if isinstance(parsed, dict) else None,
-                  "body": parsed, "t": time.time()}
+                  "body": parsed, "t": time.time(), "authorization": headers.get("authorization")}
         parts = self.path.strip("/").split("/")
         if parts[0] == "pagerduty":
             record["shape"] = pagerduty_problem(parsed, parts[1] if len(parts) > 1 else "")

@@ -100,12 +100,14 @@ public struct ExecClient: Sendable {
         guard UnixSocket.writeAll(fd, ExecWire.line(request)) else {
             return .cannotConnect("\(path): the executor closed the connection before reading the request")
         }
-        let reader = LineReader(fd: fd)
+        let reader = UnixSocket.LineReader(fd: fd)
         var heard = false
         while true {
             if flag.isSet { return .cancelled }
-            switch reader.next(timeoutMs: 250) {
+            switch reader.next(timeoutMs: 250, limit: ExecWire.maxLine) {
             case .timeout: continue
+            case let .tooLong(limit):
+                return .lost("\(path): a reply from the executor longer than \(limit) bytes", heardBack: true)
             case .eof:
                 return .lost(
                     "\(path): the executor closed the connection without a result (it exited or was killed)",

@@ -63,14 +63,12 @@ public struct ExecServer: Sendable {
         return peer.gid == gid || peer.groups.contains(gid)
     }
 
-    static func groupID(_ name: String) -> UInt32? {
-        guard let g = getgrnam(name) else { return nil }
-        return UInt32(g.pointee.gr_gid)
-    }
-
     /// Serves the one connection on `input`/`output` (the same socket under systemd). Returns the process exit
     /// status: 0 when the rollback succeeded (or had already), 1 when it was refused or failed, 2 for a bad request.
     public func serve(input: Int32, output: Int32) async -> Int32 {
+        // A caller that stops reading never holds up the rollback: a reply write blocks at most 5 s, then the
+        // rollback goes on without that caller (as when it went away).
+        UnixSocket.setSendTimeout(output, milliseconds: 5000)
         let reply = ReplyChannel(fd: output)
         guard let peer = UnixSocket.peer(input) else {
             let why =
@@ -79,8 +77,9 @@ public struct ExecServer: Sendable {
             reply.send(.final(.refused(GateResult(gate: "caller", passed: false, detail: why))))
             return 2
         }
-        guard Self.authorized(peer, groupID: Self.groupID(group)) else {
-            let why = "uid \(peer.uid) (gid \(peer.gid)) may not ask for rollbacks: only root and group \(group)"
+        guard Self.authorized(peer, groupID: UnixSocket.groupID(group)) else {
+            let why =
+                "uid \(peer.uid) (gid \(peer.gid)) is not in group \(group): only root and members of group \(group) may ask for rollbacks"
             record(
                 Event(
                     kind: .executorRequest, at: SystemTime.now(),
@@ -90,9 +89,9 @@ public struct ExecServer: Sendable {
             reply.send(.final(.refused(GateResult(gate: "caller", passed: false, detail: why))))
             return 1
         }
-        let reader = LineReader(fd: input)
+        let reader = UnixSocket.LineReader(fd: input)
         let request: ExecRequest
-        switch reader.next(timeoutMs: 10_000) {
+        switch reader.next(timeoutMs: 10_000, limit: ExecWire.maxLine) {
         case let .line(bytes):
             guard let r = ExecWire.decode(ExecRequest.self, bytes) else {
                 return badRequest(
@@ -102,6 +101,7 @@ public struct ExecServer: Sendable {
             }
             request = r
         case .timeout: return badRequest(reply, peer, "no request line within 10 s")
+        case let .tooLong(limit): return badRequest(reply, peer, "the request is longer than \(limit) bytes")
         case .eof: return badRequest(reply, peer, "the caller closed the connection before sending a request")
         case let .failed(why): return badRequest(reply, peer, "reading the request: \(why)")
         }

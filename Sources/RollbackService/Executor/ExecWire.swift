@@ -83,39 +83,3 @@ enum ExecWire {
         try? JSONDecoder().decode(type, from: Data(bytes))
     }
 }
-
-/// Reads newline-terminated lines from a stream socket, keeping what follows a newline for the next call.
-final class LineReader {
-    enum Next: Equatable {
-        case line([UInt8])
-        case timeout
-        /// The peer closed (a partial last line without a newline is dropped: it is not a whole message).
-        case eof
-        case failed(String)
-    }
-
-    let fd: Int32
-    private var buffer: [UInt8] = []
-
-    init(fd: Int32) { self.fd = fd }
-
-    func next(timeoutMs: Int32, limit: Int = ExecWire.maxLine) -> Next {
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                return .line(line)
-            }
-            if buffer.count > limit { return .failed("a line longer than \(limit) bytes") }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, timeoutMs)
-            if r == 0 { return .timeout }
-            if r < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return .failed(String(cString: strerror(errno))) }
-            if n == 0 { return .eof }
-            buffer.append(contentsOf: chunk[0..<n])
-        }
-    }
-}

@@ -213,10 +213,12 @@ final class CurlTransfer: @unchecked Sendable {
         if code == CURLE_OK {
             var status = 0
             _ = rbd_easy_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+            var retryAfter: curl_off_t = 0
+            _ = rbd_easy_getinfo_off_t(h, CURLINFO_RETRY_AFTER, &retryAfter)
             return .success(
                 HTTPResponse(
                     url: displayURL, status: status, headers: responseHeaders, body: body,
-                    timing: timing))
+                    timing: timing, retryAfter: retryAfter > 0 ? .seconds(Int64(retryAfter)) : nil))
         }
         return .failure(HTTPError(url: request.url, kind: errorKind(code, connectSeconds: timing.connect)))
     }

@@ -58,12 +58,20 @@ public struct HTTPResponse: Sendable, Equatable {
     public var body: [UInt8]
     public var timing: HTTPTiming
 
-    public init(url: String, status: Int, headers: [(name: String, value: String)], body: [UInt8], timing: HTTPTiming) {
+    /// `Retry-After` (RFC 9110 §10.2.3) as libcurl reads it (CURLINFO_RETRY_AFTER): delta-seconds, or an HTTP date
+    /// turned into the seconds from now; nil when absent, unreadable, or zero.
+    public var retryAfter: Interval?
+
+    public init(
+        url: String, status: Int, headers: [(name: String, value: String)], body: [UInt8], timing: HTTPTiming,
+        retryAfter: Interval? = nil
+    ) {
         self.url = url
         self.status = status
         self.headers = headers
         self.body = body
         self.timing = timing
+        self.retryAfter = retryAfter
     }
 
     public var isSuccess: Bool { (200..<300).contains(status) }
@@ -74,19 +82,12 @@ public struct HTTPResponse: Sendable, Equatable {
         return headers.first { $0.name.lowercased() == lower }?.value
     }
 
-    /// `Retry-After` given as delta-seconds (the form rate limiters send); nil when absent or an HTTP date.
-    public var retryAfter: Interval? {
-        guard let v = header("Retry-After").map(httpTrim), !v.isEmpty, v.count <= 9,
-            v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v)
-        else { return nil }
-        return .seconds(n)
-    }
-
     /// The body as text; invalid UTF-8 becomes U+FFFD.
     public var text: String { String(decoding: body, as: UTF8.self) }
 
     public static func == (a: HTTPResponse, b: HTTPResponse) -> Bool {
         a.url == b.url && a.status == b.status && a.body == b.body && a.timing == b.timing
+            && a.retryAfter == b.retryAfter
             && a.headers.count == b.headers.count
             && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }

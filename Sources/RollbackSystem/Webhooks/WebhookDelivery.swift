@@ -44,12 +44,13 @@ public struct DeliveryPolicy: Sendable, Equatable {
 /// What one attempt's outcome means for the notification.
 public enum DeliveryOutcome: Sendable, Equatable {
     case delivered(status: Int)
-    /// Try again later: connection errors, timeouts, 5xx, 408 and 429. `after` is the receiver's `Retry-After`.
+    /// Try again later: connection errors, timeouts, 5xx, 408 and 429. `after` is the receiver's `Retry-After`
+    /// (seconds or an HTTP date, read by libcurl).
     case retry(reason: String, after: Interval?)
     /// Not retried: other statuses (4xx, 3xx, 1xx); dropped with a journald error.
     case reject(status: Int, reason: String)
 
-    public static func classify(_ result: Result<HTTPResponse, HTTPError>, now: Timestamp) -> DeliveryOutcome {
+    public static func classify(_ result: Result<HTTPResponse, HTTPError>) -> DeliveryOutcome {
         switch result {
         case let .failure(error):
             return .retry(reason: error.description, after: nil)
@@ -58,30 +59,10 @@ public enum DeliveryOutcome: Sendable, Equatable {
             let snippet = String(httpTrim(r.text).prefix(200))
             let reason = "HTTP \(r.status) from \(HTTPError.redact(r.url))" + (snippet.isEmpty ? "" : ": \(snippet)")
             if r.status == 408 || r.status == 429 || (500...599).contains(r.status) {
-                let after = r.header("Retry-After").flatMap { RetryAfter.parse($0, now: now) }
-                return .retry(reason: reason, after: after)
+                return .retry(reason: reason, after: r.retryAfter)
             }
             return .reject(status: r.status, reason: reason)
         }
-    }
-}
-
-/// `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
-public enum RetryAfter {
-    public static func parse(_ value: String, now: Timestamp) -> Interval? {
-        let v = httpTrim(value)
-        if !v.isEmpty, v.count <= 9, v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(v) {
-            return .seconds(n)
-        }
-        // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
-        let parts = v.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", parts[0].hasSuffix(",") else { return nil }
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        guard let m = months.firstIndex(of: String(parts[2])) else { return nil }
-        let month = m + 1 < 10 ? "0\(m + 1)" : "\(m + 1)"
-        let day = parts[1].count == 1 ? "0" + parts[1] : String(parts[1])
-        guard let at = Timestamp(iso8601: "\(parts[3])-\(month)-\(day)T\(parts[4])Z") else { return nil }
-        return at > now ? at - now : .zero
     }
 }
 
@@ -209,7 +190,7 @@ actor WebhookWorker {
         stats.attempts += batch.count
         var retry: (reason: String, after: Interval?)?
         for (m, result) in zip(batch, results) {
-            switch DeliveryOutcome.classify(result, now: SystemTime.now()) {
+            switch DeliveryOutcome.classify(result) {
             case .delivered:
                 finish(m)
                 stats.delivered += 1

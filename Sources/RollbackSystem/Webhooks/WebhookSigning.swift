@@ -1,3 +1,5 @@
+import CCrypto
+import FoundationEssentials
 import RollbackCore
 
 /// A webhook secret that cannot be used, naming the file (never its content).
@@ -19,12 +21,19 @@ public struct WebhookSecret: Sendable, Equatable {
         if trimmed.isEmpty { throw WebhookSecretError(path: path, reason: "the file is empty") }
         if trimmed.contains("\n") { throw WebhookSecretError(path: path, reason: "the secret spans several lines") }
         if trimmed.hasPrefix("whsec_") {
-            guard let key = Base64.decode(String(trimmed.dropFirst(6))), !key.isEmpty else {
+            guard let key = base64(String(trimmed.dropFirst(6))), !key.isEmpty else {
                 throw WebhookSecretError(path: path, reason: "whsec_ secret is not valid base64")
             }
             return WebhookSecret(key: key)
         }
         return WebhookSecret(key: Array(trimmed.utf8))
+    }
+
+    /// Standard base64 (FoundationEssentials); the padding may be left out, as some tools print secrets without it.
+    static func base64(_ text: String) -> [UInt8]? {
+        let padding = [0, 3, 2, 1][text.utf8.count % 4]
+        guard padding < 3 else { return nil }
+        return Data(base64Encoded: text + String(repeating: "=", count: padding)).map { Array($0) }
     }
 
     /// Reads the secret from its file. Read at every delivery batch, so a rotated secret is used at once.
@@ -50,7 +59,7 @@ public enum WebhookSigning {
         message.append(contentsOf: String(timestamp).utf8)
         message.append(UInt8(ascii: "."))
         message.append(contentsOf: body)
-        return "v1," + Base64.encode(hmacSHA256(key: secret.key, message: message))
+        return "v1," + Data(hmacSHA256(key: secret.key, message: message)).base64EncodedString()
     }
 
     /// The three Standard Webhooks headers plus the content type.
@@ -97,4 +106,26 @@ public enum WebhookSigning {
         }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// HMAC-SHA256 (RFC 2104) by OpenSSL's libcrypto, which libcurl already maps into the process: no hand-made
+/// cryptography, and no memory of its own. Checked against the RFC 4231 vectors and Python's hmac
+/// (`HMACSHA256Tests`).
+public func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+    var mac = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+    var length: UInt32 = 0
+    // An empty key is a valid HMAC key; libcrypto wants a pointer all the same (a null key means "reuse the
+    // previous one" to its lower layers), so it gets one to a byte it does not read.
+    let keyBytes = key.isEmpty ? [0] : key
+    let ok = keyBytes.withUnsafeBytes { k in
+        message.withUnsafeBufferPointer { m in
+            mac.withUnsafeMutableBufferPointer { out in
+                HMAC(EVP_sha256(), k.baseAddress, Int32(key.count), m.baseAddress, m.count, out.baseAddress, &length)
+                    != nil
+            }
+        }
+    }
+    // HMAC fails only when libcrypto cannot allocate; a webhook signed with garbage would be worse than a crash.
+    precondition(ok && length == 32, "libcrypto HMAC-SHA256 failed")
+    return Array(mac.prefix(Int(length)))
 }
