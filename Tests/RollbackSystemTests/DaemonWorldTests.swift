@@ -123,4 +123,35 @@ import RollbackCore
         #expect(saved.ledger.release("v2")?.rolledBackFromAt != nil)
         #expect(saved.incidents.count == 1)
     }
+
+    /// The samples behind the incident charts are kept in `samples.json` (at most every 30 s, and on stop), so a
+    /// chart drawn after a restart still has the line from before it.
+    @Test func theChartSamplesSurviveARestart() async throws {
+        let dir = try ScratchDir("daemon-world-samples")
+        defer { dir.remove() }
+        dir.write("thresholds.json", Self.config, mode: 0o600)
+        let script = Script()
+        func daemon() throws -> Daemon {
+            try Daemon(
+                options: DaemonOptions(
+                    configPath: dir.sub("thresholds.json"), stateDirectory: dir.sub("state"), clock: script.clock),
+                makeWorld: { _, _ in script.world() })
+        }
+        let first = try daemon()
+        for i in 0..<40 {
+            script.scene.withLock { $0.errorRatio = Double(i) / 1000 }
+            await first.tickOnce()
+            script.scene.withLock { $0.now = $0.now + .seconds(1) }
+        }
+        // Saved at the first tick and 30 s later: 31 points on disk, though the daemon holds 40.
+        let saved = try #require(try StateStore(directory: dir.sub("state")).loadSamples().get())
+        let start = Timestamp(millisecondsSinceEpoch: 1_800_000_000_000)
+        #expect(saved.points(of: "error_rate", from: start, to: start + .seconds(60)).count == 31)
+        // A new daemon on the same state directory starts from them.
+        let second = try daemon()
+        let points = await second.chartSamples.points(of: "error_rate", from: start, to: start + .seconds(60))
+        #expect(points.count == 31)
+        #expect(points.first?.at == start && points.first?.value == 0)
+        #expect(points.last?.value == 0.03)
+    }
 }

@@ -54,8 +54,11 @@ public actor Daemon {
     private static let observationSaveEvery = Interval.seconds(5)
     private var lastSamples: [String: SampleValue] = [:]
     private var counters = TelemetryCounters()
-    /// Every metric's recent samples (bounded), for the incident charts.
+    /// Every metric's recent samples (bounded), for the incident charts; in `samples.json`, written at most every
+    /// `samplesSaveEvery` and on stop.
     private var history = SampleHistory()
+    private var historySavedAt: Timestamp?
+    private static let samplesSaveEvery = Interval.seconds(30)
     private var lastWebhooks: [WebhookTelemetry] = []
     /// What `/metrics` shows: replaced after each tick, command and rollback report.
     public nonisolated let telemetry: TelemetryBoard
@@ -71,6 +74,11 @@ public actor Daemon {
         let saved: EngineState?
         do { saved = try store.load() } catch { throw DaemonStartError(description: error.description) }
         self.engine = Engine(config: loaded.thresholds, state: saved ?? EngineState())
+        switch store.loadSamples() {
+        case let .success(samples?): history = samples
+        case .success(nil): break
+        case let .failure(e): log.warning("starting a new sample history for incident charts: \(e)")
+        }
         do {
             self.world = try makeWorld(loaded.thresholds, options.stateDirectory)
         } catch {
@@ -203,6 +211,9 @@ public actor Daemon {
         systemd.watchdog()
     }
 
+    /// The samples the incident charts are drawn from.
+    var chartSamples: SampleHistory { history }
+
     /// Waits until the rollback that is running (if any) has reported its result to the engine.
     func rollbackSettled() async {
         while let task = rollbackTask { await task.value }
@@ -285,6 +296,10 @@ public actor Daemon {
             lastSavedAt = now
         } catch {
             log.error("cannot save state: \(error)", metadata: ["state_dir": "\(options.stateDirectory)"])
+        }
+        if force || historySavedAt.map({ now - $0 >= Self.samplesSaveEvery || now < $0 }) ?? true {
+            historySavedAt = now
+            do { try store.saveSamples(history) } catch { log.error("cannot save the chart samples: \(error)") }
         }
     }
 

@@ -29,17 +29,41 @@ public struct StateStore: Sendable {
     }
 
     public func save(_ state: EngineState) throws(StateStoreError) {
+        try Self.write(state, to: path, in: directory)
+    }
+
+    /// `value` as JSON at `path`, temp + fsync + rename.
+    static func write(_ value: some Encodable, to path: String, in directory: String) throws(StateStoreError) {
         do {
             try FileIO.makeDirectories(directory, mode: 0o700)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(state)
+            let data = try encoder.encode(value)
             try FileIO.writeAtomically(path: path, bytes: Array(data), mode: 0o600)
         } catch let e as SystemError {
             throw StateStoreError(path: path, reason: e.description)
         } catch {
             throw StateStoreError(path: path, reason: "\(error)")
         }
+    }
+
+    /// The samples behind incident charts (`SampleHistory`): `<state dir>/samples.json`.
+    public var samplesPath: String { directory + "/samples.json" }
+
+    /// The saved samples; nil when there are none or the file is unreadable (a chart is not worth refusing to
+    /// start over: the daemon says so and starts a new history).
+    public func loadSamples() -> Result<SampleHistory?, StateStoreError> {
+        guard FileIO.exists(samplesPath) else { return .success(nil) }
+        do {
+            let bytes = try FileIO.readAll(path: samplesPath)
+            return .success(try JSONDecoder().decode(SampleHistory.self, from: Data(bytes)))
+        } catch {
+            return .failure(StateStoreError(path: samplesPath, reason: "\(error)"))
+        }
+    }
+
+    public func saveSamples(_ history: SampleHistory) throws(StateStoreError) {
+        try Self.write(history, to: samplesPath, in: directory)
     }
 }
 
