@@ -583,7 +583,8 @@ scenario_config() {
     "cooldown": "5s", "budget": { "max": 20, "window": "1h" }, "deployWindow": "10m", "soak": "3s",
     "verifyFor": "6s", "baselineWindow": "10s", "blindAfter": 3
   },
-  "notify": { "journal": { "enabled": true, "identifier": "rollbackd" }, "maxAge": "1h", "webhooks": [] }
+  "notify": { "journal": { "enabled": true, "identifier": "rollbackd" }, "maxAge": "1h", "webhooks": [] },
+  "telemetry": { "listen": "127.0.0.1:9465" }
 }
 EOF
 }
@@ -727,7 +728,14 @@ scenario_status() {
         die "$name: systemctl status does not show the STATUS line"
     in_container "$name" /usr/local/bin/rollbackd status --json | python3 -c 'import json, sys; json.load(sys.stdin)' ||
         die "$name: rollbackd status --json did not answer with JSON"
-    echo "scenario-status: $text"
+    # /metrics on the one port the shipped unit lets the daemon bind (SocketBindAllow=tcp:9465, SocketBindDeny=any).
+    local scrape
+    scrape=$(in_container "$name" python3 -c 'import urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=10).read().decode())') ||
+        die "$name: no answer from /metrics on 127.0.0.1:9465 under the shipped unit"
+    case "$scrape" in *'rollbackd_armed{service="example-api"} 1'*) ;;
+        *) die "$name: /metrics under the shipped unit lacks rollbackd_armed 1: $(echo "$scrape" | head -5)" ;; esac
+    echo "scenario-status: $text; /metrics served on 127.0.0.1:9465"
 }
 
 scenario_nonroot() {
