@@ -151,7 +151,8 @@ extension Engine {
                 s.lastThreshold = threshold
                 s.lastReason = nil
                 if byEvidence, let input = evidenceInput(t, obs, threshold: threshold) {
-                    if let boundary = input.boundary { s.evidenceBoundary = boundary }
+                    // A bound above every finite bucket counts nothing slower: there is no boundary to name.
+                    s.evidenceBoundary = input.boundary.flatMap { $0.isFinite ? $0 : nil }
                     switch evidenceVerdict(t, &s, counts: input.counts, threshold: input.rate, now: now) {
                     case .breach: verdict = .breach
                     case .ok: verdict = .ok

@@ -21,11 +21,23 @@ public struct StateStore: Sendable {
             throw StateStoreError(path: path, reason: error.description)
         }
         do {
-            return try JSONDecoder().decode(EngineState.self, from: Data(bytes))
+            return try Self.decoder.decode(EngineState.self, from: Data(bytes))
         } catch {
             throw StateStoreError(
                 path: path, reason: "not a rollbackd state file (\(error)); move it aside to start fresh")
         }
+    }
+
+    /// JSON has no infinity, but the state may hold one (a histogram's `+Inf` bucket, a bound above every bucket):
+    /// written as the exposition format writes them, so a stray non-finite number never stops the state saving.
+    static let nonFinite = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
+        positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
+
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
+        return d
     }
 
     public func save(_ state: EngineState) throws(StateStoreError) {
@@ -38,6 +50,7 @@ public struct StateStore: Sendable {
             try FileIO.makeDirectories(directory, mode: 0o700)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = Self.nonFinite
             let data = try encoder.encode(value)
             try FileIO.writeAtomically(path: path, bytes: Array(data), mode: 0o600)
         } catch let e as SystemError {
@@ -56,7 +69,7 @@ public struct StateStore: Sendable {
         guard FileIO.exists(samplesPath) else { return .success(nil) }
         do {
             let bytes = try FileIO.readAll(path: samplesPath)
-            return .success(try JSONDecoder().decode(SampleHistory.self, from: Data(bytes)))
+            return .success(try Self.decoder.decode(SampleHistory.self, from: Data(bytes)))
         } catch {
             return .failure(StateStoreError(path: samplesPath, reason: "\(error)"))
         }
