@@ -125,6 +125,82 @@ import Testing
         let d = ConfigStrategy(files: ["/etc/app/app.conf"], directory: "/srv/configs")
         #expect(d.directoryCopy(of: "/etc/app/app.conf", version: "v1") == "/srv/configs/v1/app.conf")
     }
+
+    @Test func aStrategyAloneIsAOneStepPlan() throws {
+        let c = try parse(#"{"strategy": "command", "command": {"argv": ["/x"]}}"#)
+        #expect(!c.isPlan)
+        #expect(c.steps == [RollbackStep(.command(CommandStrategy(argv: ["/x"])))])
+        #expect(c.strategy == .command(CommandStrategy(argv: ["/x"])))
+    }
+
+    @Test func readsStepsInOrderWithTheirOwnKeys() throws {
+        let c = try parse(
+            #"""
+            {"phaseTimeout": "2m", "steps": [
+              {"strategy": "feature-flag", "feature-flag": {"flag": "f", "file": "/etc/f.json"}},
+              {"name": "app", "strategy": "symlink", "timeout": "30s",
+               "symlink": {"releasesDir": "/srv/a/releases", "currentLink": "/srv/a/current"}},
+              {"name": "db", "strategy": "command", "approval": false, "command": {"argv": ["/down"]}},
+              {"name": "purge", "strategy": "command", "onFailure": "continue", "command": {"argv": ["/purge"]}}
+            ]}
+            """#)
+        #expect(c.isPlan)
+        #expect(c.steps.map(\.strategy.name) == ["feature-flag", "symlink", "command", "command"])
+        #expect(c.steps.map(\.name) == [nil, "app", "db", "purge"])
+        #expect(c.steps.map(\.timeout) == [nil, .seconds(30), nil, nil])
+        #expect(c.steps.map(\.onFailure) == [.halt, .halt, .halt, .continue])
+        #expect(c.steps.map(\.approval) == [false, false, false, false])
+        // The version comes from the first application step (the symlink), not the first step.
+        #expect(c.versionStepIndex == 1)
+        #expect(c.symlinkStrategy?.currentLink == "/srv/a/current")
+        #expect(c.steps[1].label(index: 1) == #"2 "app" (symlink)"#)
+        #expect(c.steps[0].label(index: 0) == "1 (feature-flag)")
+    }
+
+    @Test func versionTrueChoosesTheVersionStep() throws {
+        let c = try parse(
+            #"""
+            {"steps": [
+              {"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c"}},
+              {"strategy": "systemd-unit", "version": true, "systemd-unit": {"template": "app@"}}
+            ]}
+            """#)
+        #expect(c.versionStepIndex == 1)
+        #expect(c.strategy.name == "systemd-unit")
+        let flagsOnly = try parse(
+            #"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}}, {"strategy": "feature-flag", "feature-flag": {"flag": "f", "file": "/f"}}]}"#
+        )
+        #expect(flagsOnly.versionStepIndex == 0)
+    }
+
+    @Test func stepErrorsNameTheJSONPath() {
+        #expect(
+            errors(
+                #"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}}, {"strategy": "command", "command": {}, "onFailure": "retry", "timeout": 5}]}"#
+            ) == [
+                "thresholds.json: rollback.steps[1].timeout: expected a duration string such as \"5s\", \"2m\" or \"1h\", found a number",
+                "thresholds.json: rollback.steps[1].onFailure: \"retry\" is not one of halt, continue",
+                "thresholds.json: rollback.steps[1].command.argv: is required",
+            ])
+        #expect(
+            errors(#"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}, "symlink": {}}]}"#) == [
+                "thresholds.json: rollback.steps[0].symlink: settings for strategy symlink, but strategy is \"command\""
+            ])
+        #expect(
+            errors(#"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}}], "command": {"argv": ["/b"]}}"#)
+                == [
+                    "thresholds.json: rollback.command: settings for strategy command belong inside its step in steps"
+                ])
+        #expect(
+            errors(#"{"steps": {"strategy": "command"}}"#) == [
+                "thresholds.json: rollback.steps: expected an array of steps, found an object"
+            ])
+        #expect(
+            errors(#"{"migrationsDir": "db/migrate", "steps": [{"strategy": "command", "command": {"argv": ["/a"]}}]}"#)
+                .first?.hasPrefix(
+                    "thresholds.json: rollback.migrationsDir: \"db/migrate\" is relative to a release directory")
+                == true)
+    }
 }
 
 @Suite struct RollbackMigrationCheckTests {

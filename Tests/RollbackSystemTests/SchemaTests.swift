@@ -453,6 +453,9 @@ import TestSupport
             cases.append((doc, "rollback." + name, "$defs/strategy-" + name))
             cases.append((doc, "rollback", "$defs/rollback"))
         }
+        // A plan: each step is a strategy, its settings and the step's own keys.
+        let plan = base.setting("rollback", to: try Fixtures.json(Fixtures.dir + "/valid/plan-steps.json")["rollback"])
+        cases.append((plan, "rollback.steps.0", "$defs/rollbackStep"))
         for (doc, objectPath, schemaPath) in cases {
             let keyPath = objectPath.isEmpty ? odd : objectPath + "." + odd
             let text = doc.setting(keyPath, to: .number(1)).serialized
@@ -483,9 +486,12 @@ import TestSupport
                 continue
             }
             var schemaKeys = Set(props.map(\.key))
-            if objectPath == "rollback" {
+            if objectPath == "rollback" || objectPath == "rollback.steps.0" {
                 // The loader knows the chosen strategy's settings object; the schema lists all nine.
-                let chosen = doc["rollback"]?["strategy"]
+                var chosen = doc["rollback"]?["strategy"]
+                if objectPath != "rollback", case let .array(steps)? = doc["rollback"]?["steps"] {
+                    chosen = steps.first?["strategy"]
+                }
                 schemaKeys = schemaKeys.filter { !RollbackStrategy.names.contains($0) || chosen == .string($0) }
             }
             #expect(

@@ -1,5 +1,8 @@
 public struct RollbackConfig: Sendable, Equatable {
-    public var strategy: RollbackStrategy
+    /// The plan, in order: one step for `rollback.strategy`, or the `rollback.steps` list.
+    public var steps: [RollbackStep]
+    /// Written as `rollback.steps` (a plan: phases are journaled per step), not as `rollback.strategy`.
+    public var isPlan: Bool
     /// Each phase of a rollback is stopped and failed after this long.
     public var phaseTimeout: Interval
     /// Run before an automatic rollback with ROLLBACKD_BACKUP_NAME=pre-rollback-<UTC timestamp>.
@@ -19,7 +22,19 @@ public struct RollbackConfig: Sendable, Equatable {
         migrationsDir: String? = nil, migrationsCompatible: Bool = false, gitTagsRepo: String? = nil,
         smokeURLs: [String] = []
     ) {
-        self.strategy = strategy
+        self.init(
+            steps: [RollbackStep(strategy)], isPlan: false, phaseTimeout: phaseTimeout, backup: backup,
+            migrationsDir: migrationsDir, migrationsCompatible: migrationsCompatible, gitTagsRepo: gitTagsRepo,
+            smokeURLs: smokeURLs)
+    }
+
+    public init(
+        steps: [RollbackStep], isPlan: Bool = true, phaseTimeout: Interval = .seconds(60), backup: [String]? = nil,
+        migrationsDir: String? = nil, migrationsCompatible: Bool = false, gitTagsRepo: String? = nil,
+        smokeURLs: [String] = []
+    ) {
+        self.steps = steps
+        self.isPlan = isPlan
         self.phaseTimeout = phaseTimeout
         self.backup = backup
         self.migrationsDir = migrationsDir
@@ -28,12 +43,34 @@ public struct RollbackConfig: Sendable, Equatable {
         self.smokeURLs = smokeURLs
     }
 
+    /// The step whose strategy tells the live version: the one marked `version: true`, else the first application
+    /// step (symlink, systemd-unit, kubernetes, docker-swarm, nginx-blue-green, haproxy-canary), else the first.
+    public var versionStepIndex: Int {
+        steps.firstIndex(where: \.version) ?? steps.firstIndex(where: \.isApplication) ?? 0
+    }
+
+    /// The strategy of the version step (the only step of a one-strategy configuration). Setting it makes the
+    /// configuration a one-step plan.
+    public var strategy: RollbackStrategy {
+        get { steps[versionStepIndex].strategy }
+        set {
+            steps = [RollbackStep(newValue)]
+            isPlan = false
+        }
+    }
+
+    /// The first symlink step's settings (where `migrationsDir` is relative to).
+    public var symlinkStrategy: SymlinkStrategy? {
+        for step in steps { if case let .symlink(s) = step.strategy { return s } }
+        return nil
+    }
+
     /// The migrations directory of `version`, or nil when no migrations directory is configured (or it cannot be
     /// placed, which validation reports).
     public func migrationsDirectory(for version: String) -> String? {
         guard let dir = migrationsDir else { return nil }
         if dir.hasPrefix("/") { return dir.replacing("{version}", with: version) }
-        guard case let .symlink(s) = strategy else { return nil }
+        guard let s = symlinkStrategy else { return nil }
         return s.releasePath(version) + "/" + dir
     }
 
@@ -61,28 +98,22 @@ public struct RollbackConfig: Sendable, Equatable {
 extension RollbackConfig {
     static func read(_ value: JSONValue, path: String, sink: IssueSink) -> RollbackConfig? {
         guard var obj = ObjectReader(value, path: path, sink: sink) else { return nil }
-        let name = obj.read("strategy", required: true) { v, p, s -> String? in
-            guard let n = Read.string(v, p, s) else { return nil }
-            guard RollbackStrategy.names.contains(n) else {
-                s.error(p, "\(JSONValue.quote(n)) is not one of \(RollbackStrategy.names.joined(separator: ", "))")
-                return nil
+        // Either one strategy (`strategy` + its settings object) or a plan (`steps`), never both.
+        let isPlan = obj.has("steps")
+        var name: String?
+        if isPlan {
+            if obj.has("strategy") {
+                _ = obj.value("strategy")
+                sink.error(
+                    obj.childPath("strategy"),
+                    "give either strategy (one step) or steps (a plan), not both; move it into a step of steps")
             }
-            return n
+        } else {
+            name = strategyName(&obj)
         }
         let phaseTimeout = obj.read("phaseTimeout", Read.positiveDuration) ?? .seconds(60)
         let backup = obj.read("backup", Read.argv)
         let migrationsDir = obj.read("migrationsDir", Read.nonEmptyString)
-        if let m = migrationsDir, m.hasPrefix("/"), !m.contains("{version}") {
-            sink.error(
-                obj.childPath("migrationsDir"),
-                "\(JSONValue.quote(m)) is absolute but has no {version} placeholder; write e.g. \"/srv/app/releases/{version}/db/migrate\", or a path relative to the symlink strategy's release directory"
-            )
-        } else if let m = migrationsDir, !m.hasPrefix("/"), name != nil, name != "symlink" {
-            sink.error(
-                obj.childPath("migrationsDir"),
-                "\(JSONValue.quote(m)) is relative to a release directory, which only the symlink strategy has; write an absolute path with {version}, e.g. \"/srv/app/releases/{version}/db/migrate\""
-            )
-        }
         let compatible = obj.read("migrationsCompatible", Read.bool) ?? false
         let gitTagsRepo = obj.read("gitTagsRepo", Read.absolutePath)
         let smoke =
@@ -96,30 +127,130 @@ extension RollbackConfig {
                 return ok ? list : nil
             } ?? []
 
-        // Settings for the chosen strategy live in an object named after it; settings for another strategy
-        // are an error (they would silently do nothing).
+        var steps: [RollbackStep]?
+        if isPlan {
+            for other in RollbackStrategy.names where obj.has(other) {
+                _ = obj.value(other)
+                sink.error(obj.childPath(other), "settings for strategy \(other) belong inside its step in steps")
+            }
+            steps = obj.read("steps", readSteps)
+        } else if let strategy = strategySettings(name, &obj) {
+            steps = [RollbackStep(strategy)]
+        }
+        if let m = migrationsDir, m.hasPrefix("/"), !m.contains("{version}") {
+            sink.error(
+                obj.childPath("migrationsDir"),
+                "\(JSONValue.quote(m)) is absolute but has no {version} placeholder; write e.g. \"/srv/app/releases/{version}/db/migrate\", or a path relative to the symlink strategy's release directory"
+            )
+        } else if let m = migrationsDir, !m.hasPrefix("/"), let steps,
+            !steps.contains(where: { $0.strategy.name == "symlink" })
+        {
+            sink.error(
+                obj.childPath("migrationsDir"),
+                "\(JSONValue.quote(m)) is relative to a release directory, which only the symlink strategy has; write an absolute path with {version}, e.g. \"/srv/app/releases/{version}/db/migrate\""
+            )
+        }
+        obj.finish(known: ["steps"])
+        guard let steps else { return nil }
+        return RollbackConfig(
+            steps: steps, isPlan: isPlan, phaseTimeout: phaseTimeout, backup: backup,
+            migrationsDir: migrationsDir, migrationsCompatible: compatible,
+            gitTagsRepo: gitTagsRepo, smokeURLs: smoke)
+    }
+
+    /// `strategy` of `obj` (the top-level rollback object or a step), checked against the nine names.
+    private static func strategyName(_ obj: inout ObjectReader) -> String? {
+        obj.read("strategy", required: true) { v, p, s -> String? in
+            guard let n = Read.string(v, p, s) else { return nil }
+            guard RollbackStrategy.names.contains(n) else {
+                s.error(p, "\(JSONValue.quote(n)) is not one of \(RollbackStrategy.names.joined(separator: ", "))")
+                return nil
+            }
+            return n
+        }
+    }
+
+    /// The settings object named after the strategy `name` in `obj`. Settings for another strategy are an error
+    /// (they would silently do nothing).
+    private static func strategySettings(_ name: String?, _ obj: inout ObjectReader) -> RollbackStrategy? {
+        let sink = obj.sink
         for other in RollbackStrategy.names where other != name && obj.has(other) {
             _ = obj.value(other)
-            if name == nil && obj.has("strategy") { continue } // an invalid strategy name: reported above
+            if name == nil && obj.has("strategy") { continue } // an invalid strategy name: reported already
             sink.error(
                 obj.childPath(other),
                 "settings for strategy \(other), but strategy is \(name.map { JSONValue.quote($0) } ?? "not set")")
         }
-        var strategy: RollbackStrategy?
-        if let name {
-            if let settings = obj.value(name, required: true),
-                var s = ObjectReader(settings, path: obj.childPath(name), sink: sink)
-            {
-                strategy = readStrategy(name, &s)
-                s.finish()
-            }
+        guard let name, let settings = obj.value(name, required: true),
+            var s = ObjectReader(settings, path: obj.childPath(name), sink: sink)
+        else { return nil }
+        let strategy = readStrategy(name, &s)
+        s.finish()
+        return strategy
+    }
+
+    /// `rollback.steps`: each step a strategy with its settings, plus name, timeout, onFailure, approval, version.
+    private static func readSteps(_ v: JSONValue, _ p: String, _ sink: IssueSink) -> [RollbackStep]? {
+        guard case let .array(items) = v else {
+            sink.error(p, "expected an array of steps, found \(v.typeName)")
+            return nil
         }
-        obj.finish()
-        guard let strategy else { return nil }
-        return RollbackConfig(
-            strategy: strategy, phaseTimeout: phaseTimeout, backup: backup,
-            migrationsDir: migrationsDir, migrationsCompatible: compatible,
-            gitTagsRepo: gitTagsRepo, smokeURLs: smoke)
+        guard !items.isEmpty else {
+            sink.error(p, "must list at least one step")
+            return nil
+        }
+        var steps: [RollbackStep] = []
+        var ok = true
+        var named: [String: Int] = [:]
+        var versionStep: Int?
+        for (i, item) in items.enumerated() {
+            guard var o = ObjectReader(item, path: JSONPath.element(p, i), sink: sink) else {
+                ok = false
+                continue
+            }
+            let strategyName = strategyName(&o)
+            let name = o.read("name", Read.nonEmptyString)
+            if let name {
+                if let first = named[name] {
+                    sink.error(
+                        o.childPath("name"),
+                        "duplicate step name \(JSONValue.quote(name)) (also \(JSONPath.element(p, first)))")
+                } else {
+                    named[name] = i
+                }
+            }
+            let timeout = o.read("timeout", Read.positiveDuration)
+            let onFailure = o.read("onFailure", Read.choice(RollbackStep.OnFailure.self)) ?? .halt
+            let approval = o.read("approval", Read.bool) ?? false
+            if approval {
+                // Accepted and ignored, the step would run without the person it was written for.
+                sink.error(
+                    o.childPath("approval"),
+                    "a step waiting for rollbackd approve is not available in this version yet; run this step by hand, or give the trigger automation semi"
+                )
+            }
+            let version = o.read("version", Read.bool) ?? false
+            if version {
+                if let first = versionStep {
+                    sink.error(
+                        o.childPath("version"),
+                        "only one step tells the live version (also \(JSONPath.element(p, first)))")
+                } else {
+                    versionStep = i
+                }
+            }
+            let strategy = strategySettings(strategyName, &o)
+            o.finish()
+            guard let strategy else {
+                ok = false
+                continue
+            }
+            steps.append(
+                RollbackStep(
+                    strategy, name: name, timeout: timeout, onFailure: onFailure, approval: approval,
+                    version: version))
+        }
+        return ok ? steps : nil
     }
 
     private static func readStrategy(_ name: String, _ s: inout ObjectReader) -> RollbackStrategy? {

@@ -231,3 +231,49 @@ public struct CommandStrategy: Sendable, Equatable {
 
     public init(argv: [String]) { self.argv = argv }
 }
+
+/// One step of a rollback plan (`rollback.steps[i]`, or the whole of `rollback.strategy`): a strategy with its
+/// settings and how the plan treats it.
+public struct RollbackStep: Sendable, Equatable {
+    /// What a failed step does to the plan.
+    public enum OnFailure: String, Sendable, Equatable, CaseIterable {
+        /// Stop the plan: the rollback fails, naming this step and the steps that had run (the default).
+        case halt
+        /// Report the failure and go on with the next step (best-effort steps such as a cache purge).
+        case `continue`
+    }
+
+    public var name: String?
+    public var strategy: RollbackStrategy
+    /// Each of this step's phases fails after this long (default: `rollback.phaseTimeout`).
+    public var timeout: Interval?
+    public var onFailure: OnFailure
+    /// The plan stops before this step and waits for `rollbackd approve`.
+    public var approval: Bool
+    /// The live version is asked of this step's strategy (`"version": {"type": "strategy"}`).
+    public var version: Bool
+
+    public init(
+        _ strategy: RollbackStrategy, name: String? = nil, timeout: Interval? = nil, onFailure: OnFailure = .halt,
+        approval: Bool = false, version: Bool = false
+    ) {
+        self.strategy = strategy
+        self.name = name
+        self.timeout = timeout
+        self.onFailure = onFailure
+        self.approval = approval
+        self.version = version
+    }
+
+    /// Strategies that deploy the application itself (and so can tell which release is live).
+    public static let applicationStrategies: Set<String> = [
+        "symlink", "systemd-unit", "kubernetes", "docker-swarm", "nginx-blue-green", "haproxy-canary",
+    ]
+
+    public var isApplication: Bool { Self.applicationStrategies.contains(strategy.name) }
+
+    /// `2 "flags" (feature-flag)` for step index 1, or `2 (feature-flag)` without a name.
+    public func label(index: Int) -> String {
+        "\(index + 1)" + (name.map { " \(JSONValue.quote($0))" } ?? "") + " (\(strategy.name))"
+    }
+}

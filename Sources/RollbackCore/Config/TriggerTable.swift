@@ -25,7 +25,13 @@ public enum TriggerTable {
         for r in all { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         var out =
             "service \(t.service): interval \(t.interval), automation cap \(t.automation.rawValue), "
-            + "strategy \(t.rollback.strategy.name), \(t.metrics.count) metrics, \(t.triggers.count) triggers\n"
+            + (t.rollback.isPlan ? "a plan of \(t.rollback.steps.count) steps" : "strategy \(t.rollback.strategy.name)")
+            + ", \(t.metrics.count) metrics, \(t.triggers.count) triggers\n"
+        if t.rollback.isPlan {
+            let version = t.version == .strategy ? " (the version from step \(t.rollback.versionStepIndex + 1))" : ""
+            out += "rollback plan of \(t.rollback.steps.count) steps\(version):\n"
+            for line in planLines(t.rollback) { out += "  " + line + "\n" }
+        }
         if let listen = t.telemetry?.listen { out += "telemetry: /metrics served on \(telemetryURL(listen))\n" }
         for r in all {
             var line = ""
@@ -65,11 +71,35 @@ public enum TriggerTable {
             ("service", .string(t.service)),
             ("interval", .string(t.interval.description)),
             ("automation", .string(t.automation.rawValue)),
-            ("strategy", .string(t.rollback.strategy.name)),
+            ("strategy", .string(t.rollback.isPlan ? "plan" : t.rollback.strategy.name)),
+            (
+                "steps",
+                .array(
+                    t.rollback.steps.map { step in
+                        .object([
+                            ("name", step.name.map { .string($0) } ?? .null),
+                            ("strategy", .string(step.strategy.name)),
+                            ("timeout", .string((step.timeout ?? t.rollback.phaseTimeout).description)),
+                            ("onFailure", .string(step.onFailure.rawValue)),
+                            ("approval", .bool(step.approval)),
+                        ])
+                    })
+            ),
             ("triggers", .array(triggers)),
             ("telemetry", t.telemetry.map { .string(telemetryURL($0.listen)) } ?? .null),
         ])
         return root.serialized + "\n"
+    }
+
+    /// One line per step of a plan: `2. "flags" feature-flag, timeout 10s, onFailure halt`.
+    public static func planLines(_ r: RollbackConfig) -> [String] {
+        r.steps.enumerated().map { i, step in
+            var line = "\(i + 1). " + (step.name.map { JSONValue.quote($0) + " " } ?? "") + step.strategy.name
+            if let t = step.timeout { line += ", timeout \(t)" }
+            line += ", onFailure \(step.onFailure.rawValue)"
+            if step.approval { line += ", waits for approval" }
+            return line
+        }
     }
 
     /// Where `/metrics` is scraped: `http://127.0.0.1:9465/metrics`, or `unix:/run/…/metrics.sock` (path `/metrics`).

@@ -25,12 +25,32 @@ public struct RollbackPhase: Sendable, Equatable, Codable {
     /// What the phase does, concretely enough to review in a dry run (the argv, the file, the socket command).
     public var description: String
     public var timeout: Interval
+    /// In a plan of steps (`rollback.steps`): the 1-based step this phase belongs to; nil for one strategy.
+    public var step: Int?
 
-    public init(name: String, description: String, timeout: Interval) {
+    public init(name: String, description: String, timeout: Interval, step: Int? = nil) {
         self.name = name
         self.description = description
         self.timeout = timeout
+        self.step = step
     }
+}
+
+/// One step of a plan as the runner and the journal see it.
+public struct PlanStep: Sendable, Equatable, Codable {
+    /// `2 "flags" (feature-flag)`.
+    public var label: String
+    public var strategy: String
+    /// `halt` or `continue`.
+    public var onFailure: String
+
+    public init(label: String, strategy: String, onFailure: String) {
+        self.label = label
+        self.strategy = strategy
+        self.onFailure = onFailure
+    }
+
+    public var continues: Bool { onFailure == "continue" }
 }
 
 /// What an executor would do to go from one release to another.
@@ -40,20 +60,43 @@ public struct RollbackPlan: Sendable, Equatable, Codable {
     public var to: String
     public var incident: String
     public var phases: [RollbackPhase]
+    /// The steps of a plan (`rollback.steps`), in order; empty for one strategy. Each phase names its step.
+    public var steps: [PlanStep]
 
-    public init(strategy: String, from: String, to: String, incident: String, phases: [RollbackPhase]) {
+    public init(
+        strategy: String, from: String, to: String, incident: String, phases: [RollbackPhase], steps: [PlanStep] = []
+    ) {
         self.strategy = strategy
         self.from = from
         self.to = to
         self.incident = incident
         self.phases = phases
+        self.steps = steps
+    }
+
+    /// The step of a phase of a plan.
+    public func step(of phase: RollbackPhase) -> PlanStep? {
+        guard let n = phase.step, steps.indices.contains(n - 1) else { return nil }
+        return steps[n - 1]
     }
 
     /// A readable rendering for `--dry-run` and journald.
     public var text: String {
-        var lines = ["rollback \(from) -> \(to) with strategy \(strategy) (incident \(incident)):"]
+        guard !steps.isEmpty else {
+            var lines = ["rollback \(from) -> \(to) with strategy \(strategy) (incident \(incident)):"]
+            for (i, p) in phases.enumerated() {
+                lines.append("  \(i + 1). \(p.name) [timeout \(p.timeout)]: \(p.description)")
+            }
+            return lines.joined(separator: "\n")
+        }
+        var lines = ["rollback \(from) -> \(to) with a plan of \(steps.count) steps (incident \(incident)):"]
+        var shown: Int?
         for (i, p) in phases.enumerated() {
-            lines.append("  \(i + 1). \(p.name) [timeout \(p.timeout)]: \(p.description)")
+            if let n = p.step, n != shown, let step = step(of: p) {
+                shown = n
+                lines.append("  step \(step.label)" + (step.continues ? " [onFailure continue]" : "") + ":")
+            }
+            lines.append("    \(i + 1). \(p.name) [timeout \(p.timeout)]: \(p.description)")
         }
         return lines.joined(separator: "\n")
     }

@@ -144,6 +144,7 @@ public struct RollbackProcedure: Sendable {
         await reporter.ended(outcome)
         switch outcome.status {
         case .finished, .alreadyFinished: return .succeeded
+        case let .failed(_, message) where !plan.steps.isEmpty: return .failed(message)
         case let .failed(phase, message): return .failed("phase \(phase): \(message)")
         case let .refused(why): return .refused(GateResult(gate: "lock", passed: false, detail: why))
         case let .interrupted(phase): return .interrupted("stopped during phase \(phase); the journal resumes it")

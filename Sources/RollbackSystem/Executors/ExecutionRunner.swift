@@ -26,6 +26,10 @@ public struct ExecutionJournal: Sendable, Equatable {
     public var updatedAt: Timestamp
     /// 1 for the first attempt of this plan, then 2, 3… after failures.
     public var attempt: Int
+    /// Steps of a plan with `onFailure: continue` that failed (1-based): their remaining phases are not run.
+    public var failedSteps: [Int] = []
+    /// Why each of `failedSteps` failed, one line each.
+    public var stepErrors: [String] = []
 
     /// Same strategy, versions, incident and phase names: the same rollback.
     public func isSame(as other: RollbackPlan) -> Bool {
@@ -45,12 +49,25 @@ public struct ExecutionJournal: Sendable, Equatable {
                 "phases",
                 .array(
                     plan.phases.map { p in
+                        .object(
+                            [
+                                ("name", .string(p.name)), ("description", .string(p.description)),
+                                ("timeoutMs", .number(Double(p.timeout.milliseconds))),
+                            ] + (p.step.map { [("step", .number(Double($0)))] } ?? []))
+                    })
+            ),
+            (
+                "steps",
+                .array(
+                    plan.steps.map { s in
                         .object([
-                            ("name", .string(p.name)), ("description", .string(p.description)),
-                            ("timeoutMs", .number(Double(p.timeout.milliseconds))),
+                            ("label", .string(s.label)), ("strategy", .string(s.strategy)),
+                            ("onFailure", .string(s.onFailure)),
                         ])
                     })
             ),
+            ("failedSteps", .array(failedSteps.map { .number(Double($0)) })),
+            ("stepErrors", .array(stepErrors.map { .string($0) })),
             ("completed", .array(completed.map { .string($0) })),
             ("failedPhase", failedPhase.map { .string($0) } ?? .null),
             ("error", error.map { .string($0) } ?? .null),
@@ -74,17 +91,37 @@ public struct ExecutionJournal: Sendable, Equatable {
             guard case let .string(name)? = item["name"], case let .string(desc)? = item["description"],
                 case let .number(ms)? = item["timeoutMs"]
             else { return nil }
-            phases.append(RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms))))
+            var step: Int?
+            if case let .number(n)? = item["step"] { step = Int(n) }
+            phases.append(RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms)), step: step))
+        }
+        var steps: [PlanStep] = []
+        if case let .array(items)? = v["steps"] {
+            for item in items {
+                guard case let .string(label)? = item["label"], case let .string(strategy)? = item["strategy"],
+                    case let .string(onFailure)? = item["onFailure"]
+                else { return nil }
+                steps.append(PlanStep(label: label, strategy: strategy, onFailure: onFailure))
+            }
+        }
+        var failedSteps: [Int] = []
+        if case let .array(items)? = v["failedSteps"] {
+            for case let .number(n) in items { failedSteps.append(Int(n)) }
+        }
+        var stepErrors: [String] = []
+        if case let .array(items)? = v["stepErrors"] {
+            for case let .string(e) in items { stepErrors.append(e) }
         }
         let completed = done.compactMap { item -> String? in
             if case let .string(s) = item { return s }; return nil
         }
         return ExecutionJournal(
-            plan: RollbackPlan(strategy: strategy, from: from, to: to, incident: incident, phases: phases),
+            plan: RollbackPlan(
+                strategy: strategy, from: from, to: to, incident: incident, phases: phases, steps: steps),
             status: status, completed: completed, failedPhase: str("failedPhase"), error: str("error"),
             startedAt: Timestamp(millisecondsSinceEpoch: Int64(started)),
             updatedAt: Timestamp(millisecondsSinceEpoch: Int64(updated)),
-            attempt: Int(num("attempt") ?? 1))
+            attempt: Int(num("attempt") ?? 1), failedSteps: failedSteps, stepErrors: stepErrors)
     }
 }
 
@@ -118,8 +155,8 @@ public struct PhaseReport: Sendable, Equatable {
             reason: state == .failed ? message : nil,
             extra: [
                 "phase": phase.name, "phase_state": state.rawValue, "phase_index": String(index),
-                "strategy": plan.strategy,
-            ])
+                "strategy": plan.step(of: phase)?.strategy ?? plan.strategy,
+            ].merging(phase.step.map { ["step": String($0)] } ?? [:]) { a, _ in a })
     }
 }
 
@@ -140,6 +177,8 @@ public struct ExecutionOutcome: Sendable, Equatable {
     public var plan: RollbackPlan
     public var status: Status
     public var reports: [PhaseReport]
+    /// Steps with `onFailure: continue` that failed while the plan went on, one line each.
+    public var stepFailures: [String] = []
     public var succeeded: Bool {
         switch status {
         case .finished, .alreadyFinished: return true
@@ -149,8 +188,13 @@ public struct ExecutionOutcome: Sendable, Equatable {
     /// One line for people.
     public var summary: String {
         switch status {
+        case .finished where !stepFailures.isEmpty:
+            return "rollback \(plan.from) -> \(plan.to) finished, but best-effort "
+                + (stepFailures.count == 1 ? "step " : "steps ") + stepFailures.joined(separator: "; ")
         case .finished: return "rollback \(plan.from) -> \(plan.to) finished"
         case .alreadyFinished: return "rollback \(plan.from) -> \(plan.to) had already finished; nothing was run again"
+        case let .failed(_, message) where !plan.steps.isEmpty:
+            return "rollback \(plan.from) -> \(plan.to) failed at \(message)"
         case let .failed(phase, message):
             return "rollback \(plan.from) -> \(plan.to) failed at phase \(phase): \(message)"
         case let .refused(why): return "rollback \(plan.from) -> \(plan.to) not started: \(why)"
@@ -299,6 +343,14 @@ public struct ExecutionRunner: Sendable {
                 await progress(r)
                 continue
             }
+            if let n = phase.step, journal.failedSteps.contains(n) {
+                let r = PhaseReport(
+                    phase: phase, index: i + 1, count: count, state: .skipped,
+                    message: "step \(plan.step(of: phase)?.label ?? String(n)) failed (onFailure continue); not run")
+                reports.append(r)
+                await progress(r)
+                continue
+            }
             let startReport = PhaseReport(
                 phase: phase, index: i + 1, count: count, state: .started, message: phase.description)
             reports.append(startReport)
@@ -357,6 +409,20 @@ public struct ExecutionRunner: Sendable {
                 await progress(r)
                 return ExecutionOutcome(plan: plan, status: .interrupted(phase: phase.name), reports: reports)
             }
+            if let n = phase.step, let step = plan.step(of: phase), step.continues {
+                // A best-effort step: say so, skip its other phases, go on with the next step.
+                let line = "\(step.label) failed at phase \(phase.name): \(failure)"
+                journal.failedSteps.append(n)
+                journal.stepErrors.append(line)
+                journal.updatedAt = clock.now()
+                try? write(journal)
+                let r = PhaseReport(
+                    phase: phase, index: i + 1, count: count, state: .failed, seconds: seconds,
+                    message: failure + " (step \(step.label) is onFailure continue: the plan goes on)")
+                reports.append(r)
+                await progress(r)
+                continue
+            }
             let outcome = fail(&journal, phase: phase, index: i, message: failure, seconds: seconds, reports: &reports)
             await progress(reports[reports.count - 1])
             return outcome
@@ -369,7 +435,24 @@ public struct ExecutionRunner: Sendable {
             // Every phase ran; only the final mark is missing, and a re-run would skip every phase anyway.
             Logger(label: "rollbackd.executor").warning("cannot mark \(journalPath) finished: \(error.description)")
         }
-        return ExecutionOutcome(plan: plan, status: .finished, reports: reports)
+        return ExecutionOutcome(
+            plan: plan, status: .finished, reports: reports, stepFailures: journal.stepErrors)
+    }
+
+    /// For a plan of steps: which step failed at which phase, what the steps before it did and which did not run,
+    /// so that an operator knows what state the system is in.
+    static func stepFailure(_ journal: ExecutionJournal, phase: RollbackPhase, message: String) -> String {
+        let plan = journal.plan
+        guard let n = phase.step, let step = plan.step(of: phase) else { return message }
+        var text =
+            "step \(n)/\(plan.steps.count) \(step.label.drop { $0 != " " }.dropFirst()), phase \(phase.name): \(message)"
+        let before = plan.steps.prefix(n - 1).enumerated().map { j, s in
+            s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
+        }
+        text += "; steps run before it: " + (before.isEmpty ? "none" : before.joined(separator: ", "))
+        let after = plan.steps.dropFirst(n).map(\.label)
+        if !after.isEmpty { text += "; not run: " + after.joined(separator: ", ") }
+        return text
     }
 
     private func fail(
@@ -377,6 +460,7 @@ public struct ExecutionRunner: Sendable {
         reports: inout [PhaseReport]
     ) -> ExecutionOutcome {
         let plan = journal.plan
+        let message = Self.stepFailure(journal, phase: phase, message: message)
         journal.status = .failed
         journal.failedPhase = phase.name
         journal.error = message

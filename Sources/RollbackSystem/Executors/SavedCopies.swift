@@ -37,6 +37,15 @@ struct SavedCopies {
 
     /// Forgets copies kept for `plan` by any strategy (a fresh attempt starts from the live files as they are).
     static func discard(stateDirectory: String, plan: RollbackPlan) {
+        // The steps of a plan keep theirs apart, in step-<n> (PlanExecutor.stateDirectory).
+        for dir in [stateDirectory]
+            + plan.steps.indices.map({ PlanExecutor.stateDirectory(of: $0, in: stateDirectory) })
+        {
+            discard(in: dir, plan: plan)
+        }
+    }
+
+    private static func discard(in stateDirectory: String, plan: RollbackPlan) {
         let base = "\(stateDirectory)/executor"
         guard let kinds = try? Paths.list(base) else { return }
         for kind in kinds where kind.hasSuffix("-prev") {
