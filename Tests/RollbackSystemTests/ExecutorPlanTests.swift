@@ -63,6 +63,20 @@ import TestSupport
         func lines() -> [String] { (TestFiles.read(log) ?? "").split(separator: "\n").map(String.init) }
     }
 
+    /// A drill rolls forward by running the same steps toward the original release, which does not undo every
+    /// step of a plan (the flag would be switched off twice): `rollbackd drill` refuses plans and changes nothing.
+    @Test func aDrillOfAPlanIsRefusedBeforeAnythingChanges() async throws {
+        let dir = try ScratchDir("plan-drill")
+        defer { dir.remove() }
+        let app = Layout(dir)
+        let cfg = app.config([app.appStep, app.flagStep])
+        let before = TestFiles.snapshot(dir.path)
+        let r = try await runRollbackd(["drill", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
+        #expect(!r.succeeded)
+        #expect(r.stderrText.contains("drills of multi-step plans are not supported yet"), "\(r.stderrText)")
+        #expect(TestFiles.snapshot(dir.path) == before)
+    }
+
     @Test func aThreeStepPlanRunsInOrderAndJournalsEveryPhase() async throws {
         let dir = try ScratchDir("plan")
         defer { dir.remove() }

@@ -36,6 +36,14 @@ public enum Drill {
         let dir = options.stateDirectory
         let started = SystemTime.now()
         let id = "drill-\(started.compactUTC)"
+        // A drill rolls forward by running the same steps toward the original release; a plan's steps are not all
+        // reversible that way (a flag switched off would be switched off again), so a drill would leave
+        // production changed. Refuse before touching anything.
+        if config.rollback.steps.count > 1 {
+            throw DrillError(
+                "rollback.steps has \(config.rollback.steps.count) steps: drills of multi-step plans are not supported yet (their roll-forward would not undo every step); drill a one-step table instead"
+            )
+        }
         // A drill must never interfere with a real rollback in the same state directory.
         let saved: EngineState?
         do { saved = try StateStore(directory: dir).load() } catch { throw DrillError(error.description) }
