@@ -28,7 +28,8 @@ expression must be under 1 % again (the previous drill's errors have left the wi
 Settings (both tools alike, see docs/benchmarks.md for why):
   tight     rollbackd interval 1s, breaches 2, window 5s | Prometheus scrape/eval 1s, rate[5s], for 1s
             (fires on the 2nd consecutive true evaluation), Alertmanager group_wait 0s
-  defaults  rollbackd's shipped thresholds.json: interval 5s, breaches 3, window 30s | Prometheus scrape/eval
+  defaults  issue 7's shipped thresholds.json: interval 5s, breaches 3, window 30s (today's binary combines
+            breaches with the evidence test; today's table has no breaches on it) | Prometheus scrape/eval
             1m (its defaults), rate[5m], for 1m, Alertmanager defaults (group_wait 30s, group_interval 5m)
   evidence  three tools in one run, drills alternating: rollbackd's evidence rule (interval 250ms, window 3s, no
             breaches/clears, confidence 0.99: the sequential test decides), Prometheus + Alertmanager at `tight`,
