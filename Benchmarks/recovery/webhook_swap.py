@@ -4,8 +4,12 @@ notification with a firing alert, swaps the release symlink back the same way ro
 (a new symlink under a temporary name, then rename(2) over the live one: atomic).
 
     webhook_swap.py --port N --link /path/current --target /path/releases/v1
+    webhook_swap.py --port N --log-only
 
-Logs each swap with its CLOCK_MONOTONIC time on stdout. Stops when its parent goes away.
+Logs each swap with its CLOCK_MONOTONIC time on stdout. With --log-only (the false-alert watch of run.py
+--setting quiet) it swaps nothing and logs every notification as "NOTIFY <monotonic> <status> <job>,<job>..." (the
+`job` labels of its alerts), so each alert that would have rolled a release back is counted. Stops when its parent
+goes away.
 """
 import argparse
 import json
@@ -18,18 +22,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--link", required=True)
-    ap.add_argument("--target", required=True)
+    ap.add_argument("--link")
+    ap.add_argument("--target")
+    ap.add_argument("--log-only", action="store_true", help="log notifications, swap nothing")
     args = ap.parse_args()
+    if not args.log_only and not (args.link and args.target):
+        ap.error("--link and --target are required unless --log-only")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             try:
-                firing = json.loads(body).get("status") == "firing"
+                note = json.loads(body)
             except ValueError:
-                firing = False
-            if firing:
+                note = {}
+            firing = note.get("status") == "firing"
+            if args.log_only:
+                jobs = sorted({a.get("labels", {}).get("job", "?") for a in note.get("alerts", [])
+                               if a.get("status") == "firing"})
+                print(f"NOTIFY {time.monotonic():.3f} {note.get('status')} {','.join(jobs) or '-'}", flush=True)
+            elif firing:
                 tmp = f"{args.link}.swap-{os.getpid()}"
                 if os.path.lexists(tmp):
                     os.unlink(tmp)
