@@ -27,6 +27,18 @@ import Testing
         return h
     }
 
+    /// The window may still hold the previous release's clean requests (7 % here) while the test weighs the new
+    /// release's own (60 %): the firing message shows the rate of the counts it decided on.
+    @Test func theFiringMessageShowsTheRateTheTestWeighed() throws {
+        var h = try Self.deployed(Self.evidenceSpec())
+        let out = h.tick(["error_rate": .value(0.07)], counts: ["error_rate": Counts(events: 30, trials: 50)])
+        let firing = try #require(out.events.first { $0.kind == .triggerFiring })
+        #expect(
+            firing.message.hasPrefix("Trigger errors is firing: 60% (30 of 50 since v2 went live;"), "\(firing.message)"
+        )
+        #expect(firing.value == 0.07)
+    }
+
     @Test func theTickThatSeesANewReleaseChargesItNothing() throws {
         var spec = Self.evidenceSpec()
         spec.cap = "manual"

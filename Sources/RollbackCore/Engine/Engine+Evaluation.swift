@@ -158,9 +158,14 @@ extension Engine {
                     case .ok: verdict = .ok
                     case .hold: verdict = .hold
                     }
-                    // The ratio alone would have breached: say once why nothing happens.
+                    // The ratio alone would have breached: say once why nothing happens. On a ratio, the ratio of
+                    // the counts the test weighed (the one the message shows).
+                    var looksBad = valueBreach
+                    if case .ratio? = config.metric(named: t.metric)?.evidence, let r = s.evidence?.total.ratio {
+                        looksBad = t.condition.isBreached(by: r, threshold: threshold)
+                    }
                     sayInsufficient =
-                        valueBreach && verdict != .breach && !s.phase.isTripped && s.insufficientSaid != true
+                        looksBad && verdict != .breach && !s.phase.isTripped && s.insufficientSaid != true
                         && s.evidence?.total.trials ?? 0 > 0
                 } else {
                     verdict = valueBreach ? .breach : .ok
@@ -193,7 +198,15 @@ extension Engine {
         var valueText =
             s.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
             ?? "no data"
-        if byEvidence, verdict == .ok, s.phase.isTripped, let recovery = recoveryText(t, s) {
+        let recovering = byEvidence && verdict == .ok && s.phase.isTripped && s.clearing != nil
+        // On a ratio decided by evidence the number shown is the rate of the counts the test weighed (since the
+        // release went live), not the window's, which may still hold the previous release's requests.
+        if byEvidence, case .ratio? = config.metric(named: t.metric)?.evidence,
+            let rate = (recovering ? s.clearing : s.evidence)?.total.ratio
+        {
+            valueText = ValueFormat.format(rate, unit: .ratio)
+        }
+        if recovering, let recovery = recoveryText(t, s) {
             // Clearing a tripped trigger: the evidence that counts is the recovery test's.
             valueText += " (\(recovery))"
         } else if byEvidence, let evidence = evidenceText(t, s) {
