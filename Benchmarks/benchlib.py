@@ -77,3 +77,14 @@ def control(socket_path, command, **fields):
                 break
             data += chunk
     return json.loads(data)
+
+
+def read_requests(path):
+    """A load generator's log (Benchmarks/decisions/loadgen.py): (sent, answered, ok) per request, monotonic s."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3:
+                out.append((float(parts[0]), float(parts[1]), parts[2] == "1"))
+    return out

@@ -64,7 +64,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
-from benchlib import SymlinkReleases, control, die_with_parent, free_port, stop, wait_until  # noqa: E402
+from benchlib import (SymlinkReleases, control, die_with_parent, free_port, read_requests, stop,  # noqa: E402
+                      wait_until)
 HERE = os.path.join(ROOT, "Benchmarks", "decisions")
 NICE = ["nice", "-n", "19"]
 
@@ -153,16 +154,6 @@ class Fixture(SymlinkReleases):
 
     def requests_path(self, load_dir):
         return os.path.join(load_dir, self.name + ".requests")
-
-
-def read_requests(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3:
-                out.append((float(parts[0]), float(parts[1]), parts[2] == "1"))
-    return out
 
 
 class Daemon:

@@ -64,7 +64,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
-from benchlib import SymlinkReleases, control, die_with_parent, free_port, stop, wait_until  # noqa: E402
+from benchlib import (SymlinkReleases, control, die_with_parent, free_port, read_requests, stop,  # noqa: E402
+                      wait_until)
 HERE = os.path.join(ROOT, "Benchmarks", "recovery")
 BUCKET = 0.25
 WINDOW = 1.0  # the load generator's sliding window
@@ -518,17 +519,6 @@ def run_evidence(args, bins, base, load_dirs):
     plan = [(rb, fx_rb, args.drills, rb.interval), (pt, fx_t, args.drills, pt.interval),
             (pf, fx_f, args.drills, pf.interval)]
     return run_drills("evidence", plan, base, EVIDENCE_TIMEOUT), {t.name: t.desc for t, _, _, _ in plan}
-
-
-def read_requests(path):
-    """The decisions benchmark's loadgen.py log: (sent, answered, ok) per request."""
-    out = []
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3:
-                out.append((float(parts[0]), float(parts[1]), parts[2] == "1"))
-    return out
 
 
 def episodes(values, step):
