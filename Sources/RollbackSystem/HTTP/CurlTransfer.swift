@@ -134,27 +134,29 @@ final class CurlTransfer: @unchecked Sendable {
                     return n
                 }))
         check(rbd_easy_setopt_pointer(h, CURLOPT_WRITEDATA, me))
-        check(
-            rbd_easy_setopt_header_callback(
-                h,
-                { ptr, size, count, userdata in
-                    guard let ptr, let userdata else { return 0 }
-                    let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
-                    let n = size * count
-                    let line = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
-                        String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
-                    }
-                    if line.hasPrefix("HTTP/") {
-                        // A new response (after a redirect or a 100 Continue): keep only the final one's headers.
-                        t.responseHeaders.removeAll()
-                    } else if let colon = line.firstIndex(of: ":") {
-                        let name = String(line[..<colon])
-                        let value = httpTrim(String(line[line.index(after: colon)...]))
-                        if t.responseHeaders.count < 200 { t.responseHeaders.append((name, value)) }
-                    }
-                    return n
-                }))
-        check(rbd_easy_setopt_pointer(h, CURLOPT_HEADERDATA, me))
+        if request.keepsHeaders {
+            check(
+                rbd_easy_setopt_header_callback(
+                    h,
+                    { ptr, size, count, userdata in
+                        guard let ptr, let userdata else { return 0 }
+                        let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
+                        let n = size * count
+                        let line = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+                            String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+                        }
+                        if line.hasPrefix("HTTP/") {
+                            // A new response (after a redirect or a 100 Continue): keep only the final one's headers.
+                            t.responseHeaders.removeAll()
+                        } else if let colon = line.firstIndex(of: ":") {
+                            let name = String(line[..<colon])
+                            let value = httpTrim(String(line[line.index(after: colon)...]))
+                            if t.responseHeaders.count < 200 { t.responseHeaders.append((name, value)) }
+                        }
+                        return n
+                    }))
+            check(rbd_easy_setopt_pointer(h, CURLOPT_HEADERDATA, me))
+        }
 
         switch request.method.uppercased() {
         case "GET": break

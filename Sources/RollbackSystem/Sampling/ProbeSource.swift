@@ -45,7 +45,7 @@ public actor ProbeSource: ReportingSource {
 
     /// Probes every target once.
     public func probe() async -> [ProbeOutcome] {
-        let results = await client.sendAll(targets.map { HTTPRequest.get($0, options: http) })
+        let results = await client.sendAll(targets.map { HTTPRequest.get($0, options: http).withoutHeaders() })
         return zip(targets, results).map { target, r in
             Self.judge(target: target, r, expect: expect, timeout: http.timeout)
         }

@@ -33,7 +33,8 @@ public actor ScrapeSource: ReportingSource {
         request.reserveCapacity(targets.count)
         for t in targets {
             request.append(
-                HTTPRequest(url: t, headers: [("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")], options: http))
+                HTTPRequest(url: t, headers: [("Accept", "text/plain;version=0.0.4;q=1,*/*;q=0.1")], options: http)
+                    .withoutHeaders())
         }
         let results = await client.sendAll(request)
         var failures: [String] = []
