@@ -1,11 +1,14 @@
-"""Helpers the benchmark drivers share (Benchmarks/recovery/run.py, Benchmarks/decisions/run.py): child processes
-that die with the driver and stop cleanly, free loopback ports, and bounded waits. Not run by `make test`."""
+"""Helpers the benchmark drivers share (Benchmarks/recovery/run.py, Benchmarks/decisions/run.py,
+Benchmarks/overhead/run.py, Benchmarks/soak/run.py): child processes that die with the driver and stop cleanly, free
+loopback ports, bounded waits, a control-socket client, an sd_notify socket and /proc/PID/status readings. Not run by
+`make test`."""
 import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -88,3 +91,50 @@ def read_requests(path):
             if len(parts) == 3:
                 out.append((float(parts[0]), float(parts[1]), parts[2] == "1"))
     return out
+
+
+class NotifySocket:
+    """Receives sd_notify datagrams; keeps (monotonic time, message) pairs."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.lock = threading.Lock()
+        self.messages = []
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            with self.lock:
+                self.messages.append((time.monotonic(), data.decode(errors="replace")))
+
+    def clear(self):
+        with self.lock:
+            self.messages = []
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, field, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, m in self.snapshot():
+                if field in m.split("\n"):
+                    return t
+            time.sleep(0.002)
+        return None
+
+
+def status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0

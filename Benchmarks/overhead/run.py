@@ -24,16 +24,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANY = os.path.join(ROOT, "Benchmarks", "sampling", "many_targets.py")
+sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
+from benchlib import NotifySocket, status_kib  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROCS = []
 
@@ -61,57 +61,10 @@ def stop(p):
         p.wait()
 
 
-class NotifySocket:
-    """Receives sd_notify datagrams; keeps (monotonic time, message) pairs."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.lock = threading.Lock()
-        self.messages = []
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                return
-            with self.lock:
-                self.messages.append((time.monotonic(), data.decode(errors="replace")))
-
-    def clear(self):
-        with self.lock:
-            self.messages = []
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.messages)
-
-    def wait_for(self, field, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for t, m in self.snapshot():
-                if field in m.split("\n"):
-                    return t
-            time.sleep(0.002)
-        return None
-
-
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
-
-
-def status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def rss_by_mapping(pid):

@@ -21,7 +21,11 @@ BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", 
 
 def exposition(n):
     """What the demo service exposes after 100·n requests (1 % errors, latencies around 5 ms)."""
-    ok, err = 99 * n, n
+    return exposition_counts(99 * n, n)
+
+
+def exposition_counts(ok, err):
+    """The same after `ok` answers of 200 and `err` of 500 (Benchmarks/soak/targets.py varies the share)."""
     lines = ["# HELP http_requests_total Requests served, by status code.", "# TYPE http_requests_total counter",
              f'http_requests_total{{code="200"}} {ok}', f'http_requests_total{{code="500"}} {err}',
              "# HELP http_request_duration_seconds Request latency.",
