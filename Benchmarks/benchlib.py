@@ -5,6 +5,7 @@ loopback ports, bounded waits, a control-socket client, an sd_notify socket and 
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -65,6 +66,23 @@ class SymlinkReleases:
 
     def live(self):
         return os.path.basename(os.readlink(self.link))
+
+    def deploy_bad_and_wait(self, interval, timeout, poll=0.01):
+        """A drill's deploy: at a random phase of a tool ticking every `interval` (a fresh daemon ticks at start +
+        k * interval, and a deploy locked to that would always land at the same point of its tick), `v2` goes
+        live; then `current` is watched until the tool swaps it back to `v1`. Returns (t0, swapped), monotonic
+        seconds; swapped is None when the tool did not within `timeout` (then the driver puts `v1` back itself)."""
+        time.sleep(random.uniform(0, interval))
+        if self.live() != "v1":
+            raise RuntimeError(f"{self.name}: {self.live()} is live before the drill")
+        t0 = time.monotonic()
+        self.deploy("v2")
+        while time.monotonic() - t0 < timeout:
+            if self.live() == "v1":
+                return t0, time.monotonic()
+            time.sleep(poll)
+        self.deploy("v1")
+        return t0, None
 
 
 def control(socket_path, command, **fields):

@@ -364,19 +364,7 @@ def run_watches(args, base, bins, load_dir, scenarios):
 
 def drill3(fx, daemon, load_dir, timeout=180):
     daemon.prepare()
-    time.sleep(random.uniform(0, daemon.interval))
-    if fx.live() != "v1":
-        raise RuntimeError(f"{fx.name}: {fx.live()} is live before the drill")
-    t0 = time.monotonic()
-    fx.deploy("v2")
-    swapped = None
-    while time.monotonic() - t0 < timeout:
-        if fx.live() == "v1":
-            swapped = time.monotonic()
-            break
-        time.sleep(0.01)
-    if swapped is None:
-        fx.deploy("v1")
+    t0, swapped = fx.deploy_bad_and_wait(daemon.interval, timeout)
     time.sleep(3)  # the service re-reads v1 (≤ 1 s), the load generator flushes
     daemon.finish()
     end = swapped if swapped is not None else time.monotonic()

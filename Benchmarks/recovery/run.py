@@ -51,7 +51,6 @@ traffic in the rate window: 0/0), was above the bound, and how many pending and 
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import statistics
@@ -418,24 +417,8 @@ receivers:
 
 def drill(tool, fixture, base, timeout, interval):
     tool.prepare()
-    # Deploy at a random phase of the tool's schedule: a fresh daemon ticks at start + k * interval, and a deploy
-    # locked to that would always land at the same point of its tick.
-    time.sleep(random.uniform(0, interval))
-    if fixture.live() != "v1":
-        raise RuntimeError(f"{fixture.name}: {fixture.live()} is live before the drill")
-    t0 = time.monotonic()
-    fixture.deploy("v2")
-    swapped = None
-    while time.monotonic() - t0 < timeout:
-        if fixture.live() == "v1":
-            swapped = time.monotonic()
-            break
-        time.sleep(0.02)
-    if swapped is None:
-        fixture.deploy("v1")
-        until = time.monotonic() + 5
-    else:
-        until = swapped + 5
+    t0, swapped = fixture.deploy_bad_and_wait(interval, timeout, poll=0.02)
+    until = (swapped if swapped is not None else time.monotonic()) + 5
     time.sleep(max(0.0, until - time.monotonic()))
     tool.finish()
     rec, last_err, requests, failures = measure(fixture.buckets_path(base), t0, swapped, until)
