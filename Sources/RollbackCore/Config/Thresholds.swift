@@ -190,6 +190,8 @@ public struct Thresholds: Sendable, Equatable {
     public var notify: NotifyConfig
     /// The daemon's own `/metrics` (nil: not served).
     public var telemetry: TelemetryConfig? = nil
+    /// Fleet mode on etcd (nil: this host alone).
+    public var fleet: FleetConfig? = nil
 
     public func metric(named name: String) -> MetricDefinition? { metrics.first { $0.name == name } }
     public func trigger(named name: String) -> TriggerDefinition? { triggers.first { $0.name == name } }
@@ -206,7 +208,7 @@ public struct LoadedThresholds: Sendable, Equatable {
 extension Thresholds {
     static let topLevelKeys = [
         "$schema", "service", "interval", "automation", "instances", "version", "metrics",
-        "triggers", "rollback", "safety", "notify", "telemetry",
+        "triggers", "rollback", "safety", "notify", "telemetry", "fleet",
     ]
 
     /// Parses and validates `text` (the content of `file`, used only in messages). Throws a `ConfigError` listing
@@ -322,13 +324,16 @@ extension Thresholds {
         let safety = obj.read("safety") { v, p, s in SafetyConfig.read(v, path: p, sink: s) } ?? SafetyConfig()
         let notify = obj.read("notify") { v, p, s in NotifyConfig.read(v, path: p, sink: s) } ?? NotifyConfig()
         let telemetry = obj.read("telemetry") { v, p, s in TelemetryConfig.read(v, path: p, sink: s) }
+        let fleet = obj.read("fleet") { v, p, s in
+            FleetConfig.read(v, path: p, service: service, interval: interval, sink: s)
+        }
         obj.finish()
 
         guard let service, let interval, let rollback else { return nil }
         let t = Thresholds(
             service: service, interval: interval, automation: cap, instances: instances ?? [],
             version: version, metrics: metrics, triggers: triggers, rollback: rollback,
-            safety: safety, notify: notify, telemetry: telemetry)
+            safety: safety, notify: notify, telemetry: telemetry, fleet: fleet)
         t.semanticWarnings(sink: sink)
         return t
     }

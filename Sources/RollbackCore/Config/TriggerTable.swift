@@ -33,6 +33,7 @@ public enum TriggerTable {
             for line in planLines(t.rollback) { out += "  " + line + "\n" }
         }
         if let listen = t.telemetry?.listen { out += "telemetry: /metrics served on \(telemetryURL(listen))\n" }
+        if let f = t.fleet { out += fleetLine(f) + "\n" }
         for r in all {
             var line = ""
             for (i, c) in r.enumerated() {
@@ -87,8 +88,25 @@ public enum TriggerTable {
             ),
             ("triggers", .array(triggers)),
             ("telemetry", t.telemetry.map { .string(telemetryURL($0.listen)) } ?? .null),
+            (
+                "fleet",
+                t.fleet.map { f in
+                    .object([
+                        ("name", .string(f.name)), ("host", f.host.map { .string($0) } ?? .null),
+                        ("endpoints", .array(f.endpoints.map { .string($0) })), ("tls", .bool(f.tls != nil)),
+                        ("leaseTTLSeconds", .number(f.leaseTTL.seconds)),
+                    ])
+                } ?? .null
+            ),
         ])
         return root.serialized + "\n"
+    }
+
+    /// `fleet shop-eu: one decision for every host, through etcd at 3 endpoints (TLS), this host web-1, lease 10s`.
+    public static func fleetLine(_ f: FleetConfig) -> String {
+        let n = f.endpoints.count
+        return "fleet \(f.name): one decision for every host, through etcd at \(n) endpoint\(n == 1 ? "" : "s")"
+            + (f.tls != nil ? " (TLS)" : "") + ", this host \(f.host ?? "named by its hostname"), lease \(f.leaseTTL)"
     }
 
     /// One line per step of a plan: `2. "flags" feature-flag, timeout 10s, onFailure halt`.

@@ -36,6 +36,15 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
     /// A rollback phase as the privileged executor ran it: the record of what was really done, written by the
     /// process that did it (the daemon's `rollback_phase` entries relay the same reports).
     case executorPhase = "executor_phase"
+    /// Fleet mode: this host became the fleet's leader (it decides for every host) or stopped being it.
+    case fleetLeaderElected = "fleet_leader_elected"
+    case fleetLeaderLost = "fleet_leader_lost"
+    /// Fleet mode, seen by the leader: a host's lease appeared or expired.
+    case fleetHostJoined = "fleet_host_joined"
+    case fleetHostLeft = "fleet_host_left"
+    /// Fleet mode: this host cannot reach etcd (it keeps sampling and never rolls back alone), or reaches it again.
+    case fleetPartitioned = "fleet_partitioned"
+    case fleetRejoined = "fleet_rejoined"
 }
 
 /// One thing that happened, with a sentence for humans and structured fields for machines.

@@ -39,6 +39,12 @@ public enum JournalFields {
         case .deliveryFailed: return "6cce040fcb374215981fcfec8def82bd"
         case .executorRequest: return "122261e37bc94cb0b7ba4900e2bf5fba"
         case .executorPhase: return "ec14e2fe793c4f0d90a691f62961b424"
+        case .fleetLeaderElected: return "73be0694916b46e68b51d5ddbf36dd49"
+        case .fleetLeaderLost: return "4b4589bbd4334425b0ffec505463d0ea"
+        case .fleetHostJoined: return "5901668dac774456bc7252098b4130a5"
+        case .fleetHostLeft: return "9449dcbfe2d8479689803e754b5ee0b9"
+        case .fleetPartitioned: return "31856b4000e2438688de5596d8a58498"
+        case .fleetRejoined: return "7605728a1cf649309d421bf44e046a19"
         }
     }
 
