@@ -29,6 +29,8 @@ TEST_DEBS += groff-base man-db
 TEST_DEBS += systemd debootstrap systemd-container
 # telemetry: a real SVG renderer for the incident charts (IncidentChartTests).
 TEST_DEBS += librsvg2-bin
+# fleet mode: a real etcd 3.4 cluster on loopback (EtcdClientTests; TestSupport's EtcdCluster) and etcdctl.
+TEST_DEBS += etcd-server etcd-client
 
 .PHONY: all deps test-deps build release test test-release demo clean fuzz fuzz-build
 .PHONY: lint format

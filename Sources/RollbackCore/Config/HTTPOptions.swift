@@ -6,6 +6,10 @@ public struct HTTPOptions: Sendable, Equatable {
     public var connectTimeout: Interval = .seconds(1)
     /// CA bundle for TLS verification (verification is always on; this only chooses the trust store).
     public var caFile: String?
+    /// Client certificate (PEM) and its key for mutual TLS (CURLOPT_SSLCERT / CURLOPT_SSLKEY); not read from
+    /// `thresholds.json` here: the etcd client sets them from its own TLS settings.
+    public var clientCertFile: String?
+    public var clientKeyFile: String?
     /// A file whose content (trimmed) is sent as `Authorization: Bearer …`. Never logged.
     public var bearerTokenFile: String?
     /// Follow redirects (off by default: a health URL that redirects is usually a misconfiguration).

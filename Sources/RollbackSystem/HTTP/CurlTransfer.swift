@@ -112,7 +112,11 @@ final class CurlTransfer: @unchecked Sendable {
         check(rbd_easy_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1))
         check(rbd_easy_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2))
         if let ca = o.caFile { check(rbd_easy_setopt_string(h, CURLOPT_CAINFO, ca)) }
-        check(rbd_easy_setopt_off_t(h, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(o.maxBodyBytes)))
+        if let cert = o.clientCertFile { check(rbd_easy_setopt_string(h, CURLOPT_SSLCERT, cert)) }
+        if let key = o.clientKeyFile { check(rbd_easy_setopt_string(h, CURLOPT_SSLKEY, key)) }
+        if request.onBodyChunk == nil {
+            check(rbd_easy_setopt_off_t(h, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(o.maxBodyBytes)))
+        }
         check(rbd_easy_setopt_string(h, CURLOPT_USERAGENT, HTTPClient.userAgent))
         check(rbd_easy_setopt_pointer(h, CURLOPT_PRIVATE, Unmanaged.passUnretained(self).toOpaque()))
 
@@ -124,6 +128,12 @@ final class CurlTransfer: @unchecked Sendable {
                     guard let ptr, let userdata else { return 0 }
                     let t = Unmanaged<CurlTransfer>.fromOpaque(userdata).takeUnretainedValue()
                     let n = size * count
+                    if let stream = t.request.onBodyChunk {
+                        ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+                            stream(Array(UnsafeBufferPointer(start: p, count: n)))
+                        }
+                        return n
+                    }
                     if t.body.count + n > t.maxBody {
                         t.bodyTooLarge = true
                         return 0 // makes libcurl stop with CURLE_WRITE_ERROR

@@ -12,6 +12,10 @@ public struct HTTPRequest: Sendable, Equatable {
     /// Whether the response's headers are kept (`HTTPResponse.headers`). The sampler reads only status and body:
     /// turning them off spares two hundred header parses a tick at 100 targets.
     public var keepsHeaders = true
+    /// A streaming response: each chunk of the body is handed here as it arrives (on the client's driver thread,
+    /// so the callback must only hand it on) instead of being collected, and `maxBodyBytes` does not apply; the
+    /// final `HTTPResponse` then has an empty body. The etcd watch (a response that never ends) reads this way.
+    public var onBodyChunk: (@Sendable ([UInt8]) -> Void)?
 
     public init(
         method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
@@ -37,7 +41,7 @@ public struct HTTPRequest: Sendable, Equatable {
 
     public static func == (a: HTTPRequest, b: HTTPRequest) -> Bool {
         a.method == b.method && a.url == b.url && a.body == b.body && a.options == b.options
-            && a.keepsHeaders == b.keepsHeaders
+            && a.keepsHeaders == b.keepsHeaders && (a.onBodyChunk == nil) == (b.onBodyChunk == nil)
             && a.headers.count == b.headers.count
             && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
     }
