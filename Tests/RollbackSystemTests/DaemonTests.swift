@@ -71,7 +71,7 @@ import RollbackVersion
 
         /// The demo service and its traffic; returns the service's pid once it answers.
         @discardableResult
-        func startService() async throws -> pid_t {
+        func startService(burst: Int = 4, every: Double = 0.02) async throws -> pid_t {
             let bin = RepoPaths.demoService
             guard FileIO.exists(bin) else { throw TestFailure("\(bin) is missing: swift build builds it") }
             let service = try spawn(
@@ -81,7 +81,7 @@ import RollbackVersion
             try spawn(
                 [
                     "/usr/bin/python3", RepoPaths.server("traffic.py"), "http://127.0.0.1:\(port)/api/x",
-                    "--burst", "4", "--every", "0.02",
+                    "--burst", String(burst), "--every", String(every),
                 ], log: "\(dir)/traffic.log")
             let serviceLog = "\(dir)/service.log", url = "http://127.0.0.1:\(port)/metrics"
             try await waitUntil("the demo service to answer \(url)", explain: { TestFiles.read(serviceLog) ?? "" }) {
@@ -94,12 +94,12 @@ import RollbackVersion
         }
 
         @discardableResult
-        func startDaemon(_ extra: [String] = []) throws -> pid_t {
+        func startDaemon(_ extra: [String] = [], log: String = "daemon.log") throws -> pid_t {
             try spawn(
                 [
                     RepoPaths.binary, "run", "--config", "\(dir)/thresholds.json", "--state-dir", "\(dir)/state",
                     "--socket", "\(dir)/control.sock", "--log-target", "stderr",
-                ] + extra, log: "\(dir)/daemon.log")
+                ] + extra, log: "\(dir)/\(log)")
         }
 
         func control(_ members: [(key: String, value: JSONValue)]) throws -> JSONValue {

@@ -37,15 +37,15 @@ public struct DaemonStartError: Error, CustomStringConvertible {
 /// The run loop: ticks on the monotonic clock, never overlapping; evaluates, acts, reports, persists.
 public actor Daemon {
     public let options: DaemonOptions
-    private var engine: Engine
-    private var world: DaemonWorld
+    var engine: Engine
+    var world: DaemonWorld
     private let makeWorld: WorldFactory
     private let store: StateStore
-    private let systemd = SystemdNotify()
+    let systemd = SystemdNotify()
     /// General logs (not decisions: those are events): journald through `RollbackLogging.bootstrap`.
     private let log = Logger(label: "rollbackd.watchdog")
     private var configStamp: FileStamp?
-    private var rollbackTask: Task<Void, Never>?
+    var rollbackTask: Task<Void, Never>?
     private var ticks = 0
     private var lastTickMs: Int64 = 0
     private var stopRequested = false
@@ -64,6 +64,9 @@ public actor Daemon {
     public nonisolated let telemetry: TelemetryBoard
     /// Serves `telemetry` when the configuration has `telemetry.listen`.
     private var metricsServer: MetricsServer?
+    /// Fleet mode (`fleet` in the configuration): this host's part in the fleet's decisions.
+    let fleet: FleetMember?
+    var fleetStanding: FleetStanding?
 
     /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
     public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
@@ -83,6 +86,15 @@ public actor Daemon {
             self.world = try makeWorld(loaded.thresholds, options.stateDirectory)
         } catch {
             throw DaemonStartError(description: "\(options.configPath): \(error)")
+        }
+        if let f = loaded.thresholds.fleet {
+            do {
+                self.fleet = try FleetMember(
+                    config: f, host: f.host ?? WebhookPayload.hostName(), stateDirectory: options.stateDirectory,
+                    interval: loaded.thresholds.interval)
+            } catch { throw DaemonStartError(description: error.description) }
+        } else {
+            self.fleet = nil
         }
         self.configStamp = FileStamp(path: options.configPath)
         self.startupWarnings = loaded.warningLines
@@ -124,7 +136,8 @@ public actor Daemon {
                 severity: .low, reason: startupWarnings.isEmpty ? nil : startupWarnings.joined(separator: "; "),
                 extra: ["version": RollbackVersion.current]))
         // A rollback that was running when we died resumes first: its phases are idempotent and journaled.
-        if let order = engine.state.activeRollback {
+        // (In fleet mode this host's own run resumes from its fleet record on the first tick instead.)
+        if fleet == nil, let order = engine.state.activeRollback {
             await emit(
                 Event(
                     kind: .rollbackPhase, at: options.clock.now(),
@@ -179,6 +192,7 @@ public actor Daemon {
             await task.value
         }
         await saveState(force: true)
+        await fleet?.shutdown()
         metricsServer?.stop()
         await world.shutdown()
     }
@@ -196,10 +210,14 @@ public actor Daemon {
         let seen = await world.senses.observe(at: now, smokeURLs: verifying ? engine.config.rollback.smokeURLs : [])
         lastSamples = seen.observation.samples
         history.record(seen.observation.samples, at: now)
-        let out = engine.tick(seen.observation, deployable: seen.deployable)
-        publishSnapshot()
-        for e in out.events { await emit(e) }
-        if let order = out.rollback { startRollback(order) }
+        if fleet != nil {
+            await fleetTick(seen.observation, deployable: seen.deployable)
+        } else {
+            let out = engine.tick(seen.observation, deployable: seen.deployable)
+            publishSnapshot()
+            for e in out.events { await emit(e) }
+            if let order = out.rollback { startRollback(order) }
+        }
         ticks += 1
         lastTickMs = SystemTime.monotonicMs() - started
         counters.recordTick(
@@ -251,13 +269,13 @@ public actor Daemon {
         systemd.status(statusLine())
     }
 
-    private func emit(_ event: Event) async {
+    func emit(_ event: Event) async {
         counters.record(event)
         await world.notify(event)
     }
 
     /// Refreshes the webhooks' delivery state, then hands `/metrics` a fresh snapshot.
-    private func publishTelemetry() async {
+    func publishTelemetry() async {
         lastWebhooks = await world.webhookTelemetry()
         publishSnapshot()
     }
@@ -265,7 +283,7 @@ public actor Daemon {
     /// Hands `/metrics` a snapshot of the engine as it is now (the exporter renders from it on its own threads).
     /// Called right after each change of the engine's state, before any suspension, so `/metrics` never shows an
     /// older state than `status` does.
-    private func publishSnapshot() {
+    func publishSnapshot() {
         telemetry.publish(
             TelemetrySnapshot(
                 config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
@@ -276,7 +294,7 @@ public actor Daemon {
     /// rollback, approvals, halt, trigger phases...), and at most every `observationSaveEvery` when only the
     /// observations did, which at a 250 ms interval is every tick (encoding the sample histories was an eighth of
     /// the daemon's CPU). `force` writes whatever changed (on stop).
-    private func saveState(force: Bool = false) async {
+    func saveState(force: Bool = false) async {
         let state = engine.state
         guard state != lastSavedState else { return }
         let before = Dictionary((lastSavedState?.incidents ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -387,7 +405,8 @@ public actor Daemon {
             .count
         let known = s.ledger.releases.filter(\.isKnownGood).max { $0.liveSince < $1.liveSince }?.version
         let firing = s.triggers.filter { $0.value.phase == .firing }.map(\.key).sorted()
-        var line = firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
+        var line = fleetStanding.map { $0.line + "; " } ?? ""
+        line += firing.isEmpty ? "ok: " : "firing \(firing.joined(separator: ", ")): "
         line += "\(armed) triggers armed"
         if let current = s.ledger.current { line += ", \(current) live" }
         if let known { line += ", \(known) known-good" }
@@ -404,10 +423,13 @@ public actor Daemon {
     public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput)
         async throws(EngineRefusal) -> EngineOutput
     {
+        try checkFleetCommand()
         let out = try body(&engine, options.clock.now())
         publishSnapshot()
         for e in out.events { await emit(e) }
-        if let order = out.rollback { startRollback(order) }
+        if let order = out.rollback {
+            if let fleet { await fleet.queue(order) } else { startRollback(order) }
+        }
         await saveState()
         await publishTelemetry()
         systemd.status(statusLine())
