@@ -124,6 +124,21 @@ struct FleetTests {
         let state = try #require(try await f.fleetState())
         #expect(state.incidents.count == 1)
         #expect(state.ledger.release("v2")?.rolledBackFromAt != nil)
+        // `rollbackd fleet status` reads the fleet from etcd: the leader, each host on v1, the standing decision.
+        try await f.waitFor("every host's run reported") { f.count("finished its part") == 3 }
+        let shown = try await runRollbackd(["fleet", "status", "--config", "\(f.hosts[0].dir)/thresholds.json"])
+        #expect(shown.termination == .exited(0), "\(shown.stderrText)")
+        let text = shown.stdoutText
+        #expect(text.contains("fleet \(f.name): leader h\(leader), 3 hosts"), "\(text)")
+        for i in 0..<3 {
+            #expect(text.contains("  h\(i)\(i == leader ? " [leader]" : ""): v1, last report"), "\(text)")
+        }
+        #expect(
+            text.contains("standing decision: incident \(state.incidents[0].id) v2 -> v1, by h\(leader)"), "\(text)")
+        #expect(text.components(separatedBy: ": succeeded: rolled back to v1").count - 1 == 3, "\(text)")
+        // `status` says each host's role.
+        let status = try f.hosts[leader].control([("command", .string("status"))])
+        #expect(status["report"]?["fleet"]?["role"] == .string("leader"), "\(status)")
         // Followers refuse commands that change the fleet's state, naming the leader.
         let follower = (leader + 1) % 3
         let refused = try f.hosts[follower].control([("command", .string("pause")), ("for", .string("1m"))])

@@ -20,6 +20,14 @@ public struct FleetStanding: Sendable, Equatable {
     public var reason: String?
     public var hosts: Int
 
+    public var json: JSONValue {
+        .object([
+            ("fleet", .string(fleet)), ("host", .string(host)), ("role", .string(role.rawValue)),
+            ("leader", leader.map { .string($0) } ?? .null), ("reason", reason.map { .string($0) } ?? .null),
+            ("hosts", .number(Double(hosts))),
+        ])
+    }
+
     public var line: String {
         switch role {
         case .leader: return "fleet \(fleet): leader (\(hosts) hosts)"

@@ -31,7 +31,17 @@ extension Daemon {
         }
     }
 
-    private func startFleetRun(_ order: RollbackOrder, _ fleet: FleetMember) {
+    private func startFleetRun(_ fleetOrder: RollbackOrder, _ fleet: FleetMember) {
+        var standing = fleetOrder
+        if engine.state.activeRollback?.incident != fleetOrder.incident, fleetStanding?.role != .leader {
+            // The fleet's rollback finished while this host was away: its copy of the fleet state has no rollback
+            // in progress, so the order it carries out (and the privileged executor re-reads) says it stands.
+            standing.standing = true
+            var mirror = engine.state
+            mirror.activeRollback = standing
+            engine = Engine(config: engine.config, state: mirror)
+        }
+        let order = standing
         let world = self.world
         let daemon = self
         let clock = options.clock
