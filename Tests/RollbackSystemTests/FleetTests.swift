@@ -87,11 +87,17 @@ struct FleetTests {
 
         func current(_ i: Int) -> String { hosts[i].current() }
 
-        /// Ticks the host's daemon has completed (its `/metrics`).
-        func ticks(_ i: Int) async -> Int {
+        /// The host's `/metrics` page ("" when it does not answer).
+        func metrics(_ i: Int) async -> String {
             guard case let .tcp(_, port)? = hostTelemetry(i),
                 let page = try? await HTTPClient.shared.send(.get("http://127.0.0.1:\(port)/metrics")).get().text
-            else { return 0 }
+            else { return "" }
+            return page
+        }
+
+        /// Ticks the host's daemon has completed (its `/metrics`).
+        func ticks(_ i: Int) async -> Int {
+            let page = await metrics(i)
             for line in page.split(separator: "\n") where line.hasPrefix("rollbackd_tick_duration_seconds_count") {
                 return Int(Double(line.split(separator: " ").last ?? "") ?? 0)
             }
@@ -230,6 +236,9 @@ struct FleetTests {
         try await f.waitFor("h2 partitioned") { f.hosts[2].log.contains("fleet_partitioned") }
         let status = try f.hosts[2].control([("command", .string("status"))])
         #expect("\(status)".contains("partitioned"), "\(status)")
+        let page = await f.metrics(2)
+        #expect(
+            page.contains(#"rollbackd_fleet_role{service="demo",fleet="\#(f.name)",role="partitioned"} 1"#), "\(page)")
         f.deployAll("v2")
         try await f.waitFor("h0 and h1 back on v1") { f.current(0).hasSuffix("/v1") && f.current(1).hasSuffix("/v1") }
         try await f.waitFor("the fleet's verification") { f.hosts[0].log.contains("verification_passed") }

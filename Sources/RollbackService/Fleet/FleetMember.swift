@@ -9,34 +9,6 @@ struct FleetHostRecord: Sendable, Equatable, Codable {
     var finished: [String: HostRun.State] = [:]
 }
 
-/// Where this host stands in the fleet, for `status` and `/metrics`.
-public struct FleetStanding: Sendable, Equatable {
-    public enum Role: String, Sendable { case leader, follower, partitioned }
-    public var fleet: String
-    public var host: String
-    public var role: Role
-    public var leader: String?
-    /// Why etcd cannot be used (partitioned only).
-    public var reason: String?
-    public var hosts: Int
-
-    public var json: JSONValue {
-        .object([
-            ("fleet", .string(fleet)), ("host", .string(host)), ("role", .string(role.rawValue)),
-            ("leader", leader.map { .string($0) } ?? .null), ("reason", reason.map { .string($0) } ?? .null),
-            ("hosts", .number(Double(hosts))),
-        ])
-    }
-
-    public var line: String {
-        switch role {
-        case .leader: return "fleet \(fleet): leader (\(hosts) hosts)"
-        case .follower: return "fleet \(fleet): follower of \(leader ?? "no leader yet")"
-        case .partitioned: return "fleet \(fleet): partitioned from etcd, never acting alone"
-        }
-    }
-}
-
 /// One host's part in fleet mode, tick by tick: publish this host's evidence, keep or seek the leadership, and as
 /// leader decide for the fleet on the summed evidence with fenced writes; on every host, carry out the fleet's
 /// decision once. Never decides or executes without etcd.

@@ -287,7 +287,7 @@ public actor Daemon {
         telemetry.publish(
             TelemetrySnapshot(
                 config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
-                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt))
+                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt, fleet: fleetStanding))
     }
 
     /// Persists the engine's state: at once when a decision changed (`EngineState.decisions`: incidents, ledger,
