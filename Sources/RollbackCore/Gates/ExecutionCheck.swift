@@ -59,11 +59,17 @@ public enum ExecutionCheck {
         pass("order", "incident \(order.incident): \(order.from) -> \(order.to), ordered at \(order.orderedAt)")
         if order.standing == true {
             // A fleet decision that stands: the fleet's leader decided and gated it; this host only converges on it.
-            guard live == order.from else {
+            switch live {
+            case order.from?:
+                pass(
+                    "fleet", "standing fleet decision of incident \(order.incident): this host still runs \(order.from)"
+                )
+            case order.to? where journaled:
+                pass("fleet", "standing fleet decision of incident \(order.incident), in the journal: resuming")
+            default:
                 return refuse(
                     "live", "the live release is \(live ?? "unknown"), not \(order.from): nothing to carry out here")
             }
-            pass("fleet", "standing fleet decision of incident \(order.incident): this host still runs \(order.from)")
             return .execute(order, gates: passed)
         }
         guard let incident = state.incident(order.incident), incident.status != .closed else {

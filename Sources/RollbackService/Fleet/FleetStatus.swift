@@ -22,7 +22,7 @@ public struct FleetStatus: Sendable {
         let hosts = try await link.readHosts()
         let state = try await link.readState()
         var runs: [String: HostRun] = [:]
-        if let d = control.decision { runs = try await link.readRuns(d.order.incident) }
+        if let d = control.decision { runs = try await link.readRuns(d.order) }
         return FleetStatus(
             fleet: config.name, leader: control.leader, hosts: hosts.sorted { $0.host < $1.host },
             decision: control.decision, runs: runs, openIncidents: state?.openIncidents ?? [], halted: state?.halted,

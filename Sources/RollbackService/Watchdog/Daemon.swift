@@ -67,6 +67,9 @@ public actor Daemon {
     /// Fleet mode (`fleet` in the configuration): this host's part in the fleet's decisions.
     let fleet: FleetMember?
     var fleetStanding: FleetStanding?
+    /// A fleet tick is waiting on etcd: a command waits for it, so that the engine the tick hands back never
+    /// overwrites what the command changed.
+    var fleetTicking = false
 
     /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
     public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
@@ -362,6 +365,7 @@ public actor Daemon {
     public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput)
         async throws(EngineRefusal) -> EngineOutput
     {
+        while fleetTicking { try? await Task.sleep(for: .milliseconds(10)) }
         try checkFleetCommand()
         let out = try body(&engine, options.clock.now())
         publishSnapshot()
