@@ -312,6 +312,37 @@ struct FleetTests {
         #expect(f.hosts.allSatisfy { $0.log.contains("fleet_rejoined") })
         #expect(f.count("rollback_started") == 1)
     }
+
+    /// The `fleet.tls` files reach the etcd client: a host with the CA and its client certificate leads a fleet of
+    /// members that require client certificates; a host without the certificate is refused, and says why.
+    @Test func tlsWithAClientCertificate() async throws {
+        let etcd = try await EtcdCluster.start(members: 1, tls: true)
+        let tls = try #require(etcd.tls)
+        let name = "tls\(UInt32.random(in: 0...UInt32.max))"
+        let good = try DaemonTests.Scene()
+        let bad = try DaemonTests.Scene()
+        for (s, host, files) in [
+            (
+                good, "a",
+                #"{"caFile": "\#(tls.caFile!)", "certFile": "\#(tls.certFile!)", "keyFile": "\#(tls.keyFile!)"}"#
+            ),
+            (bad, "b", #"{"caFile": "\#(tls.caFile!)"}"#),
+        ] {
+            try s.writeConfig(
+                interval: "1s",
+                top:
+                    #", "fleet": {"endpoints": ["\#(etcd.endpoint(0))"], "name": "\#(name)", "host": "\#(host)", "leaseTTL": "3s", "tls": \#(files)}"#
+            )
+            try await s.startService(burst: 1, every: 0.2)
+            try s.startDaemon()
+        }
+        try await good.waitFor("the host with a client certificate leads") {
+            good.log.contains("Host a leads the fleet")
+        }
+        try await bad.waitFor("the host without one partitioned") { bad.log.contains("fleet_partitioned") }
+        #expect(!bad.log.contains("leads the fleet"))
+        #expect(bad.log.contains(etcd.endpoint(0)), "the refusal names the endpoint: \(bad.log)")
+    }
 }
 
 extension Sequence {
