@@ -319,6 +319,20 @@ import TestSupport
         #expect(
             phases == ["1.command:started", "1.command:completed", "2.command:started", "2.command:failed"], "\(phases)"
         )
+        // Each phase event names its step; the failure names the step, what had run and what did not, in the
+        // journal (ROLLBACKD_STEP…) and in the webhook payload.
+        let steps = events.filter { $0.kind == .rollbackPhase }.map { $0.extra["step"] ?? "?" }
+        #expect(steps == ["1", "1", "2", "2"], "\(steps)")
+        #expect(events.last { $0.kind == .rollbackPhase }?.extra["step_label"] == #"2 "cache" (command)"#)
+        let fields = Dictionary(
+            JournalFields.fields(for: failed).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(fields["ROLLBACKD_STEP"] == "2", "\(fields)")
+        #expect(fields["ROLLBACKD_STEP_LABEL"] == #"2 "cache" (command)"#)
+        #expect(fields["ROLLBACKD_STEPS_RUN"] == #"1 "first" (command)"#)
+        #expect(fields["ROLLBACKD_STEPS_NOT_RUN"] == #"3 "last" (command)"#)
+        let payload = WebhookPayload.standard(failed, incident: nil, host: "h", service: "s")
+        #expect(payload["data"]?["event"]?["extra"]?["steps_run"] == .string(#"1 "first" (command)"#), "\(payload)")
+        #expect(payload["data"]?["event"]?["extra"]?["step"] == .string("2"))
     }
 
     /// The live version is the version step's: the first application step by default (not a flag step before it),

@@ -19,8 +19,25 @@ extension Engine {
                 message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(words): \(detail).",
                 severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
                 fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
-                extra: ["phase": phase, "phase_state": progress.rawValue])
+                extra: ["phase": phase, "phase_state": progress.rawValue].merging(
+                    config.rollback.stepFields(ofPhase: phase)
+                ) { a, _ in a })
         ]
+    }
+
+    /// The event fields of a plan's failure for incident `idx`: the step of the last failed phase the executor
+    /// reported, and the steps with phases that ran (`rollbackPhase` records each in the timeline).
+    func planFailureFields(_ idx: Int) -> [String: String] {
+        var failed: Int?
+        var ran: Set<Int> = []
+        for entry in state.incidents[idx].timeline where entry.kind == .rollbackPhase {
+            let words = entry.text.split(separator: " ", maxSplits: 2)
+            guard words.count == 3, words[0] == "phase", let step = config.rollback.stepIndex(ofPhase: String(words[1]))
+            else { continue }
+            if words[2].hasPrefix("failed") { failed = step }
+            if words[2].hasPrefix("done") || words[2].hasPrefix("skipped") { ran.insert(step) }
+        }
+        return failed.map { config.rollback.stepFailureFields(failed: $0, ran: ran) } ?? [:]
     }
 
     /// The executor side reports how the ordered rollback ended.
@@ -79,7 +96,8 @@ extension Engine {
                 Event(
                     kind: .rollbackFailed, at: now, message: "Rollback \(order.from) -> \(order.to) failed: \(reason).",
                     severity: .critical, incident: order.incident, trigger: order.trigger,
-                    fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason))
+                    fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason,
+                    extra: planFailureFields(idx)))
             events += halt(
                 reason: "rollback \(order.from) -> \(order.to) failed: \(reason)", incident: order.incident, now: now)
             closeIncident(order.incident, outcome: .rollbackFailed, now: now, text: "rollback failed", events: &events)

@@ -87,7 +87,7 @@ public enum Drill {
             throw DrillError("\(from) could not be rolled forward to after the drill: \(error)")
         }
         say("drill \(id): rolling back \(from) -> \(to) with the \(executor.strategyName) strategy, then forward again")
-        let procedure = RollbackProcedure(config: config.rollback, executor: executor, stateDirectory: dir)
+        let procedure = RollbackProcedure(thresholds: config, executor: executor, stateDirectory: dir)
         func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String)
             throws(DrillError) -> DrillRecord
         {
@@ -167,40 +167,15 @@ public enum Drill {
         _ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
         say: @Sendable (String) -> Void
     ) async -> String? {
-        let senses = RealWorld.senses(config, executor: executor)
-        var engine = Engine(config: config, state: EngineState())
-        let every = config.safety.verifyInterval ?? config.interval
-        let deadline = SystemTime.monotonicMs() + verifyFor.milliseconds
-        var schedule: TickSchedule?
-        var smoke: [String] = []
-        var lastVersion: String?
-        while true {
-            await schedule?.sleepUntilDue()
-            let seen = await senses.observe(at: SystemTime.now(), smokeURLs: config.rollback.smokeURLs)
-            smoke += seen.observation.smokeFailures
-            lastVersion = seen.observation.version
-            _ = engine.tick(seen.observation, deployable: seen.deployable)
-            let states = config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map { t in
-                let st = engine.state.triggers[t.name] ?? TriggerState()
-                let value =
-                    st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
-                    ?? "no data"
-                return "\(t.name) \(st.phase.rawValue) (\(value))"
-            }
-            say("  verify \(lastVersion ?? "?"): " + states.joined(separator: ", "))
-            // Like the daemon: the verdict comes with the first sample at or after the deadline.
-            if SystemTime.monotonicMs() >= deadline { break }
-            if schedule == nil {
-                schedule = TickSchedule(startingAfter: every)
-            } else {
-                _ = schedule?.advance(by: every)
-            }
-        }
+        let verdict = await TriggerWatch.watch(
+            config, senses: RealWorld.senses(config, executor: executor), for: verifyFor, stopOnFiring: false,
+            say: { say("  verify " + $0) })
+        let lastVersion = verdict.lastVersion
         var problems: [String] = []
         if lastVersion != target {
             problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)")
         }
-        problems += engine.verificationProblems(smokeFailures: smoke)
+        problems += verdict.problems
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }
 }

@@ -53,7 +53,8 @@ public struct ExecutionJournal: Sendable, Equatable {
                             [
                                 ("name", .string(p.name)), ("description", .string(p.description)),
                                 ("timeoutMs", .number(Double(p.timeout.milliseconds))),
-                            ] + (p.step.map { [("step", .number(Double($0)))] } ?? []))
+                            ] + (p.step.map { [("step", .number(Double($0)))] } ?? [])
+                                + (p.hold.map { [("holdMs", .number(Double($0.milliseconds)))] } ?? []))
                     })
             ),
             (
@@ -93,7 +94,10 @@ public struct ExecutionJournal: Sendable, Equatable {
             else { return nil }
             var step: Int?
             if case let .number(n)? = item["step"] { step = Int(n) }
-            phases.append(RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms)), step: step))
+            var hold: Interval?
+            if case let .number(n)? = item["holdMs"] { hold = .ms(Int64(n)) }
+            phases.append(
+                RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms)), step: step, hold: hold))
         }
         var steps: [PlanStep] = []
         if case let .array(items)? = v["steps"] {
@@ -213,6 +217,10 @@ public struct ExecutionRunner: Sendable {
     let clock: any WallClock
     /// A phase's own commands stop at its timeout; the runner gives up on the phase this much later.
     public var grace: Interval = .seconds(2)
+    /// Watches the triggers during a hold of a `restore` schedule for `duration`: nil when none fired, otherwise
+    /// why (naming the triggers). A plan with holds and no watch fails at its first hold.
+    public typealias HoldWatch = @Sendable (_ hold: RollbackPhase, _ duration: Interval) async -> String?
+    public var watch: HoldWatch?
 
     public init(executor: any RollbackExecutor, stateDirectory: String, clock: (any WallClock)? = nil) {
         self.executor = executor
@@ -357,12 +365,15 @@ public struct ExecutionRunner: Sendable {
             await progress(startReport)
             let started = Self.monotonicSeconds()
             let executor = self.executor
+            let watch = self.watch
             let limit = phase.timeout + grace
             let race: Race = await withTaskGroup(of: Race.self) { group in
                 group.addTask {
                     do {
-                        try await executor.run(phase: phase, of: plan)
+                        try await Self.perform(phase, of: plan, executor: executor, watch: watch)
                         return .done
+                    } catch is CancellationError {
+                        return .cancelled
                     } catch {
                         return .failed("\(error)")
                     }
@@ -439,6 +450,27 @@ public struct ExecutionRunner: Sendable {
             plan: plan, status: .finished, reports: reports, stepFailures: journal.stepErrors)
     }
 
+    /// Runs one phase: through the executor, or for a hold of a restore schedule by watching the triggers; a
+    /// trigger firing during the hold stops the ramp, drains again and fails the phase naming the stage.
+    static func perform(
+        _ phase: RollbackPhase, of plan: RollbackPlan, executor: any RollbackExecutor, watch: HoldWatch?
+    ) async throws {
+        guard let hold = phase.hold else { return try await executor.run(phase: phase, of: plan) }
+        let strategy = plan.step(of: phase)?.strategy ?? executor.strategyName
+        guard let watch else {
+            throw ExecutorError(strategy, "no triggers watch hold \(phase.name) (\(phase.description))")
+        }
+        let problem = await watch(phase, hold)
+        // A hold cut short (rollbackd stopping) proved nothing: the phase stays open and a re-run holds again.
+        try Task.checkCancellation()
+        guard let problem else { return }
+        let drained: String
+        do { drained = try await executor.drainAgain(after: phase, of: plan) } catch {
+            throw ExecutorError(strategy, "\(problem); the ramp stopped, but draining again failed: \(error)")
+        }
+        throw ExecutorError(strategy, "\(problem); the ramp stopped and \(drained)")
+    }
+
     /// For a plan of steps: which step failed at which phase, what the steps before it did and which did not run,
     /// so that an operator knows what state the system is in.
     static func stepFailure(_ journal: ExecutionJournal, phase: RollbackPhase, message: String) -> String {
@@ -446,11 +478,15 @@ public struct ExecutionRunner: Sendable {
         guard let n = phase.step, let step = plan.step(of: phase) else { return message }
         var text =
             "step \(n)/\(plan.steps.count) \(step.label.drop { $0 != " " }.dropFirst()), phase \(phase.name): \(message)"
-        let before = plan.steps.prefix(n - 1).enumerated().map { j, s in
-            s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
-        }
+        // The steps before it, and any later step that ran already (a restore schedule runs after every step).
+        let ran = Set(plan.phases.filter { journal.completed.contains($0.name) }.compactMap(\.step))
+            .union(journal.failedSteps)
+        let before = plan.steps.enumerated().filter { j, _ in j + 1 != n && (j + 1 < n || ran.contains(j + 1)) }
+            .map { j, s in
+                s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
+            }
         text += "; steps run before it: " + (before.isEmpty ? "none" : before.joined(separator: ", "))
-        let after = plan.steps.dropFirst(n).map(\.label)
+        let after = plan.steps.enumerated().filter { j, _ in j + 1 > n && !ran.contains(j + 1) }.map(\.element.label)
         if !after.isEmpty { text += "; not run: " + after.joined(separator: ", ") }
         return text
     }
