@@ -123,7 +123,7 @@ struct RunPlan: AsyncParsableCommand {
             order, holder: "rollbackd run-plan --to \(options.to)", reporter: PrintingReporter())
         switch result {
         case .succeeded: return
-        case .failed, .interrupted, .demotedToApproval: throw ExitCode(1)
+        case .failed, .interrupted, .demotedToApproval, .awaitingApproval: throw ExitCode(1)
         case let .refused(gate):
             switch gate.gate {
             case "precheck": Terminal.writeError("precheck failed: \(gate.detail)")

@@ -335,6 +335,131 @@ import TestSupport
         #expect(payload["data"]?["event"]?["extra"]?["step"] == .string("2"))
     }
 
+    /// A daemon whose plan is app (a command), db (a command with `approval: true`), last; the scripted world's
+    /// samples and live version, the real procedure. Ticks until the plan stopped before db.
+    struct ApprovalPlan {
+        let dir: ScratchDir
+        let script = DaemonWorldTests.Script()
+        let daemon: Daemon
+        var state: String { dir.sub("state") }
+
+        init(_ dir: ScratchDir) throws {
+            self.dir = dir
+            let log = dir.sub("ran.log")
+            func step(_ name: String, approval: Bool = false) -> String {
+                let run = dir.script("\(name).sh", "echo \(name) >> \(log)")
+                return
+                    #"{"name": "\#(name)", "strategy": "command", "approval": \#(approval), "command": {"argv": ["\#(run)"]}}"#
+            }
+            let rollback = #"{"steps": [\#(step("app")), \#(step("db", approval: true)), \#(step("last"))]}"#
+            dir.write(
+                "thresholds.json",
+                DaemonWorldTests.config.replacing(
+                    #""rollback": {"strategy": "command", "command": {"argv": ["/bin/false"]}}"#,
+                    with: #""rollback": "# + rollback), mode: 0o600)
+            let config = try RollbackConfig.parse(text: rollback, file: "test")
+            var world = script.world()
+            let state = dir.sub("state")
+            world.executeRollback = { order, phase in
+                await RollbackProcedure(config, stateDirectory: state).run(order, reporter: PhaseRelay(phase))
+            }
+            daemon = try Daemon(
+                options: DaemonOptions(
+                    configPath: dir.sub("thresholds.json"), stateDirectory: state, clock: script.clock),
+                makeWorld: { [world] _, _ in world })
+        }
+
+        func tick(_ n: Int = 1) async {
+            for _ in 0..<n {
+                await daemon.tickOnce()
+                await daemon.rollbackSettled()
+                script.scene.withLock { $0.now = $0.now + .seconds(1) }
+            }
+        }
+
+        var ran: String { TestFiles.read(dir.sub("ran.log")) ?? "" }
+        var events: [Event] { script.scene.withLock { $0.events } }
+
+        /// A full trigger fires on v2; the plan runs app and stops before db. The app step's own release (v1)
+        /// then reads as live and the errors clear: neither closes the incident while the step waits.
+        func stopBeforeDB() async throws -> String {
+            await tick(8)
+            script.scene.withLock {
+                $0.live = "v2"
+                $0.errorRatio = 0.5
+            }
+            await tick(4)
+            let asked = try #require(events.first { $0.kind == .approvalRequested }, "\(events.map(\.kind.rawValue))")
+            #expect(asked.extra["step"] == "2")
+            #expect(asked.extra["step_label"] == #"2 "db" (command)"#)
+            #expect(
+                asked.message.contains(
+                    #"stopped before step 2 "db" (command), which waits for a person: stopped before step 2/3 "db" (command), which waits for rollbackd approve; steps run before it: 1 "app" (command) completed"#
+                ), "\(asked.message)")
+            #expect(ran == "app\n")
+            script.scene.withLock {
+                $0.live = "v1"
+                $0.errorRatio = 0.01
+            }
+            await tick(5)
+            #expect(ran == "app\n")
+            let s = await daemon.snapshot().state
+            let id = try #require(asked.incident)
+            #expect(s.incident(id)?.status == .awaitingApproval, "\(String(describing: s.incident(id)))")
+            #expect(s.approvals.map(\.planStep) == [2])
+            #expect(try ExecutionRunner.journal(stateDirectory: state)?.status == .running)
+            return id
+        }
+    }
+
+    /// `approval: true` on a step: even for a `full` trigger the plan stops before it, the steps before it done;
+    /// `rollbackd approve` runs it and the rest of the plan, once.
+    @Test func aStepWithApprovalWaitsAndApproveRunsTheRest() async throws {
+        let dir = try ScratchDir("plan-approval")
+        defer { dir.remove() }
+        let plan = try ApprovalPlan(dir)
+        let id = try await plan.stopBeforeDB()
+        _ = try await plan.daemon.command { engine, now throws(EngineRefusal) in
+            try engine.approve(id, by: "alice", now: now)
+        }
+        await plan.daemon.rollbackSettled()
+        #expect(plan.ran == "app\ndb\nlast\n")
+        let given = try #require(plan.events.first { $0.kind == .approvalGiven })
+        #expect(given.message.hasPrefix(#"alice approved step 2 "db" (command) of the rollback plan v2 -> v1"#))
+        #expect(plan.events.contains { $0.kind == .rollbackFinished }, "\(plan.events.map(\.kind.rawValue))")
+        let journal = try #require(try ExecutionRunner.journal(stateDirectory: plan.state))
+        #expect(journal.status == .finished)
+        #expect(journal.completed == ["1.command", "2.command", "3.command"])
+        #expect(journal.approvedSteps == [2])
+        let s = await plan.daemon.snapshot().state
+        #expect(s.incident(id)?.status == .verifying, "\(String(describing: s.incident(id)))")
+    }
+
+    /// `rollbackd deny` of the step: nothing more runs, the incident closes denied with an event naming the step
+    /// and what had run, and automation halts (the service is part rolled back).
+    @Test func denyingTheStepLeavesThePlanHalted() async throws {
+        let dir = try ScratchDir("plan-approval")
+        defer { dir.remove() }
+        let plan = try ApprovalPlan(dir)
+        let id = try await plan.stopBeforeDB()
+        try await ControlHandler.events(plan.daemon) { engine, now throws(EngineRefusal) in
+            try engine.deny(id, by: "bob", now: now)
+        }
+        await plan.tick(3)
+        #expect(plan.ran == "app\n")
+        let denied = try #require(plan.events.first { $0.kind == .approvalDenied })
+        #expect(
+            denied.reason
+                == #"bob denied step 2 "db" (command) of the rollback plan v2 -> v1; steps run: 1 "app" (command); not run: 2 "db" (command); 3 "last" (command)"#,
+            "\(denied.reason ?? "")")
+        #expect(denied.extra["step"] == "2")
+        #expect(denied.message.hasSuffix(#"The plan stays halted before step 2 "db" (command)."#))
+        let s = await plan.daemon.snapshot().state
+        #expect(s.halted != nil)
+        #expect(s.incident(id)?.outcome == .denied)
+        #expect(try ExecutionRunner.journal(stateDirectory: plan.state)?.completed == ["1.command"])
+    }
+
     /// The live version is the version step's: the first application step by default (not a flag step before it),
     /// or the step marked `version: true`.
     @Test func theVersionComesFromTheVersionStep() async throws {

@@ -222,13 +222,6 @@ extension RollbackConfig {
             let timeout = o.read("timeout", Read.positiveDuration)
             let onFailure = o.read("onFailure", Read.choice(RollbackStep.OnFailure.self)) ?? .halt
             let approval = o.read("approval", Read.bool) ?? false
-            if approval {
-                // Accepted and ignored, the step would run without the person it was written for.
-                sink.error(
-                    o.childPath("approval"),
-                    "a step waiting for rollbackd approve is not available in this version yet; run this step by hand, or give the trigger automation semi"
-                )
-            }
             let version = o.read("version", Read.bool) ?? false
             if version {
                 if let first = versionStep {

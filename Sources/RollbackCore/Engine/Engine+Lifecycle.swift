@@ -136,6 +136,28 @@ extension Engine {
                     severity: .critical, incident: order.incident, trigger: order.trigger,
                     fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
                     extra: ["gate": "database"]))
+        case let .awaitingApproval(step, reason):
+            // The plan's steps before `step` ran; the order counts against the budget as it stands, and a person
+            // decides on the rest (`approve` runs it, `deny` leaves the plan halted).
+            let fields = config.rollback.stepFields(ofPhase: "\(step).")
+            let label = fields["step_label"] ?? "step \(step)"
+            state.incidents[idx].status = .awaitingApproval
+            state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
+            state.incidents[idx].decisionReason = reason
+            state.approvals.removeAll { $0.incident == order.incident }
+            state.approvals.append(
+                PendingApproval(
+                    incident: order.incident, trigger: order.trigger ?? "manual",
+                    from: order.from, to: order.to, requestedAt: now, planStep: step))
+            appendTimeline(idx, now, .approvalRequested, "plan stopped before step \(label): \(reason)")
+            events.append(
+                Event(
+                    kind: .approvalRequested, at: now,
+                    message:
+                        "Rollback plan \(order.from) -> \(order.to) stopped before step \(label), which waits for a person: \(reason). Run rollbackd approve \(order.incident) to run it and the rest of the plan, or rollbackd deny \(order.incident) to leave the plan halted.",
+                    severity: .critical, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
+                    extra: fields.merging(["gate": "approval"]) { a, _ in a }))
         case .interrupted:
             break // handled above: the order stays active
         }
@@ -242,7 +264,7 @@ extension Engine {
         }
     }
 
-    private mutating func halt(reason: String, incident: String?, now: Timestamp) -> [Event] {
+    mutating func halt(reason: String, incident: String?, now: Timestamp) -> [Event] {
         state.halted = HaltState(at: now, reason: reason, incident: incident)
         return [
             Event(
@@ -291,7 +313,9 @@ extension Engine {
     mutating func closeRecoveredIncidents(now: Timestamp, out: inout EngineOutput) {
         guard let current = state.ledger.current else { return }
         for inc in state.openIncidents
-        where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval) {
+        where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval)
+            && !state.approvals.contains(where: { $0.incident == inc.id && $0.planStep != nil })
+        {
             let anyTripped = inc.trips.contains { state.triggers[$0.trigger]?.phase.isTripped ?? false }
             if !anyTripped && !inc.trips.isEmpty {
                 closeIncident(

@@ -89,11 +89,14 @@ public struct RollbackOrder: Sendable, Equatable, Codable {
     /// Who asked or approved, for manual and approved rollbacks (e.g. `uid 0`).
     public var requestedBy: String?
     public var orderedAt: Timestamp
+    /// The step of a plan a person approved (`rollbackd approve` of a plan stopped before it).
+    public var approvedStep: Int? = nil
 
     public init(
         incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,
-        requestedBy: String? = nil, orderedAt: Timestamp
+        requestedBy: String? = nil, orderedAt: Timestamp, approvedStep: Int? = nil
     ) {
+        self.approvedStep = approvedStep
         self.incident = incident
         self.from = from
         self.to = to
@@ -111,6 +114,8 @@ public struct PendingApproval: Sendable, Equatable, Codable {
     public var from: String
     public var to: String
     public var requestedAt: Timestamp
+    /// A plan stopped before this step (1-based, `approval: true`); nil for a rollback not yet started.
+    public var planStep: Int? = nil
 }
 
 public struct VerificationState: Sendable, Equatable, Codable {

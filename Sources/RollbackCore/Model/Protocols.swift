@@ -48,11 +48,14 @@ public struct PlanStep: Sendable, Equatable, Codable {
     public var strategy: String
     /// `halt` or `continue`.
     public var onFailure: String
+    /// The plan stops before this step until `rollbackd approve` (`approval: true`).
+    public var approval: Bool
 
-    public init(label: String, strategy: String, onFailure: String) {
+    public init(label: String, strategy: String, onFailure: String, approval: Bool = false) {
         self.label = label
         self.strategy = strategy
         self.onFailure = onFailure
+        self.approval = approval
     }
 
     public var continues: Bool { onFailure == "continue" }
@@ -99,7 +102,9 @@ public struct RollbackPlan: Sendable, Equatable, Codable {
         for (i, p) in phases.enumerated() {
             if let n = p.step, n != shown, let step = step(of: p) {
                 shown = n
-                lines.append("  step \(step.label)" + (step.continues ? " [onFailure continue]" : "") + ":")
+                lines.append(
+                    "  step \(step.label)" + (step.continues ? " [onFailure continue]" : "")
+                        + (step.approval ? " [waits for rollbackd approve]" : "") + ":")
             }
             lines.append("    \(i + 1). \(p.name) [timeout \(p.timeout)]: \(p.description)")
         }

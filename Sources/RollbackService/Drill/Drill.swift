@@ -204,6 +204,7 @@ struct DrillReporter: RollbackReporter {
         case let .refused(gate): return "\(what) not started: \(gate.gate): \(gate.detail)"
         case let .demotedToApproval(why): return "\(what) needs a human: \(why)"
         case let .interrupted(why): return "\(what) interrupted: \(why)"
+        case let .awaitingApproval(_, why): return "\(what) \(why)"
         }
     }
 }

@@ -154,7 +154,9 @@ public struct RollbackProcedure: Sendable {
             }
             await reporter.starting(plan)
         }
-        let outcome = await runner.execute(plan, holding: lock) { report in await reporter.phase(report) }
+        let outcome = await runner.execute(plan, holding: lock, approving: order.approvedStep) { report in
+            await reporter.phase(report)
+        }
         await reporter.ended(outcome)
         switch outcome.status {
         case .finished, .alreadyFinished: return .succeeded
@@ -162,6 +164,7 @@ public struct RollbackProcedure: Sendable {
         case let .failed(phase, message): return .failed("phase \(phase): \(message)")
         case let .refused(why): return .refused(GateResult(gate: "lock", passed: false, detail: why))
         case let .interrupted(phase): return .interrupted("stopped during phase \(phase); the journal resumes it")
+        case let .awaitingApproval(step, message): return .awaitingApproval(step: step, message)
         }
     }
 }

@@ -30,6 +30,8 @@ public struct ExecutionJournal: Sendable, Equatable {
     public var failedSteps: [Int] = []
     /// Why each of `failedSteps` failed, one line each.
     public var stepErrors: [String] = []
+    /// Steps with `approval: true` a person approved (1-based): the plan does not stop before them again.
+    public var approvedSteps: [Int] = []
 
     /// Same strategy, versions, incident and phase names: the same rollback.
     public func isSame(as other: RollbackPlan) -> Bool {
@@ -61,14 +63,16 @@ public struct ExecutionJournal: Sendable, Equatable {
                 "steps",
                 .array(
                     plan.steps.map { s in
-                        .object([
-                            ("label", .string(s.label)), ("strategy", .string(s.strategy)),
-                            ("onFailure", .string(s.onFailure)),
-                        ])
+                        .object(
+                            [
+                                ("label", .string(s.label)), ("strategy", .string(s.strategy)),
+                                ("onFailure", .string(s.onFailure)),
+                            ] + (s.approval ? [("approval", .bool(true))] : []))
                     })
             ),
             ("failedSteps", .array(failedSteps.map { .number(Double($0)) })),
             ("stepErrors", .array(stepErrors.map { .string($0) })),
+            ("approvedSteps", .array(approvedSteps.map { .number(Double($0)) })),
             ("completed", .array(completed.map { .string($0) })),
             ("failedPhase", failedPhase.map { .string($0) } ?? .null),
             ("error", error.map { .string($0) } ?? .null),
@@ -105,7 +109,9 @@ public struct ExecutionJournal: Sendable, Equatable {
                 guard case let .string(label)? = item["label"], case let .string(strategy)? = item["strategy"],
                     case let .string(onFailure)? = item["onFailure"]
                 else { return nil }
-                steps.append(PlanStep(label: label, strategy: strategy, onFailure: onFailure))
+                var approval = false
+                if case .bool(true)? = item["approval"] { approval = true }
+                steps.append(PlanStep(label: label, strategy: strategy, onFailure: onFailure, approval: approval))
             }
         }
         var failedSteps: [Int] = []
@@ -116,6 +122,10 @@ public struct ExecutionJournal: Sendable, Equatable {
         if case let .array(items)? = v["stepErrors"] {
             for case let .string(e) in items { stepErrors.append(e) }
         }
+        var approvedSteps: [Int] = []
+        if case let .array(items)? = v["approvedSteps"] {
+            for case let .number(n) in items { approvedSteps.append(Int(n)) }
+        }
         let completed = done.compactMap { item -> String? in
             if case let .string(s) = item { return s }; return nil
         }
@@ -125,7 +135,8 @@ public struct ExecutionJournal: Sendable, Equatable {
             status: status, completed: completed, failedPhase: str("failedPhase"), error: str("error"),
             startedAt: Timestamp(millisecondsSinceEpoch: Int64(started)),
             updatedAt: Timestamp(millisecondsSinceEpoch: Int64(updated)),
-            attempt: Int(num("attempt") ?? 1), failedSteps: failedSteps, stepErrors: stepErrors)
+            attempt: Int(num("attempt") ?? 1), failedSteps: failedSteps, stepErrors: stepErrors,
+            approvedSteps: approvedSteps)
     }
 }
 
@@ -177,6 +188,9 @@ public struct ExecutionOutcome: Sendable, Equatable {
         case refused(String)
         /// The task was cancelled between or during phases; the journal stays `running` so a re-run resumes.
         case interrupted(phase: String)
+        /// Stopped before a step with `approval: true` (1-based); the journal stays `running`, and a run with that
+        /// step approved goes on from there.
+        case awaitingApproval(step: Int, message: String)
     }
     public var plan: RollbackPlan
     public var status: Status
@@ -203,6 +217,7 @@ public struct ExecutionOutcome: Sendable, Equatable {
             return "rollback \(plan.from) -> \(plan.to) failed at phase \(phase): \(message)"
         case let .refused(why): return "rollback \(plan.from) -> \(plan.to) not started: \(why)"
         case let .interrupted(phase): return "rollback \(plan.from) -> \(plan.to) interrupted during phase \(phase)"
+        case let .awaitingApproval(_, message): return "rollback \(plan.from) -> \(plan.to) \(message)"
         }
     }
 }
@@ -293,8 +308,10 @@ public struct ExecutionRunner: Sendable {
 
     /// Runs `plan` (or resumes it after a crash). The caller holds the rollback lock from its gates through
     /// verification. `progress` hears every phase as it starts and ends.
+    /// `approving`: the step (1-based) a person approved; the plan stops before any other unapproved step with
+    /// `approval: true`.
     public func execute(
-        _ plan: RollbackPlan, holding lock: RollbackLock,
+        _ plan: RollbackPlan, holding lock: RollbackLock, approving: Int? = nil,
         progress: @Sendable (PhaseReport) async -> Void = { _ in }
     ) async -> ExecutionOutcome {
         var reports: [PhaseReport] = []
@@ -358,6 +375,23 @@ public struct ExecutionRunner: Sendable {
                 reports.append(r)
                 await progress(r)
                 continue
+            }
+            if let n = phase.step, let step = plan.step(of: phase), step.approval, !journal.approvedSteps.contains(n) {
+                guard approving == n else {
+                    journal.updatedAt = clock.now()
+                    do { try write(journal) } catch {
+                        return ExecutionOutcome(
+                            plan: plan, status: .refused("cannot record progress: \(error.description)"),
+                            reports: reports)
+                    }
+                    return ExecutionOutcome(
+                        plan: plan,
+                        status: .awaitingApproval(step: n, message: Self.approvalWait(journal, step: n)),
+                        reports: reports)
+                }
+                journal.approvedSteps.append(n)
+                journal.updatedAt = clock.now()
+                do { try write(journal) } catch { return refuse("cannot record progress: \(error.description)") }
             }
             let startReport = PhaseReport(
                 phase: phase, index: i + 1, count: count, state: .started, message: phase.description)
@@ -469,6 +503,17 @@ public struct ExecutionRunner: Sendable {
             throw ExecutorError(strategy, "\(problem); the ramp stopped, but draining again failed: \(error)")
         }
         throw ExecutorError(strategy, "\(problem); the ramp stopped and \(drained)")
+    }
+
+    /// `stopped before step 3/3 "db" (command), which waits for rollbackd approve; steps run before it: …`.
+    static func approvalWait(_ journal: ExecutionJournal, step n: Int) -> String {
+        let plan = journal.plan
+        let before = plan.steps.prefix(n - 1).enumerated().map { j, s in
+            s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
+        }
+        return
+            "stopped before step \(n)/\(plan.steps.count) \(plan.steps[n - 1].label.drop { $0 != " " }.dropFirst()), which waits for rollbackd approve; steps run before it: "
+            + (before.isEmpty ? "none" : before.joined(separator: ", "))
     }
 
     /// For a plan of steps: which step failed at which phase, what the steps before it did and which did not run,

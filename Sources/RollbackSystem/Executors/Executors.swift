@@ -103,7 +103,9 @@ public struct PlanExecutor: RollbackExecutor {
         return RollbackPlan(
             strategy: Self.name, from: from, to: to, incident: incident, phases: phases,
             steps: steps.enumerated().map { i, s in
-                PlanStep(label: s.label(index: i), strategy: s.strategy.name, onFailure: s.onFailure.rawValue)
+                PlanStep(
+                    label: s.label(index: i), strategy: s.strategy.name, onFailure: s.onFailure.rawValue,
+                    approval: s.approval)
             })
     }
 
