@@ -63,9 +63,10 @@ import TestSupport
         func lines() -> [String] { (TestFiles.read(log) ?? "").split(separator: "\n").map(String.init) }
     }
 
-    /// A drill rolls forward by running the same steps toward the original release, which does not undo every
-    /// step of a plan (the flag would be switched off twice): `rollbackd drill` refuses plans and changes nothing.
-    @Test func aDrillOfAPlanIsRefusedBeforeAnythingChanges() async throws {
+    /// A drill rolls forward by running the same steps toward the original release, which does not undo a flag
+    /// step (the flag would be switched off twice): `rollbackd drill` refuses that plan, naming the step, and
+    /// changes nothing.
+    @Test func aDrillOfAPlanWithAFlagStepIsRefusedBeforeAnythingChanges() async throws {
         let dir = try ScratchDir("plan-drill")
         defer { dir.remove() }
         let app = Layout(dir)
@@ -73,8 +74,46 @@ import TestSupport
         let before = TestFiles.snapshot(dir.path)
         let r = try await runRollbackd(["drill", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
         #expect(!r.succeeded)
-        #expect(r.stderrText.contains("drills of multi-step plans are not supported yet"), "\(r.stderrText)")
+        #expect(
+            r.stderrText.contains(
+                #"rollback.steps[1], step 2 "flags" (feature-flag), cannot be rehearsed: it switches the flag off, and rolling forward would switch it off again, not back on"#
+            ), "\(r.stderrText)")
         #expect(TestFiles.snapshot(dir.path) == before)
+    }
+
+    /// A plan whose steps each deploy a release (a symlink and config files) is rehearsed whole: rolled back step
+    /// by step, verified, rolled forward step by step to where it was.
+    @Test func aDrillRehearsesAPlanOfReversibleSteps() async throws {
+        let dir = try ScratchDir("plan-drill")
+        defer { dir.remove() }
+        let app = Layout(dir)
+        _ = ExecutorRunnerTests.configLayout(dir)
+        let configStep = """
+            {"name": "config", "strategy": "config",
+             "config": {"files": ["\(dir.sub("live/app.conf"))"], "directory": "\(dir.sub("releases"))"}}
+            """
+        let cfg = app.config([app.appStep, configStep])
+        dir.write(
+            "thresholds.json",
+            (TestFiles.read(cfg) ?? "").replacing(#""interval": "5s""#, with: #""interval": "200ms""#))
+        let r = try await runRollbackd(
+            ["drill", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state"), "--verify-for", "1s"])
+        #expect(r.succeeded, "\(r.stdoutText) \(r.stderrText)")
+        for line in [
+            "drill ", "rolling back v2 -> v1 with the plan strategy, then forward again",
+            "  phase 1/3 1.swap: completed", "  phase 3/3 2.restore: completed",
+            "  forward phase 1/3 1.swap: completed", "  forward phase 3/3 2.restore: completed",
+            "rolled forward to v2",
+        ] {
+            #expect(r.stdoutText.contains(line), "no \(line) in \(r.stdoutText)")
+        }
+        // Back where it was: the release and the config file of v2.
+        #expect(TestFiles.readLink(dir.sub("app/current")) == dir.sub("app/releases/v2"))
+        #expect(TestFiles.read(dir.sub("live/app.conf")) == "setting = bad\n")
+        // Each step ran both ways: the app's reload once back, once forward.
+        #expect(app.lines().count == 2, "\(app.lines())")
+        let log = try #require(TestFiles.read(dir.sub("state/drills.json")))
+        #expect(log.contains(#""outcome" : "verified""#), "\(log)")
     }
 
     @Test func aThreeStepPlanRunsInOrderAndJournalsEveryPhase() async throws {

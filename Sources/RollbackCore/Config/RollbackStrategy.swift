@@ -282,6 +282,23 @@ public struct RollbackStep: Sendable, Equatable {
 
     public var isApplication: Bool { Self.applicationStrategies.contains(strategy.name) }
 
+    /// Why a drill cannot rehearse this step of a plan (nil: it can). A drill rolls back, then forward by running
+    /// the same steps toward the original release: a step that deploys a named release (symlink, systemd-unit,
+    /// kubernetes, docker-swarm, nginx-blue-green, config) comes back that way; one that only switches something
+    /// off does not, and neither does one waiting for a person.
+    public var notRehearsable: String? {
+        if approval { return "it waits for rollbackd approve, and a drill has no one to approve it" }
+        switch strategy {
+        case .symlink, .systemdUnit, .kubernetes, .dockerSwarm, .nginxBlueGreen, .config: return nil
+        case .haproxyCanary where !restore.isEmpty: return nil
+        case .haproxyCanary:
+            return
+                "it drains the canary, and rolling forward would drain it again, not give its traffic back (a restore schedule would)"
+        case .featureFlag: return "it switches the flag off, and rolling forward would switch it off again, not back on"
+        case .command: return "its command does what it does; rollbackd cannot tell whether running it again undoes it"
+        }
+    }
+
     /// `2 "flags" (feature-flag)` for step index 1, or `2 (feature-flag)` without a name.
     public func label(index: Int) -> String {
         "\(index + 1)" + (name.map { " \(JSONValue.quote($0))" } ?? "") + " (\(strategy.name))"

@@ -36,13 +36,16 @@ public enum Drill {
         let dir = options.stateDirectory
         let started = SystemTime.now()
         let id = "drill-\(started.compactUTC)"
-        // A drill rolls forward by running the same steps toward the original release; a plan's steps are not all
-        // reversible that way (a flag switched off would be switched off again), so a drill would leave
-        // production changed. Refuse before touching anything.
-        if config.rollback.steps.count > 1 {
-            throw DrillError(
-                "rollback.steps has \(config.rollback.steps.count) steps: drills of multi-step plans are not supported yet (their roll-forward would not undo every step); drill a one-step table instead"
-            )
+        // A drill rolls forward by running the same steps toward the original release; a step not reversible that
+        // way (a flag switched off would be switched off again) would leave production changed. Refuse, naming
+        // it, before touching anything.
+        if config.rollback.isPlan {
+            for (i, step) in config.rollback.steps.enumerated() {
+                guard let why = step.notRehearsable else { continue }
+                throw DrillError(
+                    "rollback.steps[\(i)], step \(step.label(index: i)), cannot be rehearsed: \(why); a drill would leave it changed. Drill a plan whose steps each deploy a release (symlink, systemd-unit, kubernetes, docker-swarm, nginx-blue-green, config, haproxy-canary with restore)"
+                )
+            }
         }
         // A drill must never interfere with a real rollback in the same state directory.
         let saved: EngineState?
