@@ -474,6 +474,14 @@ import TestSupport
         #expect(s.incident(id)?.status == .verifying, "\(String(describing: s.incident(id)))")
     }
 
+    /// The privileged executor's last reply line carries a plan stopped before a step, step and all.
+    @Test func theExecutorWireCarriesAPlanWaitingForApproval() throws {
+        let result = RollbackResult.awaitingApproval(step: 2, #"stopped before step 2/3 "db" (command)"#)
+        let line = ExecWire.line(ExecReply.final(result))
+        let reply = try #require(ExecWire.decode(ExecReply.self, Array(line.dropLast())))
+        #expect(reply.rollbackResult == result)
+    }
+
     /// `rollbackd deny` of the step: nothing more runs, the incident closes denied with an event naming the step
     /// and what had run, and automation halts (the service is part rolled back).
     @Test func denyingTheStepLeavesThePlanHalted() async throws {
