@@ -28,9 +28,12 @@ struct EtcdClientTests {
         var all: [EtcdEvent] { events.withLock { $0 } }
         var failures: [EtcdError] { errors.withLock { $0 } }
 
-        func watch(_ client: EtcdClient, _ prefix: String, from revision: Int64) -> EtcdWatch {
+        func watch(_ client: EtcdClient, _ prefix: String, from revision: Int64, healthCheck: Interval? = .seconds(5))
+            -> EtcdWatch
+        {
             client.watch(
-                prefix: prefix, fromRevision: revision, onError: { e in self.errors.withLock { $0.append(e) } },
+                prefix: prefix, fromRevision: revision, healthCheck: healthCheck,
+                onError: { e in self.errors.withLock { $0.append(e) } },
                 onEvent: { batch, _ in self.events.withLock { $0.append(contentsOf: batch) } })
         }
     }
@@ -238,6 +241,33 @@ struct EtcdClientTests {
             seen.failures.contains { $0.endpoint == cluster.endpoint(0) && $0.description.contains("stream broke") },
             "\(seen.failures)")
         #expect(!seen.failures.contains { if case .compacted = $0.kind { true } else { false } })
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func aWatchMovesOffAMemberThatHangs() async throws {
+        let cluster = try await EtcdCluster.start()
+        defer { cluster.shutdown() }
+        let watcher = Self.client(cluster) // its stream starts on member 0
+        let writer = EtcdClient(
+            endpoints: Array(cluster.endpoints.dropFirst()), requestTimeout: .seconds(30), attemptTimeout: .seconds(2))
+        let start = try await writer.put("/hang/start", "")
+        let seen = Seen()
+        let watch = seen.watch(watcher, "/hang/k/", from: start + 1, healthCheck: .seconds(1))
+        defer { watch.cancel() }
+        try await writer.put("/hang/k/0", "0")
+        try await waitUntil("the watch to see the first put") { seen.all.count == 1 }
+        // Member 0 stops answering but keeps its connections: only the health check can tell.
+        cluster.pause(member: 0)
+        defer { cluster.resume(member: 0) }
+        for i in 1..<20 { try await writer.put("/hang/k/\(i)", "\(i)") }
+        try await waitUntil("the 19 puts made while member 0 hangs", explain: { "\(seen.all.count): \(seen.failures)" })
+        {
+            seen.all.count >= 20
+        }
+        #expect(seen.all.map(\.kv.key) == (0..<20).map { "/hang/k/\($0)" })
+        #expect(
+            seen.failures.contains { $0.endpoint == cluster.endpoint(0) && $0.description.contains("health check") },
+            "\(seen.failures)")
     }
 
     @Test(.timeLimit(.minutes(3)))

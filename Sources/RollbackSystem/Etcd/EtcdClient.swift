@@ -141,8 +141,11 @@ public final class EtcdClient: Sendable {
 
     /// The endpoint requests go to now.
     func endpoint() -> String {
-        endpoints.isEmpty ? "(no endpoint)" : endpoints[current.withLock { $0 } % endpoints.count]
+        endpoints.isEmpty ? "(no endpoint)" : endpoints[currentIndex()]
     }
+
+    /// The index of the endpoint requests go to now (endpoints must not be empty).
+    func currentIndex() -> Int { current.withLock { $0 } % endpoints.count }
 
     /// Moves to the endpoint after `failed` (unless another request already moved on).
     func failedOver(from failed: Int) {
