@@ -190,7 +190,10 @@ public final class EtcdCluster: Sendable {
     /// SIGTERM (SIGKILL after 10 s), then waits until the process has exited.
     public func stop(member: Int) async {
         guard let p = processes.withLock({ $0[member] }) else { return }
-        _ = await BlockingThread.run { p.stop(grace: .seconds(10)) }
+        _ = await BlockingThread.run {
+            Glibc.kill(-p.pid, SIGCONT) // a paused member must run to see the SIGTERM
+            p.stop(grace: .seconds(10))
+        }
         forget(p)
         processes.withLock { $0[member] = nil }
     }
