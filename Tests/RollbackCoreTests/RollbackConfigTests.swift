@@ -188,6 +188,13 @@ import Testing
                 RestoreStage(weight: 100),
             ])
         #expect(c.steps[1].restore == [])
+        let nginx = try parse(
+            #"""
+            {"steps": [{"strategy": "nginx-blue-green", "restore": [{"weight": 10, "hold": "30s"}, {"weight": 100}],
+               "nginx-blue-green": {"upstreamFile": "/etc/nginx/up.conf", "upstreamName": "app",
+                                    "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"]}}}]}
+            """#)
+        #expect(nginx.steps[0].restore == [RestoreStage(weight: 10, hold: .seconds(30)), RestoreStage(weight: 100)])
         #expect(RestoreStage.text(c.steps[0].restore) == "10 (hold 30s) -> 50 (hold 1m) -> 100")
         // The events of a failure name the step, what had run (a restore runs after later steps) and what did not.
         #expect(c.stepFields(ofPhase: "1.hold-10") == ["step": "1", "step_label": #"1 "lb" (haproxy-canary)"#])
@@ -210,8 +217,18 @@ import Testing
         #expect(
             errors(#"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}, "restore": [{"weight": 5}]}]}"#)
                 == [
-                    "thresholds.json: rollback.steps[0].restore: a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\"); step 1 is command"
+                    "thresholds.json: rollback.steps[0].restore: a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\", or nginx-blue-green); step 1 is command"
                 ])
+        // On nginx-blue-green a weight is the restored colour's share in percent, and there are two colours.
+        let nginx =
+            #""nginx-blue-green": {"upstreamFile": "/etc/nginx/up.conf", "upstreamName": "app", "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"], "red": ["127.0.0.1:3"]}}"#
+        #expect(
+            errors(
+                #"{"steps": [{"strategy": "nginx-blue-green", \#(nginx), "restore": [{"weight": 50}, {"weight": 200}]}]}"#
+            ) == [
+                "thresholds.json: rollback.steps[0].restore: a restore schedule on nginx-blue-green needs exactly two colours (the one the rollback routes to and the one given traffic back); rollback.steps[0].nginx-blue-green.colors has 3",
+                "thresholds.json: rollback.steps[0].restore[1].weight: 200 is above 100: on nginx-blue-green a stage's weight is the restored colour's share of the requests in percent",
+            ])
         #expect(
             errors(#"{"steps": [{"strategy": "haproxy-canary", \#(lb), "restore": []}]}"#) == [
                 "thresholds.json: rollback.steps[0].restore: must list at least one stage, e.g. [{\"weight\": 10, \"hold\": \"30s\"}, {\"weight\": 100}]"

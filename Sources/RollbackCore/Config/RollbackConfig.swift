@@ -237,8 +237,11 @@ extension RollbackConfig {
             if !restore.isEmpty, let strategy, !RollbackStep(strategy).carriesWeights {
                 sink.error(
                     o.childPath("restore"),
-                    "a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\"); step \(i + 1) is \(strategy.name)\(strategy.name == "haproxy-canary" ? " in drain mode" : "")"
+                    "a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\", or nginx-blue-green); step \(i + 1) is \(strategy.name)\(strategy.name == "haproxy-canary" ? " in drain mode" : "")"
                 )
+            }
+            if !restore.isEmpty, case let .nginxBlueGreen(n)? = strategy {
+                checkNginxRestore(restore, n, path: o.childPath("restore"), step: o.path, sink)
             }
             o.finish()
             guard let strategy else {
@@ -251,6 +254,25 @@ extension RollbackConfig {
                     version: version, restore: restore))
         }
         return ok ? steps : nil
+    }
+
+    /// On nginx-blue-green a stage's weight is the restored colour's share in percent (1 to 100), and the restored
+    /// colour is the one of two that the rollback did not route to.
+    private static func checkNginxRestore(
+        _ restore: [RestoreStage], _ n: NginxBlueGreenStrategy, path: String, step: String, _ sink: IssueSink
+    ) {
+        if n.colors.count != 2 {
+            sink.error(
+                path,
+                "a restore schedule on nginx-blue-green needs exactly two colours (the one the rollback routes to and the one given traffic back); \(JSONPath.member(JSONPath.member(step, "nginx-blue-green"), "colors")) has \(n.colors.count)"
+            )
+        }
+        for (j, stage) in restore.enumerated() where stage.weight > 100 {
+            sink.error(
+                JSONPath.member(JSONPath.element(path, j), "weight"),
+                "\(stage.weight) is above 100: on nginx-blue-green a stage's weight is the restored colour's share of the requests in percent"
+            )
+        }
     }
 
     /// `restore`: `[{"weight": 10, "hold": "30s"}, {"weight": 50, "hold": "1m"}, {"weight": 100}]`, weights rising.

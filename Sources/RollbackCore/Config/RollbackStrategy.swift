@@ -253,7 +253,8 @@ public struct RollbackStep: Sendable, Equatable {
     /// The live version is asked of this step's strategy (`"version": {"type": "strategy"}`).
     public var version: Bool
     /// Gradual traffic restoration after the whole plan ran (weight-carrying steps only: `haproxy-canary` in
-    /// weight mode): each stage sets the weight, then holds it while the triggers judge.
+    /// weight mode, `nginx-blue-green` with two colours): each stage sets the weight, then holds it while the
+    /// triggers judge.
     public var restore: [RestoreStage]
 
     public init(
@@ -271,8 +272,11 @@ public struct RollbackStep: Sendable, Equatable {
 
     /// Whether the step's strategy carries weights a `restore` schedule can ramp.
     public var carriesWeights: Bool {
-        if case let .haproxyCanary(h) = strategy { return h.mode == "weight" }
-        return false
+        switch strategy {
+        case let .haproxyCanary(h): return h.mode == "weight"
+        case .nginxBlueGreen: return true
+        default: return false
+        }
     }
 
     /// Strategies that deploy the application itself (and so can tell which release is live).
@@ -305,8 +309,9 @@ public struct RollbackStep: Sendable, Equatable {
     }
 }
 
-/// One stage of a `restore` schedule: the weight given back to the drained side, then how long the triggers watch
-/// it before the next stage (nil: no watch, the next stage follows at once; usual for the last stage).
+/// One stage of a `restore` schedule: the weight given back to the drained side (HAProxy: the canary's server
+/// weight; nginx-blue-green: the restored colour's share of the requests in percent), then how long the triggers
+/// watch it before the next stage (nil: no watch, the next stage follows at once; usual for the last stage).
 public struct RestoreStage: Sendable, Equatable {
     public var weight: Int
     public var hold: Interval?

@@ -10,25 +10,22 @@ public enum Executors {
         return PlanExecutor(
             steps: config.steps,
             executors: config.steps.enumerated().map { i, step in
-                if case let .haproxyCanary(s) = step.strategy, !step.restore.isEmpty {
-                    return HAProxyCanaryExecutor(
-                        s, phaseTimeout: step.timeout ?? config.phaseTimeout, restore: step.restore)
-                }
-                return make(
+                make(
                     step.strategy, phaseTimeout: step.timeout ?? config.phaseTimeout,
-                    stateDirectory: PlanExecutor.stateDirectory(of: i, in: stateDirectory))
+                    stateDirectory: PlanExecutor.stateDirectory(of: i, in: stateDirectory), restore: step.restore)
             },
             versionStep: config.versionStepIndex)
     }
 
-    /// The executor of one strategy.
+    /// The executor of one strategy; `restore`: a plan step's restore schedule (weight-carrying strategies only).
     public static func make(
-        _ strategy: RollbackStrategy, phaseTimeout t: Interval, stateDirectory: String
+        _ strategy: RollbackStrategy, phaseTimeout t: Interval, stateDirectory: String, restore: [RestoreStage] = []
     ) -> any RollbackExecutor {
         switch strategy {
         case let .symlink(s): return SymlinkExecutor(s, phaseTimeout: t)
-        case let .nginxBlueGreen(s): return NginxBlueGreenExecutor(s, phaseTimeout: t, stateDirectory: stateDirectory)
-        case let .haproxyCanary(s): return HAProxyCanaryExecutor(s, phaseTimeout: t)
+        case let .nginxBlueGreen(s):
+            return NginxBlueGreenExecutor(s, phaseTimeout: t, stateDirectory: stateDirectory, restore: restore)
+        case let .haproxyCanary(s): return HAProxyCanaryExecutor(s, phaseTimeout: t, restore: restore)
         case let .systemdUnit(s): return SystemdUnitExecutor(s, phaseTimeout: t)
         case let .kubernetes(s): return KubernetesExecutor(s, phaseTimeout: t)
         case let .dockerSwarm(s): return DockerSwarmExecutor(s, phaseTimeout: t)
@@ -83,7 +80,7 @@ public struct PlanExecutor: RollbackExecutor {
 
     /// A step's restore schedule (its traffic given back gradually), run after every step's own phases.
     static func restorePhases(_ executor: any RollbackExecutor) -> [RollbackPhase] {
-        (executor as? HAProxyCanaryExecutor)?.restorePhases() ?? []
+        (executor as? any RestoringExecutor)?.restorePhases() ?? []
     }
 
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {

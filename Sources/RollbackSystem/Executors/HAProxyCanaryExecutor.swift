@@ -123,7 +123,7 @@ public struct HAProxyServerState: Sendable, Equatable {
 /// In a plan, a `restore` schedule (weight mode) gives the traffic back after every step ran: each stage sets the
 /// canary's weight (`restore-<w>`, confirmed with `show servers state`) and holds it while the triggers watch
 /// (`hold-<w>`, run by the runner); a trigger firing sets the weight back to 0.
-public struct HAProxyCanaryExecutor: RollbackExecutor {
+public struct HAProxyCanaryExecutor: RestoringExecutor {
     public let config: HAProxyCanaryStrategy
     public let phaseTimeout: Interval
     public let restore: [RestoreStage]
@@ -137,28 +137,12 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
 
     var server: String { "\(config.backend)/\(config.canaryServer)" }
 
-    /// The restore schedule's phases, which a plan runs after every step's own phases.
-    public func restorePhases() -> [RollbackPhase] {
-        var phases: [RollbackPhase] = []
-        for (i, stage) in restore.enumerated() {
-            let of = "stage \(i + 1)/\(restore.count)"
-            phases.append(
-                RollbackPhase(
-                    name: "restore-\(stage.weight)",
-                    description:
-                        "\(of): send \(JSONValue.quote("set server \(server) weight \(stage.weight)")) to \(config.socket); show servers state confirms weight \(stage.weight)",
-                    timeout: phaseTimeout))
-            if let hold = stage.hold {
-                phases.append(
-                    RollbackPhase(
-                        name: "hold-\(stage.weight)",
-                        description:
-                            "\(of): hold weight \(stage.weight) for \(hold) while the triggers watch; a firing trigger sets \(server) back to weight 0 and fails the rollback",
-                        timeout: hold + phaseTimeout, hold: hold))
-            }
-        }
-        return phases
+    /// `restore-<w>`: what giving weight `w` back does (RestoringExecutor's phases).
+    public func restoreAction(weight: Int) -> String {
+        "send \(JSONValue.quote("set server \(server) weight \(weight)")) to \(config.socket); show servers state confirms weight \(weight)"
     }
+
+    public var drainAgainAction: String { "sets \(server) back to weight 0" }
 
     /// Sets the canary's weight and confirms it on the runtime socket.
     func setWeight(_ weight: Int, timeout: Interval) async throws {
@@ -257,9 +241,7 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
                 throw fail("backend \(config.backend) has no other server taking requests")
             }
         case let name where name.hasPrefix("restore-"):
-            guard let w = Int(name.dropFirst("restore-".count)), restore.contains(where: { $0.weight == w }) else {
-                throw fail("unknown phase \(phase.name)")
-            }
+            guard let w = restoreWeight(phase: name) else { throw fail("unknown phase \(phase.name)") }
             try await setWeight(w, timeout: phase.timeout)
         default:
             throw fail("unknown phase \(phase.name)")
