@@ -195,6 +195,9 @@ import Testing
                                     "colors": {"blue": ["127.0.0.1:1"], "green": ["127.0.0.1:2"]}}}]}
             """#)
         #expect(nginx.steps[0].restore == [RestoreStage(weight: 10, hold: .seconds(30)), RestoreStage(weight: 100)])
+        // Back gives the colour taken out every request; forward would do the same to the other colour.
+        #expect(nginx.steps[0].notRehearsable?.hasPrefix("its restore schedule ends with every request on") == true)
+        #expect(c.steps[0].notRehearsable == nil)
         #expect(RestoreStage.text(c.steps[0].restore) == "10 (hold 30s) -> 50 (hold 1m) -> 100")
         // The events of a failure name the step, what had run (a restore runs after later steps) and what did not.
         #expect(c.stepFields(ofPhase: "1.hold-10") == ["step": "1", "step_label": #"1 "lb" (haproxy-canary)"#])

@@ -289,10 +289,14 @@ public struct RollbackStep: Sendable, Equatable {
     /// Why a drill cannot rehearse this step of a plan (nil: it can). A drill rolls back, then forward by running
     /// the same steps toward the original release: a step that deploys a named release (symlink, systemd-unit,
     /// kubernetes, docker-swarm, nginx-blue-green, config) comes back that way; one that only switches something
-    /// off does not, and neither does one waiting for a person.
+    /// off does not, nor an nginx-blue-green restore schedule (which ends on the other colour), nor a step waiting
+    /// for a person.
     public var notRehearsable: String? {
         if approval { return "it waits for rollbackd approve, and a drill has no one to approve it" }
         switch strategy {
+        case .nginxBlueGreen where !restore.isEmpty:
+            return
+                "its restore schedule ends with every request on the colour the rollback took out, so rolling forward would take the other colour out and end with every request on it"
         case .symlink, .systemdUnit, .kubernetes, .dockerSwarm, .nginxBlueGreen, .config: return nil
         case .haproxyCanary where !restore.isEmpty: return nil
         case .haproxyCanary:
