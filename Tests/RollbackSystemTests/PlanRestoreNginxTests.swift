@@ -9,7 +9,7 @@ import TestSupport
 /// A restore schedule on an nginx-blue-green step, against a real nginx (Debian's): blue runs the bad release and
 /// takes the requests; the rollback routes to green (blue out), then gives blue 10 % -> 50 % -> 100 % of the
 /// requests back, each hold watched by the configured trigger, while an independent client (fixture.py client)
-/// requests through nginx the whole time.
+/// requests through nginx the whole time; a `kill -9` of rollbackd in the middle of stage 50 % resumes there.
 @Suite struct PlanRestoreNginxTests {
     struct Setup {
         let dir: ScratchDir
@@ -64,7 +64,23 @@ import TestSupport
                 """)
         }
 
-        func config(troubleAt: Int? = nil) -> String {
+        /// nginx's reload, through a script that the first time it reloads stage 50 % SIGKILLs the rollbackd
+        /// running the plan (a crash in the middle of a stage: the include written, nginx not reloaded).
+        var crashingReload: [String] {
+            let reload = nginx.base.map { "'\($0)'" }.joined(separator: " ") + " -s reload"
+            return [
+                dir.script(
+                    "reload-crash.sh",
+                    """
+                    if grep -q 'server \(blue.hostPort) weight=50;' \(nginx.upstreamFile) && [ ! -e \(dir.sub("crashed")) ]; then
+                      touch \(dir.sub("crashed")); kill -KILL $PPID; sleep 2
+                    fi
+                    exec \(reload)
+                    """)
+            ]
+        }
+
+        func config(troubleAt: Int? = nil, crash: Bool = false) -> String {
             func argv(_ a: [String]) -> String { "[" + a.map { JSONValue.quote($0) }.joined(separator: ", ") + "]" }
             return dir.write(
                 "thresholds.json",
@@ -80,7 +96,7 @@ import TestSupport
                      "nginx-blue-green": {"upstreamFile": "\(nginx.upstreamFile)", "upstreamName": "app",
                                           "colors": {"blue": ["\(blue.hostPort)"], "green": ["\(green.hostPort)"]},
                                           "test": \(argv(nginx.base + ["-t", "-q"])),
-                                          "reload": \(argv(nginx.base + ["-s", "reload"]))},
+                                          "reload": \(argv(crash ? crashingReload : nginx.base + ["-s", "reload"]))},
                      "restore": [{"weight": 10, "hold": "3s"}, {"weight": 50, "hold": "3s"}, {"weight": 100, "hold": "2s"}]}
                   ]}
                 }
@@ -125,7 +141,7 @@ import TestSupport
         defer { dir.remove() }
         let s = try await Setup.start(dir)
         defer { s.stop() }
-        let cfg = s.config()
+        let cfg = s.config(crash: true)
         let check = try await runRollbackd(["check", cfg])
         #expect(check.succeeded, "\(check.stderrText)")
         #expect(
@@ -137,8 +153,23 @@ import TestSupport
         defer { client.process.stop() }
         try await Fixture.waitForCount(s.blue, atLeast: 1, "blue to answer the client through nginx")
 
+        // The first run is killed in stage 50 %'s reload; the second resumes at that stage.
+        let first = try await runRollbackd(s.args(cfg))
+        #expect(
+            first.termination == .signalled(SIGKILL), "\(first.termination) \(first.stdoutText) \(first.stderrText)")
+        let crashed = try #require(try ExecutionRunner.journal(stateDirectory: dir.sub("state")))
+        #expect(crashed.status == .running)
+        #expect(
+            crashed.completed == ["1.write-upstream", "1.test", "1.reload", "1.verify", "1.restore-10", "1.hold-10"],
+            "\(crashed.completed)")
         let r = try await runRollbackd(s.args(cfg))
         #expect(r.succeeded, "\(r.stdoutText) \(r.stderrText)")
+        for line in [
+            "resuming the interrupted rollback blue -> green (incident inc-nginx) after phase 1.hold-10",
+            "phase 6/10 1.hold-10: skipped", "phase 7/10 1.restore-50: completed", "phase 10/10 1.hold-100: completed",
+        ] {
+            #expect(r.stdoutText.contains(line), "no \(line) in \(r.stdoutText)")
+        }
         let journal = try #require(try ExecutionRunner.journal(stateDirectory: dir.sub("state")))
         #expect(journal.status == .finished)
         #expect(
