@@ -148,6 +148,14 @@ import Glibc
         for c in subcommands {
             guard case let .string(name)? = c["commandName"], name != "help" else { continue }
             if c["shouldDisplay"] == .bool(false) { hidden.append(name) } else { shown.append(name) }
+            // A command group (`fleet`) lists its own subcommands right after it (`fleet status`).
+            if c["shouldDisplay"] != .bool(false), case let .array(nested)? = c["subcommands"] {
+                for n in nested {
+                    guard case let .string(sub)? = n["commandName"], sub != "help", n["shouldDisplay"] != .bool(false)
+                    else { continue }
+                    shown.append(sub)
+                }
+            }
         }
         #expect(shown.count >= 16 && hidden.contains("notify-drill"), "\(shown) \(hidden)")
         let documented = page8.split(separator: "\n").filter { $0.hasPrefix(".It Em ") }.map { String($0.dropFirst(7)) }
