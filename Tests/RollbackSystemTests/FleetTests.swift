@@ -37,7 +37,7 @@ struct FleetTests {
                 try s.writeConfig(
                     interval: "1s",
                     top:
-                        #", "fleet": {"endpoints": [\#(list)], "name": "\#(name)", "host": "h\#(i)", "leaseTTL": "3s"}, "telemetry": {"listen": "127.0.0.1:\#(telemetry)"}"#
+                        #", "fleet": {"endpoints": [\#(list)], "name": "\#(name)", "host": "h\#(i)", "leaseTTL": "5s"}, "telemetry": {"listen": "127.0.0.1:\#(telemetry)"}"#
                 )
                 hosts.append(s)
             }
@@ -113,13 +113,12 @@ struct FleetTests {
         let f = try await Fleet()
         try await f.startAll()
         try await f.waitFor("a leader") { f.leader() != nil }
-        let leader = try #require(f.leader())
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[leader].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         let deployed = monotonicMs()
         f.deployAll("v2")
         try await f.waitFor("every host back on v1") { f.hosts.indices.allSatisfy { f.current($0).hasSuffix("/v1") } }
         let swapped = monotonicMs() - deployed
-        try await f.waitFor("the fleet's verification") { f.hosts[leader].log.contains("verification_passed") }
+        try await f.waitFor("the fleet's verification") { f.count("verification_passed") > 0 }
         print("fleet of 3: deploy to the last host swapped back in \(swapped) ms")
         // One decision, one incident, every host carried it out once.
         #expect(f.count("rollback_started") == 1)
@@ -132,24 +131,35 @@ struct FleetTests {
         #expect(state.ledger.release("v2")?.rolledBackFromAt != nil)
         // `rollbackd fleet status` reads the fleet from etcd: the leader, each host on v1, the standing decision.
         try await f.waitFor("every host's run reported") { f.count("finished its part") == 3 }
+        // Who leads and who decided, as etcd holds them (a loaded machine may have moved the leadership meanwhile).
+        let client = EtcdClient(endpoints: f.etcd.endpoints)
+        let keys = FleetKeys(fleet: f.name)
+        let leaderKey = try #require(try await client.get(keys.leader))
+        let leaderNow = try #require(Int(leaderKey.text.dropFirst()))
+        let decisionKey = try #require(try await client.get(keys.decision))
+        let decision = try StateStore.decoder.decode(FleetDecision.self, from: Data(decisionKey.value))
         let shown = try await runRollbackd(["fleet", "status", "--config", "\(f.hosts[0].dir)/thresholds.json"])
         #expect(shown.termination == .exited(0), "\(shown.stderrText)")
         let text = shown.stdoutText
-        #expect(text.contains("fleet \(f.name): leader h\(leader), 3 hosts"), "\(text)")
+        #expect(text.contains("fleet \(f.name): leader h\(leaderNow), 3 hosts"), "\(text)")
         for i in 0..<3 {
-            #expect(text.contains("  h\(i)\(i == leader ? " [leader]" : ""): v1, last report"), "\(text)")
+            #expect(text.contains("  h\(i)\(i == leaderNow ? " [leader]" : ""): v1, last report"), "\(text)")
         }
         #expect(
-            text.contains("standing decision: incident \(state.incidents[0].id) v2 -> v1, by h\(leader)"), "\(text)")
+            text.contains("standing decision: incident \(state.incidents[0].id) v2 -> v1, by \(decision.leader)"),
+            "\(text)")
+        #expect(decision.participants == ["h0", "h1", "h2"])
         #expect(text.components(separatedBy: ": succeeded: rolled back to v1").count - 1 == 3, "\(text)")
         // `status` says each host's role.
-        let status = try f.hosts[leader].control([("command", .string("status"))])
-        #expect(status["report"]?["fleet"]?["role"] == .string("leader"), "\(status)")
+        try await f.waitFor("the leader's status says so") {
+            (try? f.hosts[leaderNow].control([("command", .string("status"))]))?["report"]?["fleet"]?["role"]
+                == .string("leader")
+        }
         // Followers refuse commands that change the fleet's state, naming the leader.
-        let follower = (leader + 1) % 3
+        let follower = (leaderNow + 1) % 3
         let refused = try f.hosts[follower].control([("command", .string("pause")), ("for", .string("1m"))])
         #expect(refused["ok"] == .bool(false))
-        #expect("\(refused)".contains("the leader is h\(leader)"), "\(refused)")
+        #expect("\(refused)".contains("the leader is h\(leaderNow)"), "\(refused)")
     }
 
     @Test func aLeaderKilledMidRollbackIsReplacedAndTheRollbackCompletesOnce() async throws {
@@ -160,16 +170,16 @@ struct FleetTests {
         try await f.waitFor("h0 leads") { f.leader() == 0 }
         try await f.start(1)
         try await f.start(2)
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[0].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         f.deployAll("v2")
         try await f.waitFor("the leader's own rollback mid-phase") {
-            f.hosts[0].log.contains("Host h0: phase") && f.hosts[0].log.contains("started")
+            f.hosts[0].log.contains("Host h0: phase reload started")
         }
         let killed = monotonicMs()
         f.hosts[0].killAndReap(f.daemons[0])
         try await f.waitFor("a new leader") { f.leader().map { $0 != 0 } ?? false }
         let failover = monotonicMs() - killed
-        print("leader failover after kill -9: \(failover) ms (lease TTL 3 s, interval 1 s)")
+        print("leader failover after kill -9: \(failover) ms (lease TTL 5 s, interval 1 s)")
         for s in f.hosts { s.release("go") }
         try await f.waitFor("h1 and h2 back on v1") { f.current(1).hasSuffix("/v1") && f.current(2).hasSuffix("/v1") }
         // h0 returns: it resumes its own run from its journal and finishes it.
@@ -213,8 +223,7 @@ struct FleetTests {
         let f = try await Fleet()
         try await f.startAll()
         try await f.waitFor("a leader") { f.leader() != nil }
-        let leader = try #require(f.leader())
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[leader].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         await f.etcd.kill(member: 0)
         f.deployAll("v2")
         try await f.waitFor("every host back on v1") { f.hosts.indices.allSatisfy { f.current($0).hasSuffix("/v1") } }
@@ -229,7 +238,7 @@ struct FleetTests {
         try await f.waitFor("h0 leads") { f.leader() == 0 }
         try await f.start(1)
         try await f.start(2)
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[0].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         let proxy = try #require(f.proxies[2])
         kill(proxy.pid, SIGSTOP)
         try await f.waitFor("h2 partitioned") { f.hosts[2].log.contains("fleet_partitioned") }
@@ -240,7 +249,7 @@ struct FleetTests {
             page.contains(#"rollbackd_fleet_role{service="demo",fleet="\#(f.name)",role="partitioned"} 1"#), "\(page)")
         f.deployAll("v2")
         try await f.waitFor("h0 and h1 back on v1") { f.current(0).hasSuffix("/v1") && f.current(1).hasSuffix("/v1") }
-        try await f.waitFor("the fleet's verification") { f.hosts[0].log.contains("verification_passed") }
+        try await f.waitFor("the fleet's verification") { f.count("verification_passed") > 0 }
         // h2 saw the bad release all along (five more of its ticks) and never acted alone.
         let before = await f.ticks(2)
         try await waitUntil("five more ticks on h2 while partitioned", seconds: generousWait) {
@@ -260,7 +269,7 @@ struct FleetTests {
         try await f.waitFor("h0 leads") { f.leader() == 0 }
         try await f.start(1)
         try await f.start(2)
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[0].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         kill(f.daemons[0], SIGSTOP)
         try await f.waitFor("a new leader") { f.leader().map { $0 != 0 } ?? false }
         let newLeader = try #require(f.leader())
@@ -281,8 +290,7 @@ struct FleetTests {
         let f = try await Fleet()
         try await f.startAll()
         try await f.waitFor("a leader") { f.leader() != nil }
-        let leader = try #require(f.leader())
-        try await f.waitFor("v1 known-good for the fleet") { f.hosts[leader].log.contains("Release v1 is known-good") }
+        try await f.waitFor("v1 known-good for the fleet") { f.count("Release v1 is known-good") > 0 }
         for m in f.etcd.members.indices { await f.etcd.stop(member: m) }
         try await f.waitFor("every host partitioned") {
             f.hosts.allSatisfy { $0.log.contains("fleet_partitioned") }

@@ -114,10 +114,12 @@ private func t(_ s: Int64) -> Timestamp { Timestamp(millisecondsSinceEpoch: 1_80
     @Test func aHangingOrMissingProgramIsNoData() async throws {
         let started = monotonicMs()
         #expect(
-            try await run(["/bin/sleep", "30"], value: "exitStatus", timeout: "300ms")
-                == .noData(reason: "/bin/sleep 30 timed out after 300ms"))
+            try await run(["/bin/sleep", "300"], value: "exitStatus", timeout: "300ms")
+                == .noData(reason: "/bin/sleep 300 timed out after 300ms"))
+        // The bound only tells "stopped" from "waited for" (300 s): a loaded machine may take many seconds.
         #expect(
-            monotonicMs() - started < 15000, "a 30 s program must be stopped near its 300 ms timeout, not waited for")
+            monotonicMs() - started < 120_000, "a 300 s program must be stopped near its 300 ms timeout, not waited for"
+        )
         #expect(
             try await run(["/nonexistent/integrity-check"], value: "exitStatus")
                 == .noData(reason: "cannot run /nonexistent/integrity-check: No such file or directory"))

@@ -66,9 +66,13 @@ import TestSupport
 
         // Every record, by where it came from.
         var records: [(source: String, text: String)] = []
-        let journal = try await ProcessRunner.run(
-            ["journalctl", "-o", "json", "--all", "--no-pager", "SYSLOG_IDENTIFIER=\(identifier)"],
-            timeout: .seconds(60))
+        // journald takes the entries in its own time: read once it has the incident's last one.
+        let journal = try await waitFor("the incident's last entry in the journal", seconds: generousWait) {
+            let j = try await ProcessRunner.run(
+                ["journalctl", "-o", "json", "--all", "--no-pager", "SYSLOG_IDENTIFIER=\(identifier)"],
+                timeout: .seconds(60))
+            return j.stdoutText.contains("\"ROLLBACKD_EVENT\":\"incident_closed\"") ? j : nil
+        }
         records.append(("journal", journal.stdoutText))
         records.append(("daemon output", TestFiles.read("\(s.dir)/daemon.log") ?? ""))
         let files = try await ProcessRunner.run(["find", "\(s.dir)/state", "-type", "f"], timeout: .seconds(60))

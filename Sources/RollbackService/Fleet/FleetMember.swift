@@ -59,7 +59,7 @@ actor FleetMember {
         // A request may take up to one interval (at least a second): a tick never waits on etcd much longer.
         let timeout = max(interval, .seconds(1))
         self.link = FleetLink(config: config, host: host, requestTimeout: timeout)
-        self.partitionAfterMs = max(3000, 2 * interval.milliseconds)
+        self.partitionAfterMs = max(5000, 2 * interval.milliseconds)
         self.recordPath = FleetHostRecord.path(stateDirectory: stateDirectory)
         self.epoch = "\(SystemTime.now().millisecondsSinceEpoch)-\(UInt32.random(in: 0...UInt32.max))"
         self.record = try FleetHostRecord.load(stateDirectory: stateDirectory) ?? FleetHostRecord()
