@@ -21,7 +21,7 @@ counting TCP forwarder of this script (one per host, in front of all three membe
     thread each: every 1 s each reads the fleet's control keys, renews its own lease and puts its HostReport (the
     JSON of RollbackCore's HostReport, as a real host writes it) under hosts/<name> bound to that lease. They run
     the drill's release like the real hosts (their counts: 20 requests a tick, 30 % errors on a bad release, none on
-    v1), and when the fleet's decision names their release they report their part done (runs/<incident>/<name>) and
+    v1), and when the fleet's decision names their release they report their part done (runs/<attempt>/<name>) and
     switch to the decision's target, like a host whose swap takes no time. Timed: deploy -> the last REAL host
     swapped back; and the leader's tick time (its `rollbackd_tick_duration_seconds` sum/count over --measure s)
     with 3 and with 50 hosts.
@@ -334,7 +334,9 @@ class Publisher(threading.Thread):
             if order["from"] == self.version and order["incident"] not in self.done:
                 run = {"host": self.name, "incident": order["incident"], "state": "succeeded",
                        "detail": f"rolled back to {order['to']}", "at": {"millisecondsSinceEpoch": now_ms}}
-                self.etcd.call("/v3/kv/put", {"key": b64(self.root + f"runs/{order['incident']}/{self.name}"),
+                # runs/<incident>@<orderedAt ms>/<host>: RollbackOrder.attempt, one per decision of the incident.
+                attempt = f"{order['incident']}@{order['orderedAt']['millisecondsSinceEpoch']}"
+                self.etcd.call("/v3/kv/put", {"key": b64(self.root + f"runs/{attempt}/{self.name}"),
                                               "value": b64(json.dumps(run))})
                 self.done.add(order["incident"])
                 self.version = order["to"]

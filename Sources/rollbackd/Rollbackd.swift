@@ -14,7 +14,7 @@ struct Rollbackd: AsyncParsableCommand {
             Check.self, Status.self, Approve.self, Deny.self, Rearm.self, Pause.self, Resume.self,
             MarkKnownGood.self, RollbackCommand.self, Sample.self, History.self, Plan.self, Run.self, Execute.self,
             NotifyDrill.self, RunPlan.self,
-            DemoCommand.self, DrillCommand.self,
+            DemoCommand.self, DrillCommand.self, FleetCommand.self,
         ]
     )
 

@@ -103,4 +103,33 @@ import Testing
         #expect(h.count(.verificationPassed) == 1)
         #expect(h.orders.count == 1)
     }
+
+    /// Fleet mode: a host that returns on the release the fleet rolled back from carries out the standing decision,
+    /// although the fleet's incident is closed; on any other release it refuses.
+    @Test func aStandingFleetDecisionConvergesAReturningHostOnly() throws {
+        var (h, order) = try Self.ordered()
+        h.finishRollback()
+        #expect(h.state.incident(order.incident)?.status == .closed)
+        var standing = order
+        standing.standing = true
+        var state = h.state
+        state.activeRollback = standing
+        func check(live: String) -> ExecutionCheck.Verdict {
+            ExecutionCheck.check(
+                .init(incident: order.incident, to: "v1"), config: h.engine.config, state: state, live: live,
+                journaled: false, now: h.now)
+        }
+        guard case let .execute(o, gates) = check(live: "v2") else { Issue.record("refused"); return }
+        #expect(o.standing == true && gates.map(\.gate) == ["order", "fleet"])
+        #expect(Self.refusedGate(check(live: "v3")) == "live")
+        // Resumed after a crash once its swap was done: the target is live and the run is in the journal.
+        let resumed = ExecutionCheck.check(
+            .init(incident: order.incident, to: "v1"), config: h.engine.config, state: state, live: "v1",
+            journaled: true, now: h.now)
+        guard case .execute = resumed else { Issue.record("a journaled standing run must resume"); return }
+        #expect(Self.refusedGate(check(live: "v1")) == "live")
+        // Without the mark, a closed incident is still refused.
+        state.activeRollback = order
+        #expect(Self.refusedGate(check(live: "v2")) == "incident")
+    }
 }

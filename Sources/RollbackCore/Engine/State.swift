@@ -89,6 +89,9 @@ public struct RollbackOrder: Sendable, Equatable, Codable {
     /// Who asked or approved, for manual and approved rollbacks (e.g. `uid 0`).
     public var requestedBy: String?
     public var orderedAt: Timestamp
+    /// Fleet mode: a host carries out a fleet decision that stands after the fleet's rollback finished (it was away
+    /// and returned on the release rolled back from). The leader decided and gated it; the host only converges.
+    public var standing: Bool?
 
     public init(
         incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,

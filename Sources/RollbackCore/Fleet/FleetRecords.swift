@@ -121,16 +121,22 @@ public struct FleetKeys: Sendable, Equatable {
     public var decision: String { control + "decision" }
     /// The fleet's engine state (ledger, incidents, budget, cooldown, halt, evidence).
     public var state: String { root + "state" }
-    /// Each host's run of an incident (a prefix).
-    public func runs(_ incident: String) -> String { root + "runs/\(incident)/" }
-    public func run(_ incident: String, host: String) -> String { runs(incident) + host }
+    /// Each host's run of a decision (a prefix): one per order, so an incident decided again starts afresh.
+    public func runs(_ order: RollbackOrder) -> String { root + "runs/\(order.attempt)/" }
+    public func run(_ order: RollbackOrder, host: String) -> String { runs(order) + host }
+}
+
+extension RollbackOrder {
+    /// This order among the orders of its incident (an incident may be decided again): `INC-…@<ms>`.
+    public var attempt: String { "\(incident)@\(orderedAt.millisecondsSinceEpoch)" }
 }
 
 extension FleetDecision {
     /// The rollback's result once every participant has finished or left the fleet; nil while one still runs.
     /// - Parameters:
     ///   - runs: the participants' reports by host.
-    ///   - live: the hosts whose lease is alive now.
+    ///   - live: the hosts that may still report: their lease is alive, and they still run `order.from` or are
+    ///     carrying this order out (a host moved to another release by hand never reports, and counts as gone).
     public func result(runs: [String: HostRun], live: Set<String>) -> RollbackResult? {
         var succeeded: [String] = []
         var failed: [String] = []

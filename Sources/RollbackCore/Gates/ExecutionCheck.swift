@@ -5,6 +5,8 @@
 /// Checked, in order (the first failure refuses, and nothing changes):
 /// - `order`: the saved state has this very rollback in progress (incident and target), so a request can only
 ///   carry out what the engine decided and persisted, never pick its own target.
+/// - `fleet` (fleet mode, a standing decision only): the fleet's leader decided and gated it; the host carries it
+///   out when it still runs the release rolled back from, and nothing else is checked.
 /// - `incident`: the incident exists and is not closed.
 /// - `live`: the release the executor itself reads is the order's `from` (nothing has changed since the
 ///   decision), or the order's `to` when the executor's journal shows this rollback already ran (a resume).
@@ -55,6 +57,21 @@ public enum ExecutionCheck {
             )
         }
         pass("order", "incident \(order.incident): \(order.from) -> \(order.to), ordered at \(order.orderedAt)")
+        if order.standing == true {
+            // A fleet decision that stands: the fleet's leader decided and gated it; this host only converges on it.
+            switch live {
+            case order.from?:
+                pass(
+                    "fleet", "standing fleet decision of incident \(order.incident): this host still runs \(order.from)"
+                )
+            case order.to? where journaled:
+                pass("fleet", "standing fleet decision of incident \(order.incident), in the journal: resuming")
+            default:
+                return refuse(
+                    "live", "the live release is \(live ?? "unknown"), not \(order.from): nothing to carry out here")
+            }
+            return .execute(order, gates: passed)
+        }
         guard let incident = state.incident(order.incident), incident.status != .closed else {
             return refuse("incident", "incident \(order.incident) is unknown or closed")
         }

@@ -86,6 +86,17 @@ public enum MetricsPage {
             page.sample(
                 "rollbackd_automation_cap", service + [("level", level.rawValue)], s.config.automation == level ? 1 : 0)
         }
+        if let f = s.fleet {
+            page.family(
+                "rollbackd_fleet_role", .gauge,
+                "Fleet mode: 1 for this host's role now (leader, follower, or partitioned from etcd), 0 for the others."
+            )
+            for role in FleetStanding.Role.allCases {
+                page.sample(
+                    "rollbackd_fleet_role", service + [("fleet", f.fleet), ("role", role.rawValue)],
+                    f.role == role ? 1 : 0)
+            }
+        }
         page.family("rollbackd_rollback_in_progress", .gauge, "1 while a rollback is running.")
         page.sample("rollbackd_rollback_in_progress", service, s.state.activeRollback == nil ? 0 : 1)
         page.family("rollbackd_verifying", .gauge, "1 while the recovery after a rollback is being verified.")

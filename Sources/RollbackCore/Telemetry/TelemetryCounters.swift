@@ -127,10 +127,12 @@ public struct TelemetrySnapshot: Sendable {
     public var counters: TelemetryCounters
     public var webhooks: [WebhookTelemetry]
     public var startedAt: Timestamp
+    /// Fleet mode: this host's role (nil without a fleet).
+    public var fleet: FleetStanding?
 
     public init(
         config: Thresholds, state: EngineState, samples: [String: SampleValue], counters: TelemetryCounters,
-        webhooks: [WebhookTelemetry], startedAt: Timestamp
+        webhooks: [WebhookTelemetry], startedAt: Timestamp, fleet: FleetStanding? = nil
     ) {
         self.config = config
         self.state = state
@@ -138,5 +140,6 @@ public struct TelemetrySnapshot: Sendable {
         self.counters = counters
         self.webhooks = webhooks
         self.startedAt = startedAt
+        self.fleet = fleet
     }
 }

@@ -186,10 +186,13 @@ public enum ControlHandler {
                     config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
                 // "Rollback procedure tested": warn when the last successful drill is older than 30 days (or none).
                 let drill = DrillLog(stateDirectory: daemon.options.stateDirectory).warning(now: now)
+                let fleet = await daemon.fleetStanding
                 if case var .object(members) = report {
                     members.append(("drillWarning", drill.map { .string($0) } ?? .null))
+                    members.append(("fleet", fleet.map(\.json) ?? .null))
                     report = .object(members)
                 }
+                if let fleet { text += fleet.line + "\n" }
                 if let drill { text += "warning: \(drill)\n" }
                 return success(snap.status, [("report", report), ("text", .string(text))])
             case "approve":

@@ -159,7 +159,7 @@ public struct ExecServer: Sendable {
         case let .success(l): lock = l
         case let .failure(why): return refuse("lock", why)
         }
-        let state: EngineState
+        var state: EngineState
         do {
             guard let s = try StateStore(directory: where_.daemonState).load() else {
                 return refuse(
@@ -168,6 +168,13 @@ public struct ExecServer: Sendable {
             state = s
         } catch {
             return refuse("order", error.description)
+        }
+        // Fleet mode: a host carrying out a decision that stands after the fleet closed its incident has it in its
+        // fleet record, marked standing; that order is the one to check.
+        if let run = try? FleetHostRecord.load(stateDirectory: where_.daemonState)?.running, run.standing == true,
+            run.incident == request.incident, run.to == request.to
+        {
+            state.activeRollback = run
         }
         var live: String?
         var liveReason: String?

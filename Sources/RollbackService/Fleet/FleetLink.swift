@@ -73,7 +73,15 @@ actor FleetLink {
                 c.decisionRevision = kv.modRevision
             }
         }
-        if c.leader == host, token != c.leaderToken { token = nil }
+        if let kv = kvs.first(where: { $0.key == keys.leader }), kv.text == host {
+            // The key is ours when it is bound to our live lease: a reply lost after the campaign committed, or a
+            // lease etcd kept through its own outage. Otherwise it is a previous daemon's, expiring.
+            if let id = lease, kv.lease == id {
+                token = kv.createRevision
+            } else if token != kv.createRevision {
+                token = nil
+            }
+        }
         return c
     }
 
@@ -117,8 +125,8 @@ actor FleetLink {
         return try Self.decode(EngineState.self, kv, client: client)
     }
 
-    func readRuns(_ incident: String) async throws(EtcdError) -> [String: HostRun] {
-        let (kvs, _) = try await client.getPrefix(keys.runs(incident))
+    func readRuns(_ order: RollbackOrder) async throws(EtcdError) -> [String: HostRun] {
+        let (kvs, _) = try await client.getPrefix(keys.runs(order))
         var runs: [String: HostRun] = [:]
         for kv in kvs {
             if let r = try? Self.decode(HostRun.self, kv, client: client) { runs[r.host] = r }
@@ -139,8 +147,8 @@ actor FleetLink {
         return r.succeeded
     }
 
-    func reportRun(_ run: HostRun) async throws(EtcdError) {
-        _ = try await client.put(keys.run(run.incident, host: host), try Self.encode(run), lease: nil)
+    func reportRun(_ run: HostRun, of order: RollbackOrder) async throws(EtcdError) {
+        _ = try await client.put(keys.run(order, host: host), try Self.encode(run), lease: nil)
     }
 
     // MARK: JSON

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import RollbackCore
 import RollbackSystem
 
@@ -6,26 +7,24 @@ import RollbackSystem
 /// carrying out (resumed after a restart, from the executor's phase journal) and the incidents it finished.
 struct FleetHostRecord: Sendable, Equatable, Codable {
     var running: RollbackOrder?
+    /// By order (`RollbackOrder.attempt`): an incident decided again is a new order.
     var finished: [String: HostRun.State] = [:]
-}
 
-/// Where this host stands in the fleet, for `status` and `/metrics`.
-public struct FleetStanding: Sendable, Equatable {
-    public enum Role: String, Sendable { case leader, follower, partitioned }
-    public var fleet: String
-    public var host: String
-    public var role: Role
-    public var leader: String?
-    /// Why etcd cannot be used (partitioned only).
-    public var reason: String?
-    public var hosts: Int
+    static func path(stateDirectory: String) -> String { stateDirectory + "/fleet-host.json" }
 
-    public var line: String {
-        switch role {
-        case .leader: return "fleet \(fleet): leader (\(hosts) hosts)"
-        case .follower: return "fleet \(fleet): follower of \(leader ?? "no leader yet")"
-        case .partitioned: return "fleet \(fleet): partitioned from etcd, never acting alone"
+    /// The record in a state directory (nil: none yet); the privileged executor reads it too.
+    static func load(stateDirectory: String) throws(StateStoreError) -> FleetHostRecord? {
+        let path = path(stateDirectory: stateDirectory)
+        guard FileIO.exists(path) else { return nil }
+        do {
+            return try StateStore.decoder.decode(FleetHostRecord.self, from: Data(try FileIO.readAll(path: path)))
+        } catch {
+            throw StateStoreError(path: path, reason: "not a rollbackd fleet record (\(error)); move it aside")
         }
+    }
+
+    static func save(_ record: FleetHostRecord, stateDirectory: String) throws(StateStoreError) {
+        try StateStore.write(record, to: path(stateDirectory: stateDirectory), in: stateDirectory)
     }
 }
 
@@ -36,6 +35,7 @@ actor FleetMember {
     let link: FleetLink
     let host: String
     private let recordPath: String
+    private let log = Logger(label: "rollbackd.fleet")
     private let stateDirectory: String
     private(set) var record: FleetHostRecord
     private var evidence = FleetEvidence()
@@ -59,18 +59,10 @@ actor FleetMember {
         // A request may take up to one interval (at least a second): a tick never waits on etcd much longer.
         let timeout = max(interval, .seconds(1))
         self.link = FleetLink(config: config, host: host, requestTimeout: timeout)
-        self.recordPath = stateDirectory + "/fleet-host.json"
+        self.partitionAfterMs = max(3000, 2 * interval.milliseconds)
+        self.recordPath = FleetHostRecord.path(stateDirectory: stateDirectory)
         self.epoch = "\(SystemTime.now().millisecondsSinceEpoch)-\(UInt32.random(in: 0...UInt32.max))"
-        self.record = FleetHostRecord()
-        if FileIO.exists(recordPath) {
-            do {
-                let bytes = try FileIO.readAll(path: recordPath)
-                self.record = try StateStore.decoder.decode(FleetHostRecord.self, from: Data(bytes))
-            } catch {
-                throw StateStoreError(
-                    path: recordPath, reason: "not a rollbackd fleet record (\(error)); move it aside")
-            }
-        }
+        self.record = try FleetHostRecord.load(stateDirectory: stateDirectory) ?? FleetHostRecord()
     }
 
     var standing: FleetStanding {
@@ -81,6 +73,10 @@ actor FleetMember {
     }
 
     private var isLeading = false
+    /// When etcd requests began to fail (monotonic ms): a partition is declared only once they failed longer than an
+    /// etcd election takes, so a member's re-election is not reported as this host being cut off.
+    private var failingSinceMs: Int64?
+    private var partitionAfterMs: Int64
     /// An order an operator command produced on the leader (`rollbackd rollback`, `approve`): written as the fleet's
     /// decision on the next tick.
     private var queued: RollbackOrder?
@@ -106,12 +102,13 @@ actor FleetMember {
         let report = HostReport(
             host: host, epoch: epoch, at: now, version: observation.version, versionReason: observation.versionReason,
             samples: observation.samples, ticks: ticks, deployable: deployable.map { $0.sorted() },
-            smokeFailures: observation.smokeFailures, running: record.running?.incident)
+            smokeFailures: observation.smokeFailures, running: record.running?.attempt)
         do {
             // The leader acts on its token first, then renews its lease: a leader that was paused or cut off past
             // its lease learns it was deposed from the refusal of its own fenced write, never by acting alone.
             var control = try await link.readControl()
             leader = control.leader
+            failingSinceMs = nil
             if partition != nil {
                 step.events.append(
                     event(
@@ -134,6 +131,7 @@ actor FleetMember {
             if await link.token == nil {
                 if isLeading {
                     isLeading = false
+                    queued = nil
                     step.events.append(
                         event(
                             .fleetLeaderLost, now,
@@ -146,27 +144,25 @@ actor FleetMember {
                 step.execute = order
             }
         } catch {
-            if partition == nil {
+            let ms = SystemTime.monotonicMs()
+            let since = failingSinceMs ?? ms
+            failingSinceMs = since
+            if partition == nil, ms - since >= partitionAfterMs {
                 step.events.append(
                     event(
                         .fleetPartitioned, now,
                         "Host \(host) cannot reach etcd: it keeps sampling, and never rolls back alone until etcd answers.",
                         .high, reason: error.description))
+                partition = error.description
+            } else if partition != nil {
+                partition = error.description
             }
-            partition = error.description
             if !executing, let running = record.running {
                 // Half a rollback is worse than finishing it: a run this host started resumes even without etcd.
                 step.execute = running
             }
-            if isLeading, await link.leaseAgeMs >= link.config.leaseTTL.milliseconds {
-                isLeading = false
-                await link.stepDown()
-                step.events.append(
-                    event(
-                        .fleetLeaderLost, now,
-                        "Host \(host) stopped leading the fleet: it could not renew its lease within \(link.config.leaseTTL).",
-                        .high, reason: error.description))
-            }
+            // A leader keeps its token while cut off: when etcd answers again, its first fenced write tells whether
+            // it still leads (it cannot write, hence cannot decide, meanwhile).
         }
         return step
     }
@@ -177,8 +173,10 @@ actor FleetMember {
     {
         var e = engine
         if !isLeading {
-            // Continue exactly where the previous leader stopped: its state is the fleet's.
+            // Continue exactly where the previous leader stopped: its state is the fleet's. An order queued while
+            // this host led before is stale.
             if let s = try await link.readState() { e = Engine(config: engine.config, state: s) }
+            queued = nil
             evidence = FleetEvidence()
             knownHosts = nil
             lastWritten = nil
@@ -206,11 +204,15 @@ actor FleetMember {
             }
         }
         knownHosts = live
-        let view = evidence.view(of: reports, metrics: e.config.metrics, ledger: e.state.ledger, at: now)
+        // On a copy: counts are marked added only when this tick's result is written (or needs no write).
+        var sum = evidence
+        let view = sum.view(of: reports, metrics: e.config.metrics, ledger: e.state.ledger, at: now)
         var events: [Event] = []
         if let order = e.state.activeRollback, let d = control.decision, d.order.incident == order.incident {
-            let runs = try await link.readRuns(order.incident)
-            if let result = d.result(runs: runs, live: live) {
+            let runs = try await link.readRuns(order)
+            let waiting = Set(
+                reports.filter { $0.version == order.from || $0.running == order.attempt }.map(\.host))
+            if let result = d.result(runs: runs, live: waiting) {
                 events += e.rollbackFinished(result, now: now)
             }
         }
@@ -232,6 +234,7 @@ actor FleetMember {
             guard try await link.writeFenced(state: e.state, decision: decision) else {
                 // Another host leads now: nothing this tick decided happened; say so and follow.
                 isLeading = false
+                queued = nil
                 await link.stepDown()
                 step.events.append(
                     event(
@@ -245,6 +248,7 @@ actor FleetMember {
             lastWrittenAt = ms
             if decision != nil { queued = nil }
         }
+        evidence = sum
         step.engine = e
         step.events += events
     }
@@ -264,7 +268,7 @@ actor FleetMember {
     /// rolled back from, and it has not finished (or given up on) this incident.
     private func orderToCarryOut(_ d: FleetDecision, live: String?) -> RollbackOrder? {
         if let running = record.running { return running }
-        guard d.applies(toLive: live, finished: record.finished[d.order.incident] != nil) else { return nil }
+        guard d.applies(toLive: live, finished: record.finished[d.order.attempt] != nil) else { return nil }
         return d.order
     }
 
@@ -275,7 +279,7 @@ actor FleetMember {
         record.running = order
         saveRecord()
         try? await link.reportRun(
-            HostRun(host: host, incident: order.incident, state: .running, detail: "started", at: now))
+            HostRun(host: host, incident: order.incident, state: .running, detail: "started", at: now), of: order)
     }
 
     func phase(_ order: RollbackOrder, _ phase: String, _ progress: PhaseProgress, _ detail: String, now: Timestamp)
@@ -284,7 +288,7 @@ actor FleetMember {
         try? await link.reportRun(
             HostRun(
                 host: host, incident: order.incident, state: .running, phase: "\(phase) \(progress.rawValue)",
-                detail: detail, at: now))
+                detail: detail, at: now), of: order)
     }
 
     /// The run ended; an interruption leaves it running (resumed on the next start).
@@ -300,32 +304,36 @@ actor FleetMember {
         }
         if state != .interrupted {
             record.running = nil
-            record.finished[order.incident] = state
+            record.finished[order.attempt] = state
             saveRecord()
         }
         // Reported until etcd takes it: the leader waits for it.
         let run = HostRun(host: host, incident: order.incident, state: state, detail: detail, at: now)
         for _ in 0..<5 {
             do {
-                try await link.reportRun(run)
+                try await link.reportRun(run, of: order)
                 return
             } catch {
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
-        pendingRun = run
+        pendingRun = (run, order)
     }
 
     /// A final run report etcd did not take yet; sent again on the next tick that reaches etcd.
-    private var pendingRun: HostRun?
+    private var pendingRun: (run: HostRun, order: RollbackOrder)?
 
     func flushPendingRun() async {
-        guard let run = pendingRun else { return }
-        if (try? await link.reportRun(run)) != nil { pendingRun = nil }
+        guard let p = pendingRun else { return }
+        if (try? await link.reportRun(p.run, of: p.order)) != nil { pendingRun = nil }
     }
 
+    /// Saved before a run starts and when it ends; a record that cannot be written is said in the journal (a crash
+    /// would then not resume the run from it, though its phase journal still keeps any phase from running twice).
     private func saveRecord() {
-        try? StateStore.write(record, to: recordPath, in: stateDirectory)
+        do { try FleetHostRecord.save(record, stateDirectory: stateDirectory) } catch {
+            log.error("cannot save the fleet record: \(error)", metadata: ["path": "\(recordPath)"])
+        }
     }
 
     func shutdown() async {

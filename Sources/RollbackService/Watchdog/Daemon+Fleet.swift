@@ -6,6 +6,8 @@ import RollbackSystem
 extension Daemon {
     func fleetTick(_ observation: Observation, deployable: Set<String>?) async {
         guard let fleet else { return }
+        fleetTicking = true
+        defer { fleetTicking = false }
         let step = await fleet.tick(
             observation: observation, deployable: deployable, engine: engine, executing: rollbackTask != nil)
         fleetStanding = await fleet.standing
@@ -17,7 +19,10 @@ extension Daemon {
 
     /// Operator commands change the fleet's state: only the leader may apply them (it writes them fenced).
     func checkFleetCommand() throws(EngineRefusal) {
-        guard let s = fleetStanding, fleet != nil else { return }
+        guard fleet != nil else { return }
+        guard let s = fleetStanding else {
+            throw EngineRefusal("this host has not reached the fleet's etcd yet: try again after its first tick")
+        }
         switch s.role {
         case .leader: return
         case .follower:
@@ -31,7 +36,15 @@ extension Daemon {
         }
     }
 
-    private func startFleetRun(_ order: RollbackOrder, _ fleet: FleetMember) {
+    private func startFleetRun(_ fleetOrder: RollbackOrder, _ fleet: FleetMember) {
+        var standing = fleetOrder
+        if engine.state.activeRollback?.attempt != standing.attempt {
+            // The fleet's rollback finished while this host was away: the fleet state has no rollback in progress,
+            // so the order says it stands (this host's fleet record holds it, and the privileged executor reads it
+            // from there). A resumed run keeps what it said when it started.
+            if standing.standing == nil { standing.standing = true }
+        }
+        let order = standing
         let world = self.world
         let daemon = self
         let clock = options.clock

@@ -39,12 +39,12 @@ public actor Daemon {
     public let options: DaemonOptions
     var engine: Engine
     var world: DaemonWorld
-    private let makeWorld: WorldFactory
+    let makeWorld: WorldFactory
     private let store: StateStore
     let systemd = SystemdNotify()
     /// General logs (not decisions: those are events): journald through `RollbackLogging.bootstrap`.
-    private let log = Logger(label: "rollbackd.watchdog")
-    private var configStamp: FileStamp?
+    let log = Logger(label: "rollbackd.watchdog")
+    var configStamp: FileStamp?
     var rollbackTask: Task<Void, Never>?
     private var ticks = 0
     private var lastTickMs: Int64 = 0
@@ -63,10 +63,13 @@ public actor Daemon {
     /// What `/metrics` shows: replaced after each tick, command and rollback report.
     public nonisolated let telemetry: TelemetryBoard
     /// Serves `telemetry` when the configuration has `telemetry.listen`.
-    private var metricsServer: MetricsServer?
+    var metricsServer: MetricsServer?
     /// Fleet mode (`fleet` in the configuration): this host's part in the fleet's decisions.
     let fleet: FleetMember?
     var fleetStanding: FleetStanding?
+    /// A fleet tick is waiting on etcd: a command waits for it, so that the engine the tick hands back never
+    /// overwrites what the command changed.
+    var fleetTicking = false
 
     /// Loads the configuration and the saved state; throws (with the file named) when either is unusable.
     public init(options: DaemonOptions, makeWorld: @escaping WorldFactory) throws {
@@ -287,7 +290,7 @@ public actor Daemon {
         telemetry.publish(
             TelemetrySnapshot(
                 config: engine.config, state: engine.state, samples: lastSamples, counters: counters,
-                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt))
+                webhooks: lastWebhooks, startedAt: telemetry.current.startedAt, fleet: fleetStanding))
     }
 
     /// Persists the engine's state: at once when a decision changed (`EngineState.decisions`: incidents, ledger,
@@ -331,67 +334,6 @@ public actor Daemon {
                 now: options.clock.now()))
     }
 
-    // MARK: reload
-
-    private func checkConfigChanged() async {
-        let stamp = FileStamp(path: options.configPath)
-        if stamp != configStamp {
-            await reload(reason: "\(options.configPath) changed")
-        }
-    }
-
-    /// Validates everything, then swaps; an invalid file keeps the last good configuration running.
-    public func reload(reason: String) async {
-        systemd.reloading()
-        configStamp = FileStamp(path: options.configPath)
-        let now = options.clock.now()
-        do {
-            let loaded = try Self.loadConfig(options)
-            let newWorld = try makeWorld(loaded.thresholds, options.stateDirectory)
-            let telemetryNote = replaceMetricsServer(for: loaded.thresholds.telemetry)
-            engine.reconfigure(loaded.thresholds)
-            publishSnapshot()
-            let old = world
-            world = newWorld
-            await old.shutdown()
-            await publishTelemetry()
-            let reasons = loaded.warningLines + (telemetryNote.map { [$0] } ?? [])
-            await emit(
-                Event(
-                    kind: .configLoaded, at: now,
-                    message:
-                        "Configuration reloaded (\(reason)): \(loaded.thresholds.triggers.count) triggers, interval \(loaded.thresholds.interval).",
-                    severity: .low,
-                    reason: reasons.isEmpty ? reason : reasons.joined(separator: "; ")))
-        } catch {
-            await emit(
-                Event(
-                    kind: .configRejected, at: now,
-                    message: "Configuration rejected (\(reason)); the last good configuration keeps running: \(error)",
-                    severity: .high, reason: "\(error)"))
-        }
-        systemd.ready(status: statusLine())
-    }
-
-    /// On reload: serves `/metrics` where the new configuration says (or stops serving it); nil when that worked,
-    /// or the reason it could not listen (the rest of the configuration still applies).
-    private func replaceMetricsServer(for telemetry: TelemetryConfig?) -> String? {
-        guard telemetry?.listen != metricsServer?.listen else { return nil }
-        metricsServer?.stop()
-        metricsServer = nil
-        guard let t = telemetry else { return nil }
-        let board = self.telemetry
-        do {
-            let server = try MetricsServer(listen: t.listen, page: { board.page() })
-            server.start()
-            metricsServer = server
-            return nil
-        } catch {
-            log.error("\(error)", metadata: ["listen": "\(t.listen)"])
-            return "\(error); /metrics is not served"
-        }
-    }
-
     // MARK: status and commands
 
     public func statusLine() -> String {
@@ -423,6 +365,7 @@ public actor Daemon {
     public func command(_ body: (inout Engine, Timestamp) throws(EngineRefusal) -> EngineOutput)
         async throws(EngineRefusal) -> EngineOutput
     {
+        while fleetTicking { try? await Task.sleep(for: .milliseconds(10)) }
         try checkFleetCommand()
         let out = try body(&engine, options.clock.now())
         publishSnapshot()
