@@ -56,7 +56,7 @@ struct Plan: AsyncParsableCommand {
     @OptionGroup var options: ExecutorOptions
 
     func run() async throws {
-        let procedure = RollbackProcedure(try options.load().rollback, stateDirectory: StateDirectory.default)
+        let procedure = RollbackProcedure(thresholds: try options.load(), stateDirectory: StateDirectory.default)
         let from = try await options.fromVersion(procedure.executor)
         print(procedure.dryRun(from: from, to: options.to, incident: options.incidentID))
         let precheck = await procedure.precheck(to: options.to)
@@ -94,7 +94,7 @@ struct RunPlan: AsyncParsableCommand {
 
     func run() async throws {
         let state = stateDir ?? StateDirectory.default
-        let procedure = RollbackProcedure(try options.load().rollback, stateDirectory: state)
+        let procedure = RollbackProcedure(thresholds: try options.load(), stateDirectory: state)
         if dryRun {
             let from = try await options.fromVersion(procedure.executor)
             print(procedure.dryRun(from: from, to: options.to, incident: options.incidentID))
@@ -123,7 +123,7 @@ struct RunPlan: AsyncParsableCommand {
             order, holder: "rollbackd run-plan --to \(options.to)", reporter: PrintingReporter())
         switch result {
         case .succeeded: return
-        case .failed, .interrupted, .demotedToApproval: throw ExitCode(1)
+        case .failed, .interrupted, .demotedToApproval, .awaitingApproval: throw ExitCode(1)
         case let .refused(gate):
             switch gate.gate {
             case "precheck": Terminal.writeError("precheck failed: \(gate.detail)")

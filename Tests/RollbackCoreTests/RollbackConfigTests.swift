@@ -173,6 +173,51 @@ import Testing
         #expect(flagsOnly.versionStepIndex == 0)
     }
 
+    @Test func readsARestoreSchedule() throws {
+        let c = try parse(
+            #"""
+            {"steps": [
+              {"name": "lb", "strategy": "haproxy-canary", "restore": [{"weight": 10, "hold": "30s"}, {"weight": 50, "hold": "1m"}, {"weight": 100}],
+               "haproxy-canary": {"socket": "/run/h.sock", "backend": "b", "canaryServer": "c", "mode": "weight"}},
+              {"strategy": "symlink", "symlink": {"releasesDir": "/r", "currentLink": "/c"}}
+            ]}
+            """#)
+        #expect(
+            c.steps[0].restore == [
+                RestoreStage(weight: 10, hold: .seconds(30)), RestoreStage(weight: 50, hold: .minutes(1)),
+                RestoreStage(weight: 100),
+            ])
+        #expect(c.steps[1].restore == [])
+        #expect(RestoreStage.text(c.steps[0].restore) == "10 (hold 30s) -> 50 (hold 1m) -> 100")
+        // The events of a failure name the step, what had run (a restore runs after later steps) and what did not.
+        #expect(c.stepFields(ofPhase: "1.hold-10") == ["step": "1", "step_label": #"1 "lb" (haproxy-canary)"#])
+        #expect(c.stepFields(ofPhase: "hold-10") == [:])
+        #expect(c.stepFailureFields(failed: 0, ran: [1])["steps_run"] == "2 (symlink)")
+        #expect(c.stepFailureFields(failed: 0)["steps_not_run"] == "2 (symlink)")
+    }
+
+    @Test func restoreErrorsNameTheJSONPath() {
+        let lb = #""haproxy-canary": {"socket": "/run/h.sock", "backend": "b", "canaryServer": "c", "mode": "weight"}"#
+        #expect(
+            errors(
+                #"{"steps": [{"strategy": "haproxy-canary", \#(lb), "restore": [{"weight": 0}, {"weight": 5, "hold": 3, "wait": "1s"}]}]}"#
+            )
+                == [
+                    "thresholds.json: rollback.steps[0].restore[0].weight: expected a whole weight from 1 to 256 (HAProxy's range), found 0",
+                    "thresholds.json: rollback.steps[0].restore[1].hold: expected a duration string such as \"5s\", \"2m\" or \"1h\", found a number",
+                    "thresholds.json: rollback.steps[0].restore[1].wait: unknown key; expected one of hold, weight",
+                ])
+        #expect(
+            errors(#"{"steps": [{"strategy": "command", "command": {"argv": ["/a"]}, "restore": [{"weight": 5}]}]}"#)
+                == [
+                    "thresholds.json: rollback.steps[0].restore: a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\"); step 1 is command"
+                ])
+        #expect(
+            errors(#"{"steps": [{"strategy": "haproxy-canary", \#(lb), "restore": []}]}"#) == [
+                "thresholds.json: rollback.steps[0].restore: must list at least one stage, e.g. [{\"weight\": 10, \"hold\": \"30s\"}, {\"weight\": 100}]"
+            ])
+    }
+
     @Test func stepErrorsNameTheJSONPath() {
         #expect(
             errors(

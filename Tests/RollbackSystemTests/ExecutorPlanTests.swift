@@ -63,9 +63,10 @@ import TestSupport
         func lines() -> [String] { (TestFiles.read(log) ?? "").split(separator: "\n").map(String.init) }
     }
 
-    /// A drill rolls forward by running the same steps toward the original release, which does not undo every
-    /// step of a plan (the flag would be switched off twice): `rollbackd drill` refuses plans and changes nothing.
-    @Test func aDrillOfAPlanIsRefusedBeforeAnythingChanges() async throws {
+    /// A drill rolls forward by running the same steps toward the original release, which does not undo a flag
+    /// step (the flag would be switched off twice): `rollbackd drill` refuses that plan, naming the step, and
+    /// changes nothing.
+    @Test func aDrillOfAPlanWithAFlagStepIsRefusedBeforeAnythingChanges() async throws {
         let dir = try ScratchDir("plan-drill")
         defer { dir.remove() }
         let app = Layout(dir)
@@ -73,8 +74,46 @@ import TestSupport
         let before = TestFiles.snapshot(dir.path)
         let r = try await runRollbackd(["drill", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state")])
         #expect(!r.succeeded)
-        #expect(r.stderrText.contains("drills of multi-step plans are not supported yet"), "\(r.stderrText)")
+        #expect(
+            r.stderrText.contains(
+                #"rollback.steps[1], step 2 "flags" (feature-flag), cannot be rehearsed: it switches the flag off, and rolling forward would switch it off again, not back on"#
+            ), "\(r.stderrText)")
         #expect(TestFiles.snapshot(dir.path) == before)
+    }
+
+    /// A plan whose steps each deploy a release (a symlink and config files) is rehearsed whole: rolled back step
+    /// by step, verified, rolled forward step by step to where it was.
+    @Test func aDrillRehearsesAPlanOfReversibleSteps() async throws {
+        let dir = try ScratchDir("plan-drill")
+        defer { dir.remove() }
+        let app = Layout(dir)
+        _ = ExecutorRunnerTests.configLayout(dir)
+        let configStep = """
+            {"name": "config", "strategy": "config",
+             "config": {"files": ["\(dir.sub("live/app.conf"))"], "directory": "\(dir.sub("releases"))"}}
+            """
+        let cfg = app.config([app.appStep, configStep])
+        dir.write(
+            "thresholds.json",
+            (TestFiles.read(cfg) ?? "").replacing(#""interval": "5s""#, with: #""interval": "200ms""#))
+        let r = try await runRollbackd(
+            ["drill", "--config", cfg, "--to", "v1", "--state-dir", dir.sub("state"), "--verify-for", "1s"])
+        #expect(r.succeeded, "\(r.stdoutText) \(r.stderrText)")
+        for line in [
+            "drill ", "rolling back v2 -> v1 with the plan strategy, then forward again",
+            "  phase 1/3 1.swap: completed", "  phase 3/3 2.restore: completed",
+            "  forward phase 1/3 1.swap: completed", "  forward phase 3/3 2.restore: completed",
+            "rolled forward to v2",
+        ] {
+            #expect(r.stdoutText.contains(line), "no \(line) in \(r.stdoutText)")
+        }
+        // Back where it was: the release and the config file of v2.
+        #expect(TestFiles.readLink(dir.sub("app/current")) == dir.sub("app/releases/v2"))
+        #expect(TestFiles.read(dir.sub("live/app.conf")) == "setting = bad\n")
+        // Each step ran both ways: the app's reload once back, once forward.
+        #expect(app.lines().count == 2, "\(app.lines())")
+        let log = try #require(TestFiles.read(dir.sub("state/drills.json")))
+        #expect(log.contains(#""outcome" : "verified""#), "\(log)")
     }
 
     @Test func aThreeStepPlanRunsInOrderAndJournalsEveryPhase() async throws {
@@ -319,6 +358,153 @@ import TestSupport
         #expect(
             phases == ["1.command:started", "1.command:completed", "2.command:started", "2.command:failed"], "\(phases)"
         )
+        // Each phase event names its step; the failure names the step, what had run and what did not, in the
+        // journal (ROLLBACKD_STEP…) and in the webhook payload.
+        let steps = events.filter { $0.kind == .rollbackPhase }.map { $0.extra["step"] ?? "?" }
+        #expect(steps == ["1", "1", "2", "2"], "\(steps)")
+        #expect(events.last { $0.kind == .rollbackPhase }?.extra["step_label"] == #"2 "cache" (command)"#)
+        let fields = Dictionary(
+            JournalFields.fields(for: failed).map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(fields["ROLLBACKD_STEP"] == "2", "\(fields)")
+        #expect(fields["ROLLBACKD_STEP_LABEL"] == #"2 "cache" (command)"#)
+        #expect(fields["ROLLBACKD_STEPS_RUN"] == #"1 "first" (command)"#)
+        #expect(fields["ROLLBACKD_STEPS_NOT_RUN"] == #"3 "last" (command)"#)
+        let payload = WebhookPayload.standard(failed, incident: nil, host: "h", service: "s")
+        #expect(payload["data"]?["event"]?["extra"]?["steps_run"] == .string(#"1 "first" (command)"#), "\(payload)")
+        #expect(payload["data"]?["event"]?["extra"]?["step"] == .string("2"))
+    }
+
+    /// A daemon whose plan is app (a command), db (a command with `approval: true`), last; the scripted world's
+    /// samples and live version, the real procedure. Ticks until the plan stopped before db.
+    struct ApprovalPlan {
+        let dir: ScratchDir
+        let script = DaemonWorldTests.Script()
+        let daemon: Daemon
+        var state: String { dir.sub("state") }
+
+        init(_ dir: ScratchDir) throws {
+            self.dir = dir
+            let log = dir.sub("ran.log")
+            func step(_ name: String, approval: Bool = false) -> String {
+                let run = dir.script("\(name).sh", "echo \(name) >> \(log)")
+                return
+                    #"{"name": "\#(name)", "strategy": "command", "approval": \#(approval), "command": {"argv": ["\#(run)"]}}"#
+            }
+            let rollback = #"{"steps": [\#(step("app")), \#(step("db", approval: true)), \#(step("last"))]}"#
+            dir.write(
+                "thresholds.json",
+                DaemonWorldTests.config.replacing(
+                    #""rollback": {"strategy": "command", "command": {"argv": ["/bin/false"]}}"#,
+                    with: #""rollback": "# + rollback), mode: 0o600)
+            let config = try RollbackConfig.parse(text: rollback, file: "test")
+            var world = script.world()
+            let state = dir.sub("state")
+            world.executeRollback = { order, phase in
+                await RollbackProcedure(config, stateDirectory: state).run(order, reporter: PhaseRelay(phase))
+            }
+            daemon = try Daemon(
+                options: DaemonOptions(
+                    configPath: dir.sub("thresholds.json"), stateDirectory: state, clock: script.clock),
+                makeWorld: { [world] _, _ in world })
+        }
+
+        func tick(_ n: Int = 1) async {
+            for _ in 0..<n {
+                await daemon.tickOnce()
+                await daemon.rollbackSettled()
+                script.scene.withLock { $0.now = $0.now + .seconds(1) }
+            }
+        }
+
+        var ran: String { TestFiles.read(dir.sub("ran.log")) ?? "" }
+        var events: [Event] { script.scene.withLock { $0.events } }
+
+        /// A full trigger fires on v2; the plan runs app and stops before db. The app step's own release (v1)
+        /// then reads as live and the errors clear: neither closes the incident while the step waits.
+        func stopBeforeDB() async throws -> String {
+            await tick(8)
+            script.scene.withLock {
+                $0.live = "v2"
+                $0.errorRatio = 0.5
+            }
+            await tick(4)
+            let asked = try #require(events.first { $0.kind == .approvalRequested }, "\(events.map(\.kind.rawValue))")
+            #expect(asked.extra["step"] == "2")
+            #expect(asked.extra["step_label"] == #"2 "db" (command)"#)
+            #expect(
+                asked.message.contains(
+                    #"stopped before step 2 "db" (command), which waits for a person: stopped before step 2/3 "db" (command), which waits for rollbackd approve; steps run before it: 1 "app" (command) completed"#
+                ), "\(asked.message)")
+            #expect(ran == "app\n")
+            script.scene.withLock {
+                $0.live = "v1"
+                $0.errorRatio = 0.01
+            }
+            await tick(5)
+            #expect(ran == "app\n")
+            let s = await daemon.snapshot().state
+            let id = try #require(asked.incident)
+            #expect(s.incident(id)?.status == .awaitingApproval, "\(String(describing: s.incident(id)))")
+            #expect(s.approvals.map(\.planStep) == [2])
+            #expect(try ExecutionRunner.journal(stateDirectory: state)?.status == .running)
+            return id
+        }
+    }
+
+    /// `approval: true` on a step: even for a `full` trigger the plan stops before it, the steps before it done;
+    /// `rollbackd approve` runs it and the rest of the plan, once.
+    @Test func aStepWithApprovalWaitsAndApproveRunsTheRest() async throws {
+        let dir = try ScratchDir("plan-approval")
+        defer { dir.remove() }
+        let plan = try ApprovalPlan(dir)
+        let id = try await plan.stopBeforeDB()
+        _ = try await plan.daemon.command { engine, now throws(EngineRefusal) in
+            try engine.approve(id, by: "alice", now: now)
+        }
+        await plan.daemon.rollbackSettled()
+        #expect(plan.ran == "app\ndb\nlast\n")
+        let given = try #require(plan.events.first { $0.kind == .approvalGiven })
+        #expect(given.message.hasPrefix(#"alice approved step 2 "db" (command) of the rollback plan v2 -> v1"#))
+        #expect(plan.events.contains { $0.kind == .rollbackFinished }, "\(plan.events.map(\.kind.rawValue))")
+        let journal = try #require(try ExecutionRunner.journal(stateDirectory: plan.state))
+        #expect(journal.status == .finished)
+        #expect(journal.completed == ["1.command", "2.command", "3.command"])
+        #expect(journal.approvedSteps == [2])
+        let s = await plan.daemon.snapshot().state
+        #expect(s.incident(id)?.status == .verifying, "\(String(describing: s.incident(id)))")
+    }
+
+    /// The privileged executor's last reply line carries a plan stopped before a step, step and all.
+    @Test func theExecutorWireCarriesAPlanWaitingForApproval() throws {
+        let result = RollbackResult.awaitingApproval(step: 2, #"stopped before step 2/3 "db" (command)"#)
+        let line = ExecWire.line(ExecReply.final(result))
+        let reply = try #require(ExecWire.decode(ExecReply.self, Array(line.dropLast())))
+        #expect(reply.rollbackResult == result)
+    }
+
+    /// `rollbackd deny` of the step: nothing more runs, the incident closes denied with an event naming the step
+    /// and what had run, and automation halts (the service is part rolled back).
+    @Test func denyingTheStepLeavesThePlanHalted() async throws {
+        let dir = try ScratchDir("plan-approval")
+        defer { dir.remove() }
+        let plan = try ApprovalPlan(dir)
+        let id = try await plan.stopBeforeDB()
+        try await ControlHandler.events(plan.daemon) { engine, now throws(EngineRefusal) in
+            try engine.deny(id, by: "bob", now: now)
+        }
+        await plan.tick(3)
+        #expect(plan.ran == "app\n")
+        let denied = try #require(plan.events.first { $0.kind == .approvalDenied })
+        #expect(
+            denied.reason
+                == #"bob denied step 2 "db" (command) of the rollback plan v2 -> v1; steps run: 1 "app" (command); not run: 2 "db" (command); 3 "last" (command)"#,
+            "\(denied.reason ?? "")")
+        #expect(denied.extra["step"] == "2")
+        #expect(denied.message.hasSuffix(#"The plan stays halted before step 2 "db" (command)."#))
+        let s = await plan.daemon.snapshot().state
+        #expect(s.halted != nil)
+        #expect(s.incident(id)?.outcome == .denied)
+        #expect(try ExecutionRunner.journal(stateDirectory: plan.state)?.completed == ["1.command"])
     }
 
     /// The live version is the version step's: the first application step by default (not a flag step before it),

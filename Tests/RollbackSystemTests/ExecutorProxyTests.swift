@@ -65,7 +65,10 @@ struct HAProxyInstance {
     var port: Int
     var socket: String { dir + "/admin.sock" }
 
-    static func start(dir: ScratchDir, servers: [(String, Int)], reaper: Reaper) async throws -> HAProxyInstance {
+    /// `serverOptions` follow each `server` line (e.g. `weight 100`).
+    static func start(dir: ScratchDir, servers: [(String, Int)], serverOptions: String = "", reaper: Reaper)
+        async throws -> HAProxyInstance
+    {
         guard let binary = program(named: "haproxy") else {
             throw TestFailure("haproxy is not installed (make test-deps installs Debian's haproxy)")
         }
@@ -86,7 +89,7 @@ struct HAProxyInstance {
                     default_backend app
                 backend app
                     balance roundrobin
-                \(servers.map { "    server \($0.0) 127.0.0.1:\($0.1)" }.joined(separator: "\n"))
+                \(servers.map { "    server \($0.0) 127.0.0.1:\($0.1) \(serverOptions)" }.joined(separator: "\n"))
 
                 """
             try FileIO.writeAtomically(path: d + "/haproxy.cfg", bytes: Array(cfg.utf8), mode: 0o644)

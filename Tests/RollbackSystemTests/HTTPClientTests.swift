@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import Testing
 @testable import RollbackCore
 @testable import RollbackSystem
@@ -225,6 +226,29 @@ import RollbackVersion
         let r = await task.value
         #expect(r.failureDescription == "request to \(s.base)/hang was cancelled")
         #expect(monotonicMs() - started < 15_000, "ended by the cancel, not by the 30 s timeout")
+    }
+
+    /// A streamed response (the etcd watch's way): chunks reach the callback while the transfer runs, the body cap
+    /// does not apply, and the final response has no body of its own.
+    @Test func aStreamedBodyArrivesChunkByChunkWhileTheTransferRuns() async throws {
+        let s = try await SharedServers.fault()
+        let got = Mutex<[UInt8]>([])
+        var drip = HTTPRequest.get("\(s.base)/drip?bytes=20&ms=100", options: options())
+        drip.onBodyChunk = { chunk in got.withLock { $0 += chunk } }
+        let transfer = Task { await client.send(drip) }
+        try await waitUntil("the first streamed byte") { got.withLock { !$0.isEmpty } }
+        let early = got.withLock { $0.count }
+        #expect(early < 20, "the first bytes came before the last was sent")
+        let resp = try await transfer.value.get()
+        #expect(resp.status == 200 && resp.body.isEmpty)
+        #expect(got.withLock { $0 } == Array(repeating: UInt8(ascii: "#"), count: 20))
+
+        got.withLock { $0 = [] }
+        var big = HTTPRequest.get("\(s.base)/big?bytes=\(3 << 20)", options: options { $0.maxBodyBytes = 1024 })
+        big.onBodyChunk = { chunk in got.withLock { $0 += chunk } }
+        let whole = try await client.send(big).get()
+        #expect(whole.status == 200 && whole.body.isEmpty)
+        #expect(got.withLock { $0.count } == 3 << 20)
     }
 
     @Test func tlsIsVerifiedAndTheCAFileIsHonoured() async throws {

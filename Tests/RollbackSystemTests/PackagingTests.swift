@@ -143,12 +143,18 @@ import Glibc
         guard case let .array(subcommands)? = dump["command"]?["subcommands"] else {
             throw TestFailure("--experimental-dump-help has no subcommands: \(dump)")
         }
+        // A command's own subcommands (`fleet status`) follow it on the page, in its nested list.
         var shown: [String] = []
         var hidden: [String] = []
-        for c in subcommands {
-            guard case let .string(name)? = c["commandName"], name != "help" else { continue }
-            if c["shouldDisplay"] == .bool(false) { hidden.append(name) } else { shown.append(name) }
+        func walk(_ commands: [JSONValue]) {
+            for c in commands {
+                guard case let .string(name)? = c["commandName"], name != "help" else { continue }
+                if c["shouldDisplay"] == .bool(false) { hidden.append(name); continue }
+                shown.append(name)
+                if case let .array(nested)? = c["subcommands"] { walk(nested) }
+            }
         }
+        walk(subcommands)
         #expect(shown.count >= 16 && hidden.contains("notify-drill"), "\(shown) \(hidden)")
         let documented = page8.split(separator: "\n").filter { $0.hasPrefix(".It Em ") }.map { String($0.dropFirst(7)) }
         #expect(documented == shown)

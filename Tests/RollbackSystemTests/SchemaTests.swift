@@ -456,6 +456,9 @@ import TestSupport
         // A plan: each step is a strategy, its settings and the step's own keys.
         let plan = base.setting("rollback", to: try Fixtures.json(Fixtures.dir + "/valid/plan-steps.json")["rollback"])
         cases.append((plan, "rollback.steps.0", "$defs/rollbackStep"))
+        let restore = base.setting(
+            "rollback", to: try Fixtures.json(Fixtures.dir + "/valid/plan-restore.json")["rollback"])
+        cases.append((restore, "rollback.steps.0.restore.0", "$defs/rollbackStep/properties/restore/items"))
         for (doc, objectPath, schemaPath) in cases {
             let keyPath = objectPath.isEmpty ? odd : objectPath + "." + odd
             let text = doc.setting(keyPath, to: .number(1)).serialized

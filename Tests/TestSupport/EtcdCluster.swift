@@ -190,9 +190,22 @@ public final class EtcdCluster: Sendable {
     /// SIGTERM (SIGKILL after 10 s), then waits until the process has exited.
     public func stop(member: Int) async {
         guard let p = processes.withLock({ $0[member] }) else { return }
-        _ = await BlockingThread.run { p.stop(grace: .seconds(10)) }
+        _ = await BlockingThread.run {
+            Glibc.kill(-p.pid, SIGCONT) // a paused member must run to see the SIGTERM
+            p.stop(grace: .seconds(10))
+        }
         forget(p)
         processes.withLock { $0[member] = nil }
+    }
+
+    /// SIGSTOP: the member keeps its sockets but answers nothing (a hung or partitioned member) until `resume`.
+    public func pause(member: Int) {
+        if let p = processes.withLock({ $0[member] }) { Glibc.kill(-p.pid, SIGSTOP) }
+    }
+
+    /// SIGCONT after `pause`.
+    public func resume(member: Int) {
+        if let p = processes.withLock({ $0[member] }) { Glibc.kill(-p.pid, SIGCONT) }
     }
 
     /// Starts a stopped or killed member again on its data directory and ports, and waits until it is healthy.
@@ -208,7 +221,10 @@ public final class EtcdCluster: Sendable {
             defer { list = Array(repeating: nil, count: list.count) }
             return list.compactMap { $0 }
         }
-        for p in all { Glibc.kill(-p.pid, SIGTERM) }
+        for p in all {
+            Glibc.kill(-p.pid, SIGTERM)
+            Glibc.kill(-p.pid, SIGCONT) // a paused member must run to see the SIGTERM
+        }
         for p in all {
             p.stop(grace: .seconds(5))
             forget(p)

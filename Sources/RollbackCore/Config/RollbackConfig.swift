@@ -222,13 +222,6 @@ extension RollbackConfig {
             let timeout = o.read("timeout", Read.positiveDuration)
             let onFailure = o.read("onFailure", Read.choice(RollbackStep.OnFailure.self)) ?? .halt
             let approval = o.read("approval", Read.bool) ?? false
-            if approval {
-                // Accepted and ignored, the step would run without the person it was written for.
-                sink.error(
-                    o.childPath("approval"),
-                    "a step waiting for rollbackd approve is not available in this version yet; run this step by hand, or give the trigger automation semi"
-                )
-            }
             let version = o.read("version", Read.bool) ?? false
             if version {
                 if let first = versionStep {
@@ -240,6 +233,13 @@ extension RollbackConfig {
                 }
             }
             let strategy = strategySettings(strategyName, &o)
+            let restore = o.read("restore", readRestore) ?? []
+            if !restore.isEmpty, let strategy, !RollbackStep(strategy).carriesWeights {
+                sink.error(
+                    o.childPath("restore"),
+                    "a restore schedule needs a step that carries weights (haproxy-canary with \"mode\": \"weight\"); step \(i + 1) is \(strategy.name)\(strategy.name == "haproxy-canary" ? " in drain mode" : "")"
+                )
+            }
             o.finish()
             guard let strategy else {
                 ok = false
@@ -248,9 +248,53 @@ extension RollbackConfig {
             steps.append(
                 RollbackStep(
                     strategy, name: name, timeout: timeout, onFailure: onFailure, approval: approval,
-                    version: version))
+                    version: version, restore: restore))
         }
         return ok ? steps : nil
+    }
+
+    /// `restore`: `[{"weight": 10, "hold": "30s"}, {"weight": 50, "hold": "1m"}, {"weight": 100}]`, weights rising.
+    private static func readRestore(_ v: JSONValue, _ p: String, _ sink: IssueSink) -> [RestoreStage]? {
+        guard case let .array(items) = v else {
+            sink.error(
+                p, "expected an array of stages such as {\"weight\": 10, \"hold\": \"30s\"}, found \(v.typeName)")
+            return nil
+        }
+        guard !items.isEmpty else {
+            sink.error(p, "must list at least one stage, e.g. [{\"weight\": 10, \"hold\": \"30s\"}, {\"weight\": 100}]")
+            return nil
+        }
+        var stages: [RestoreStage] = []
+        var ok = true
+        for (i, item) in items.enumerated() {
+            guard var o = ObjectReader(item, path: JSONPath.element(p, i), sink: sink) else {
+                ok = false
+                continue
+            }
+            let weight = o.read("weight", required: true) { v, p, k -> Int? in
+                guard case let .number(n) = v, n == n.rounded(), RestoreStage.weights.contains(Int(exactly: n) ?? -1)
+                else {
+                    k.error(p, "expected a whole weight from 1 to 256 (HAProxy's range), found \(v.serialized)")
+                    return nil
+                }
+                return Int(n)
+            }
+            let hold = o.read("hold", Read.positiveDuration)
+            o.finish()
+            guard let weight else {
+                ok = false
+                continue
+            }
+            if let last = stages.last, weight <= last.weight {
+                sink.error(
+                    o.childPath("weight"),
+                    "\(weight) does not rise above the previous stage's \(last.weight): each stage gives back more traffic"
+                )
+                ok = false
+            }
+            stages.append(RestoreStage(weight: weight, hold: hold))
+        }
+        return ok ? stages : nil
     }
 
     private static func readStrategy(_ name: String, _ s: inout ObjectReader) -> RollbackStrategy? {
@@ -412,5 +456,37 @@ extension RollbackConfig {
         default:
             return nil
         }
+    }
+}
+
+extension RollbackConfig {
+    /// For a plan: the index of the step a journaled phase name (`<step>.<phase>`, e.g. `2.flag-off`) belongs to.
+    public func stepIndex(ofPhase phase: String) -> Int? {
+        guard isPlan, let dot = phase.firstIndex(of: "."), let n = Int(phase[..<dot]), steps.indices.contains(n - 1)
+        else { return nil }
+        return n - 1
+    }
+
+    /// The event fields naming the step of a phase of a plan (`step`: its 1-based number, `step_label`:
+    /// `2 "flags" (feature-flag)`); empty for one strategy.
+    public func stepFields(ofPhase phase: String) -> [String: String] {
+        guard let i = stepIndex(ofPhase: phase) else { return [:] }
+        return ["step": String(i + 1), "step_label": steps[i].label(index: i)]
+    }
+
+    /// The event fields of a plan that stopped at step index `failed`: the step, the other steps that had run
+    /// (`steps_run`: those before it, and later ones in `ran`: a restore schedule runs after every step) and those
+    /// that did not (`steps_not_run`), labels separated by `; ` (`none` when empty).
+    public func stepFailureFields(failed i: Int, ran: Set<Int> = []) -> [String: String] {
+        guard steps.indices.contains(i) else { return [:] }
+        func list(_ r: [Int]) -> String {
+            r.isEmpty ? "none" : r.map { steps[$0].label(index: $0) }.joined(separator: "; ")
+        }
+        let others = steps.indices.filter { $0 != i }
+        return [
+            "step": String(i + 1), "step_label": steps[i].label(index: i),
+            "steps_run": list(others.filter { $0 < i || ran.contains($0) }),
+            "steps_not_run": list(others.filter { $0 > i && !ran.contains($0) }),
+        ]
     }
 }

@@ -252,10 +252,13 @@ public struct RollbackStep: Sendable, Equatable {
     public var approval: Bool
     /// The live version is asked of this step's strategy (`"version": {"type": "strategy"}`).
     public var version: Bool
+    /// Gradual traffic restoration after the whole plan ran (weight-carrying steps only: `haproxy-canary` in
+    /// weight mode): each stage sets the weight, then holds it while the triggers judge.
+    public var restore: [RestoreStage]
 
     public init(
         _ strategy: RollbackStrategy, name: String? = nil, timeout: Interval? = nil, onFailure: OnFailure = .halt,
-        approval: Bool = false, version: Bool = false
+        approval: Bool = false, version: Bool = false, restore: [RestoreStage] = []
     ) {
         self.strategy = strategy
         self.name = name
@@ -263,6 +266,13 @@ public struct RollbackStep: Sendable, Equatable {
         self.onFailure = onFailure
         self.approval = approval
         self.version = version
+        self.restore = restore
+    }
+
+    /// Whether the step's strategy carries weights a `restore` schedule can ramp.
+    public var carriesWeights: Bool {
+        if case let .haproxyCanary(h) = strategy { return h.mode == "weight" }
+        return false
     }
 
     /// Strategies that deploy the application itself (and so can tell which release is live).
@@ -272,8 +282,45 @@ public struct RollbackStep: Sendable, Equatable {
 
     public var isApplication: Bool { Self.applicationStrategies.contains(strategy.name) }
 
+    /// Why a drill cannot rehearse this step of a plan (nil: it can). A drill rolls back, then forward by running
+    /// the same steps toward the original release: a step that deploys a named release (symlink, systemd-unit,
+    /// kubernetes, docker-swarm, nginx-blue-green, config) comes back that way; one that only switches something
+    /// off does not, and neither does one waiting for a person.
+    public var notRehearsable: String? {
+        if approval { return "it waits for rollbackd approve, and a drill has no one to approve it" }
+        switch strategy {
+        case .symlink, .systemdUnit, .kubernetes, .dockerSwarm, .nginxBlueGreen, .config: return nil
+        case .haproxyCanary where !restore.isEmpty: return nil
+        case .haproxyCanary:
+            return
+                "it drains the canary, and rolling forward would drain it again, not give its traffic back (a restore schedule would)"
+        case .featureFlag: return "it switches the flag off, and rolling forward would switch it off again, not back on"
+        case .command: return "its command does what it does; rollbackd cannot tell whether running it again undoes it"
+        }
+    }
+
     /// `2 "flags" (feature-flag)` for step index 1, or `2 (feature-flag)` without a name.
     public func label(index: Int) -> String {
         "\(index + 1)" + (name.map { " \(JSONValue.quote($0))" } ?? "") + " (\(strategy.name))"
+    }
+}
+
+/// One stage of a `restore` schedule: the weight given back to the drained side, then how long the triggers watch
+/// it before the next stage (nil: no watch, the next stage follows at once; usual for the last stage).
+public struct RestoreStage: Sendable, Equatable {
+    public var weight: Int
+    public var hold: Interval?
+
+    public init(weight: Int, hold: Interval? = nil) {
+        self.weight = weight
+        self.hold = hold
+    }
+
+    /// HAProxy's server weights range from 0 to 256; 0 is the drain itself.
+    public static let weights = 1...256
+
+    /// `10 (hold 30s) -> 50 (hold 1m) -> 100`.
+    public static func text(_ schedule: [RestoreStage]) -> String {
+        schedule.map { "\($0.weight)" + ($0.hold.map { " (hold \($0))" } ?? "") }.joined(separator: " -> ")
     }
 }

@@ -83,6 +83,16 @@ public enum TriggerTable {
                             ("timeout", .string((step.timeout ?? t.rollback.phaseTimeout).description)),
                             ("onFailure", .string(step.onFailure.rawValue)),
                             ("approval", .bool(step.approval)),
+                            (
+                                "restore",
+                                .array(
+                                    step.restore.map { r in
+                                        .object([
+                                            ("weight", .number(Double(r.weight))),
+                                            ("hold", r.hold.map { .string($0.description) } ?? .null),
+                                        ])
+                                    })
+                            ),
                         ])
                     })
             ),
@@ -116,6 +126,7 @@ public enum TriggerTable {
             if let t = step.timeout { line += ", timeout \(t)" }
             line += ", onFailure \(step.onFailure.rawValue)"
             if step.approval { line += ", waits for approval" }
+            if !step.restore.isEmpty { line += ", then restores weights " + RestoreStage.text(step.restore) }
             return line
         }
     }

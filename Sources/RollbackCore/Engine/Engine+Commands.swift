@@ -11,6 +11,9 @@ extension Engine {
         guard state.activeRollback == nil, state.verification == nil else {
             throw EngineRefusal("a rollback is already in progress")
         }
+        if let step = pending.planStep {
+            return approvePlanStep(pending, step: step, by: who, now: now)
+        }
         guard state.ledger.current == pending.from else {
             throw EngineRefusal("the live release is \(state.ledger.current ?? "unknown"), no longer \(pending.from)")
         }
@@ -39,11 +42,41 @@ extension Engine {
         return out
     }
 
+    /// Approving the step a plan stopped before: the plan resumes from its journal with that step approved. The
+    /// steps before it ran, so the live release may already be the target; the gates passed before its first phase.
+    mutating func approvePlanStep(_ pending: PendingApproval, step: Int, by who: String, now: Timestamp)
+        -> EngineOutput
+    {
+        let id = pending.incident
+        state.approvals.removeAll { $0.incident == id }
+        let label = config.rollback.stepFields(ofPhase: "\(step).")["step_label"] ?? "\(step)"
+        var out = EngineOutput()
+        out.events.append(
+            Event(
+                kind: .approvalGiven, at: now,
+                message:
+                    "\(who) approved step \(label) of the rollback plan \(pending.from) -> \(pending.to) (incident \(id)); the plan goes on.",
+                severity: .high, incident: id, trigger: pending.trigger, fromVersion: pending.from,
+                toVersion: pending.to, decision: "rollback",
+                extra: config.rollback.stepFields(ofPhase: "\(step).").merging(["by": who]) { a, _ in a }))
+        guard let idx = state.incidents.firstIndex(where: { $0.id == id }) else { return out }
+        state.incidents[idx].approver = who
+        appendTimeline(idx, now, .approvalGiven, "step \(label) approved by \(who)")
+        // Not `start`: the order was counted when the plan began, and this is the same rollback going on.
+        state.activeRollback = RollbackOrder(
+            incident: id, from: pending.from, to: pending.to, trigger: pending.trigger, automatic: false,
+            requestedBy: who, orderedAt: now, approvedStep: step)
+        state.incidents[idx].status = .rollingBack
+        out.rollback = state.activeRollback
+        return out
+    }
+
     /// `rollbackd deny ID`: no rollback for this incident; it stays open for people to handle.
     public mutating func deny(_ id: String, by who: String, now: Timestamp) throws(EngineRefusal) -> [Event] {
         guard let pending = state.approvals.first(where: { $0.incident == id }) else {
             throw EngineRefusal("no pending approval for \(id)")
         }
+        if let step = pending.planStep { return denyPlanStep(pending, step: step, by: who, now: now) }
         state.approvals.removeAll { $0.incident == id }
         var events: [Event] = [
             Event(
@@ -189,5 +222,34 @@ extension Engine {
                 incident: state.incidents[idx].id, from: current, to: target.version, trigger: nil,
                 automatic: false, requestedBy: who, orderedAt: now), idx: idx, now: now, out: &out)
         return out
+    }
+}
+
+extension Engine {
+    /// Denying the step a plan stopped before: the plan stays halted there (its journal keeps it), the incident
+    /// closes `denied`, and automation halts, since the service is part rolled back.
+    mutating func denyPlanStep(_ pending: PendingApproval, step: Int, by who: String, now: Timestamp) -> [Event] {
+        let id = pending.incident
+        state.approvals.removeAll { $0.incident == id }
+        let fields = config.rollback.stepFailureFields(failed: step - 1)
+        let label = fields["step_label"] ?? "\(step)"
+        let notRun = [label] + (fields["steps_not_run"].map { $0 == "none" ? [] : [$0] } ?? [])
+        let reason =
+            "\(who) denied step \(label) of the rollback plan \(pending.from) -> \(pending.to); steps run: \(fields["steps_run"] ?? "none"); not run: \(notRun.joined(separator: "; "))"
+        var events: [Event] = [
+            Event(
+                kind: .approvalDenied, at: now,
+                message: "\(reason). The plan stays halted before step \(label).",
+                severity: .critical, incident: id, trigger: pending.trigger, fromVersion: pending.from,
+                toVersion: pending.to, decision: "none", reason: reason,
+                extra: fields.merging(["by": who]) { a, _ in a })
+        ]
+        if let idx = state.incidents.firstIndex(where: { $0.id == id }) {
+            state.incidents[idx].approver = who
+            appendTimeline(idx, now, .approvalDenied, "step \(label) denied by \(who); the plan stays halted")
+        }
+        events += halt(reason: reason, incident: id, now: now)
+        closeIncident(id, outcome: .denied, now: now, text: "step \(label) denied by \(who)", events: &events)
+        return events
     }
 }

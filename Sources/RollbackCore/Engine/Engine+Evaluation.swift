@@ -7,6 +7,10 @@ extension Engine {
             // Our own rollback made it live; rollbackFinished records that.
             return
         }
+        if state.approvals.contains(where: { $0.planStep != nil && $0.to == version }) {
+            // Our own plan, stopped before a step that waits for a person, made it live.
+            return
+        }
         let previous = state.ledger.current
         var baseline: [String: Double] = [:]
         var baselineCounts: [String: Counts] = [:]

@@ -19,8 +19,25 @@ extension Engine {
                 message: "Rollback \(order.from) -> \(order.to): phase \(phase) \(words): \(detail).",
                 severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
                 fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
-                extra: ["phase": phase, "phase_state": progress.rawValue])
+                extra: ["phase": phase, "phase_state": progress.rawValue].merging(
+                    config.rollback.stepFields(ofPhase: phase)
+                ) { a, _ in a })
         ]
+    }
+
+    /// The event fields of a plan's failure for incident `idx`: the step of the last failed phase the executor
+    /// reported, and the steps with phases that ran (`rollbackPhase` records each in the timeline).
+    func planFailureFields(_ idx: Int) -> [String: String] {
+        var failed: Int?
+        var ran: Set<Int> = []
+        for entry in state.incidents[idx].timeline where entry.kind == .rollbackPhase {
+            let words = entry.text.split(separator: " ", maxSplits: 2)
+            guard words.count == 3, words[0] == "phase", let step = config.rollback.stepIndex(ofPhase: String(words[1]))
+            else { continue }
+            if words[2].hasPrefix("failed") { failed = step }
+            if words[2].hasPrefix("done") || words[2].hasPrefix("skipped") { ran.insert(step) }
+        }
+        return failed.map { config.rollback.stepFailureFields(failed: $0, ran: ran) } ?? [:]
     }
 
     /// The executor side reports how the ordered rollback ended.
@@ -79,7 +96,8 @@ extension Engine {
                 Event(
                     kind: .rollbackFailed, at: now, message: "Rollback \(order.from) -> \(order.to) failed: \(reason).",
                     severity: .critical, incident: order.incident, trigger: order.trigger,
-                    fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason))
+                    fromVersion: order.from, toVersion: order.to, decision: "rollback", reason: reason,
+                    extra: planFailureFields(idx)))
             events += halt(
                 reason: "rollback \(order.from) -> \(order.to) failed: \(reason)", incident: order.incident, now: now)
             closeIncident(order.incident, outcome: .rollbackFailed, now: now, text: "rollback failed", events: &events)
@@ -118,6 +136,28 @@ extension Engine {
                     severity: .critical, incident: order.incident, trigger: order.trigger,
                     fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
                     extra: ["gate": "database"]))
+        case let .awaitingApproval(step, reason):
+            // The plan's steps before `step` ran; the order counts against the budget as it stands, and a person
+            // decides on the rest (`approve` runs it, `deny` leaves the plan halted).
+            let fields = config.rollback.stepFields(ofPhase: "\(step).")
+            let label = fields["step_label"] ?? "step \(step)"
+            state.incidents[idx].status = .awaitingApproval
+            state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
+            state.incidents[idx].decisionReason = reason
+            state.approvals.removeAll { $0.incident == order.incident }
+            state.approvals.append(
+                PendingApproval(
+                    incident: order.incident, trigger: order.trigger ?? "manual",
+                    from: order.from, to: order.to, requestedAt: now, planStep: step))
+            appendTimeline(idx, now, .approvalRequested, "plan stopped before step \(label): \(reason)")
+            events.append(
+                Event(
+                    kind: .approvalRequested, at: now,
+                    message:
+                        "Rollback plan \(order.from) -> \(order.to) stopped before step \(label), which waits for a person: \(reason). Run rollbackd approve \(order.incident) to run it and the rest of the plan, or rollbackd deny \(order.incident) to leave the plan halted.",
+                    severity: .critical, incident: order.incident, trigger: order.trigger,
+                    fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
+                    extra: fields.merging(["gate": "approval"]) { a, _ in a }))
         case .interrupted:
             break // handled above: the order stays active
         }
@@ -224,7 +264,7 @@ extension Engine {
         }
     }
 
-    private mutating func halt(reason: String, incident: String?, now: Timestamp) -> [Event] {
+    mutating func halt(reason: String, incident: String?, now: Timestamp) -> [Event] {
         state.halted = HaltState(at: now, reason: reason, incident: incident)
         return [
             Event(
@@ -273,7 +313,9 @@ extension Engine {
     mutating func closeRecoveredIncidents(now: Timestamp, out: inout EngineOutput) {
         guard let current = state.ledger.current else { return }
         for inc in state.openIncidents
-        where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval) {
+        where inc.fromVersion == current && (inc.status == .open || inc.status == .awaitingApproval)
+            && !state.approvals.contains(where: { $0.incident == inc.id && $0.planStep != nil })
+        {
             let anyTripped = inc.trips.contains { state.triggers[$0.trigger]?.phase.isTripped ?? false }
             if !anyTripped && !inc.trips.isEmpty {
                 closeIncident(

@@ -41,6 +41,9 @@ public enum RollbackResult: Sendable, Equatable {
     /// The daemon stopped (or lost the executor) mid-rollback. The order stays active: the phases are journaled,
     /// so the next start resumes it without running a completed phase again.
     case interrupted(String)
+    /// A plan stopped before a step with `approval: true` (1-based `step`): the steps before it ran, the journal
+    /// keeps the plan, and `rollbackd approve` runs the rest.
+    case awaitingApproval(step: Int, String)
 }
 
 /// Where a rollback phase is, as the executor reports it (`ROLLBACKD_PHASE_STATE`).

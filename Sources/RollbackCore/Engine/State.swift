@@ -92,11 +92,14 @@ public struct RollbackOrder: Sendable, Equatable, Codable {
     /// Fleet mode: a host carries out a fleet decision that stands after the fleet's rollback finished (it was away
     /// and returned on the release rolled back from). The leader decided and gated it; the host only converges.
     public var standing: Bool?
+    /// The step of a plan a person approved (`rollbackd approve` of a plan stopped before it).
+    public var approvedStep: Int? = nil
 
     public init(
         incident: String, from: String, to: String, trigger: String? = nil, automatic: Bool,
-        requestedBy: String? = nil, orderedAt: Timestamp
+        requestedBy: String? = nil, orderedAt: Timestamp, approvedStep: Int? = nil
     ) {
+        self.approvedStep = approvedStep
         self.incident = incident
         self.from = from
         self.to = to
@@ -114,6 +117,8 @@ public struct PendingApproval: Sendable, Equatable, Codable {
     public var from: String
     public var to: String
     public var requestedAt: Timestamp
+    /// A plan stopped before this step (1-based, `approval: true`); nil for a rollback not yet started.
+    public var planStep: Int? = nil
 }
 
 public struct VerificationState: Sendable, Equatable, Codable {

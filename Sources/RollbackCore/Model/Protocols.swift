@@ -27,12 +27,17 @@ public struct RollbackPhase: Sendable, Equatable, Codable {
     public var timeout: Interval
     /// In a plan of steps (`rollback.steps`): the 1-based step this phase belongs to; nil for one strategy.
     public var step: Int?
+    /// A hold of a `restore` schedule: the runner does not run this phase through the executor; it watches the
+    /// triggers this long (`timeout` bounds the whole watch). A trigger that fires makes the executor drain again
+    /// (`drainAgain`) and fails the phase.
+    public var hold: Interval?
 
-    public init(name: String, description: String, timeout: Interval, step: Int? = nil) {
+    public init(name: String, description: String, timeout: Interval, step: Int? = nil, hold: Interval? = nil) {
         self.name = name
         self.description = description
         self.timeout = timeout
         self.step = step
+        self.hold = hold
     }
 }
 
@@ -43,11 +48,14 @@ public struct PlanStep: Sendable, Equatable, Codable {
     public var strategy: String
     /// `halt` or `continue`.
     public var onFailure: String
+    /// The plan stops before this step until `rollbackd approve` (`approval: true`).
+    public var approval: Bool
 
-    public init(label: String, strategy: String, onFailure: String) {
+    public init(label: String, strategy: String, onFailure: String, approval: Bool = false) {
         self.label = label
         self.strategy = strategy
         self.onFailure = onFailure
+        self.approval = approval
     }
 
     public var continues: Bool { onFailure == "continue" }
@@ -94,7 +102,9 @@ public struct RollbackPlan: Sendable, Equatable, Codable {
         for (i, p) in phases.enumerated() {
             if let n = p.step, n != shown, let step = step(of: p) {
                 shown = n
-                lines.append("  step \(step.label)" + (step.continues ? " [onFailure continue]" : "") + ":")
+                lines.append(
+                    "  step \(step.label)" + (step.continues ? " [onFailure continue]" : "")
+                        + (step.approval ? " [waits for rollbackd approve]" : "") + ":")
             }
             lines.append("    \(i + 1). \(p.name) [timeout \(p.timeout)]: \(p.description)")
         }
@@ -122,4 +132,14 @@ public protocol RollbackExecutor: Sendable {
     func plan(from: String, to: String, incident: String) -> RollbackPlan
     /// Runs one phase of `plan`; throws on failure with a message naming the command, file or URL at fault.
     func run(phase: RollbackPhase, of plan: RollbackPlan) async throws
+    /// After a trigger fired during `hold` (a phase with `hold` set): takes the traffic given back so far away
+    /// again (weight 0 on the restored side) and returns what it did.
+    func drainAgain(after hold: RollbackPhase, of plan: RollbackPlan) async throws -> String
+}
+
+extension RollbackExecutor {
+    /// Strategies without a restore schedule have no hold phases.
+    public func drainAgain(after hold: RollbackPhase, of plan: RollbackPlan) async throws -> String {
+        "nothing to drain (\(strategyName) restores no traffic)"
+    }
 }

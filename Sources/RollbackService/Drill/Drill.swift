@@ -36,13 +36,16 @@ public enum Drill {
         let dir = options.stateDirectory
         let started = SystemTime.now()
         let id = "drill-\(started.compactUTC)"
-        // A drill rolls forward by running the same steps toward the original release; a plan's steps are not all
-        // reversible that way (a flag switched off would be switched off again), so a drill would leave
-        // production changed. Refuse before touching anything.
-        if config.rollback.steps.count > 1 {
-            throw DrillError(
-                "rollback.steps has \(config.rollback.steps.count) steps: drills of multi-step plans are not supported yet (their roll-forward would not undo every step); drill a one-step table instead"
-            )
+        // A drill rolls forward by running the same steps toward the original release; a step not reversible that
+        // way (a flag switched off would be switched off again) would leave production changed. Refuse, naming
+        // it, before touching anything.
+        if config.rollback.isPlan {
+            for (i, step) in config.rollback.steps.enumerated() {
+                guard let why = step.notRehearsable else { continue }
+                throw DrillError(
+                    "rollback.steps[\(i)], step \(step.label(index: i)), cannot be rehearsed: \(why); a drill would leave it changed. Drill a plan whose steps each deploy a release (symlink, systemd-unit, kubernetes, docker-swarm, nginx-blue-green, config, haproxy-canary with restore)"
+                )
+            }
         }
         // A drill must never interfere with a real rollback in the same state directory.
         let saved: EngineState?
@@ -87,7 +90,7 @@ public enum Drill {
             throw DrillError("\(from) could not be rolled forward to after the drill: \(error)")
         }
         say("drill \(id): rolling back \(from) -> \(to) with the \(executor.strategyName) strategy, then forward again")
-        let procedure = RollbackProcedure(config: config.rollback, executor: executor, stateDirectory: dir)
+        let procedure = RollbackProcedure(thresholds: config, executor: executor, stateDirectory: dir)
         func record(_ outcome: DrillOutcome, recovery: Double?, rollback: Double?, forward: Bool, _ detail: String)
             throws(DrillError) -> DrillRecord
         {
@@ -167,40 +170,15 @@ public enum Drill {
         _ config: Thresholds, executor: any RollbackExecutor, target: String, verifyFor: Interval,
         say: @Sendable (String) -> Void
     ) async -> String? {
-        let senses = RealWorld.senses(config, executor: executor)
-        var engine = Engine(config: config, state: EngineState())
-        let every = config.safety.verifyInterval ?? config.interval
-        let deadline = SystemTime.monotonicMs() + verifyFor.milliseconds
-        var schedule: TickSchedule?
-        var smoke: [String] = []
-        var lastVersion: String?
-        while true {
-            await schedule?.sleepUntilDue()
-            let seen = await senses.observe(at: SystemTime.now(), smokeURLs: config.rollback.smokeURLs)
-            smoke += seen.observation.smokeFailures
-            lastVersion = seen.observation.version
-            _ = engine.tick(seen.observation, deployable: seen.deployable)
-            let states = config.triggers.filter { $0.automation.capped(by: config.automation) != .off }.map { t in
-                let st = engine.state.triggers[t.name] ?? TriggerState()
-                let value =
-                    st.lastValue.map { ValueFormat.format($0, unit: config.metric(named: t.metric)?.unit ?? .number) }
-                    ?? "no data"
-                return "\(t.name) \(st.phase.rawValue) (\(value))"
-            }
-            say("  verify \(lastVersion ?? "?"): " + states.joined(separator: ", "))
-            // Like the daemon: the verdict comes with the first sample at or after the deadline.
-            if SystemTime.monotonicMs() >= deadline { break }
-            if schedule == nil {
-                schedule = TickSchedule(startingAfter: every)
-            } else {
-                _ = schedule?.advance(by: every)
-            }
-        }
+        let verdict = await TriggerWatch.watch(
+            config, senses: RealWorld.senses(config, executor: executor), for: verifyFor, stopOnFiring: false,
+            say: { say("  verify " + $0) })
+        let lastVersion = verdict.lastVersion
         var problems: [String] = []
         if lastVersion != target {
             problems.append("the live release reads as \(lastVersion ?? "unknown"), not \(target)")
         }
-        problems += engine.verificationProblems(smokeFailures: smoke)
+        problems += verdict.problems
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }
 }
@@ -229,6 +207,7 @@ struct DrillReporter: RollbackReporter {
         case let .refused(gate): return "\(what) not started: \(gate.gate): \(gate.detail)"
         case let .demotedToApproval(why): return "\(what) needs a human: \(why)"
         case let .interrupted(why): return "\(what) interrupted: \(why)"
+        case let .awaitingApproval(_, why): return "\(what) \(why)"
         }
     }
 }

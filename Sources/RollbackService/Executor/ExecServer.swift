@@ -218,11 +218,13 @@ public struct ExecServer: Sendable {
                         "Executor: rollback \(order.from) -> \(order.to) phase \(phase) \(progress.rawValue): \(detail).",
                     severity: progress == .failed ? .critical : .low, incident: order.incident, trigger: order.trigger,
                     fromVersion: order.from, toVersion: order.to, reason: progress == .failed ? detail : nil,
-                    extra: ["phase": phase, "phase_state": progress.rawValue]))
+                    extra: ["phase": phase, "phase_state": progress.rawValue].merging(
+                        thresholds.rollback.stepFields(ofPhase: phase)
+                    ) { a, _ in a }))
             report(.report(phase, progress, detail))
         }
         return await RollbackProcedure(
-            config: thresholds.rollback, executor: executor, stateDirectory: where_.executorState
+            thresholds: thresholds, executor: executor, stateDirectory: where_.executorState
         )
         .run(order, holding: lock, reporter: relay)
     }

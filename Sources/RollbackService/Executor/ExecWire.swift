@@ -39,6 +39,8 @@ public struct ExecReply: Codable, Sendable, Equatable {
     public var result: String?
     /// For `refused`: the gate that stopped it.
     public var gate: String?
+    /// For `awaiting`: the step of the plan that waits for approval.
+    public var step: Int?
 
     public static func report(_ phase: String, _ state: PhaseProgress, _ detail: String) -> ExecReply {
         ExecReply(phase: phase, state: state, detail: detail)
@@ -51,6 +53,7 @@ public struct ExecReply: Codable, Sendable, Equatable {
         case let .refused(gate): return ExecReply(detail: gate.detail, result: "refused", gate: gate.gate)
         case let .demotedToApproval(why): return ExecReply(detail: why, result: "demoted")
         case let .interrupted(why): return ExecReply(detail: why, result: "interrupted")
+        case let .awaitingApproval(step, why): return ExecReply(detail: why, result: "awaiting", step: step)
         }
     }
 
@@ -63,6 +66,7 @@ public struct ExecReply: Codable, Sendable, Equatable {
         case "refused": return .refused(GateResult(gate: gate ?? "executor", passed: false, detail: why))
         case "demoted": return .demotedToApproval(why)
         case "interrupted": return .interrupted(why)
+        case "awaiting": return .awaitingApproval(step: step ?? 0, why)
         default: return nil
         }
     }

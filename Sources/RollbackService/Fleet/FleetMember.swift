@@ -300,6 +300,9 @@ actor FleetMember {
         case let .failed(why): (state, detail) = (.failed, why)
         case let .refused(gate): (state, detail) = (.refused, "\(gate.gate): \(gate.detail)")
         case let .demotedToApproval(why): (state, detail) = (.refused, why)
+        case let .awaitingApproval(step, why):
+            // A plan's approval step: fleet mode cannot approve one yet; the plan stays stopped before it here.
+            (state, detail) = (.refused, "step \(step) needs approval, which fleet mode does not support yet: \(why)")
         case let .interrupted(why): (state, detail) = (.interrupted, why)
         }
         if state != .interrupted {

@@ -29,7 +29,21 @@ public struct RollbackProcedure: Sendable {
             stateDirectory: stateDirectory)
     }
 
-    var runner: ExecutionRunner { ExecutionRunner(executor: executor, stateDirectory: stateDirectory) }
+    /// The procedure of a whole configuration: the holds of a restore schedule are watched by its triggers.
+    public init(thresholds: Thresholds, executor: (any RollbackExecutor)? = nil, stateDirectory: String) {
+        let executor = executor ?? Executors.make(thresholds.rollback, stateDirectory: stateDirectory)
+        self.init(config: thresholds.rollback, executor: executor, stateDirectory: stateDirectory)
+        watch = TriggerWatch.holds(thresholds, executor: executor)
+    }
+
+    /// Watches each hold of a restore schedule (nil: a plan with holds fails at its first hold).
+    public var watch: ExecutionRunner.HoldWatch?
+
+    var runner: ExecutionRunner {
+        var r = ExecutionRunner(executor: executor, stateDirectory: stateDirectory)
+        r.watch = watch
+        return r
+    }
 
     /// The plan for an order, as text for people, changing nothing.
     public func dryRun(from: String, to: String, incident: String) -> String {
@@ -140,7 +154,9 @@ public struct RollbackProcedure: Sendable {
             }
             await reporter.starting(plan)
         }
-        let outcome = await runner.execute(plan, holding: lock) { report in await reporter.phase(report) }
+        let outcome = await runner.execute(plan, holding: lock, approving: order.approvedStep) { report in
+            await reporter.phase(report)
+        }
         await reporter.ended(outcome)
         switch outcome.status {
         case .finished, .alreadyFinished: return .succeeded
@@ -148,6 +164,7 @@ public struct RollbackProcedure: Sendable {
         case let .failed(phase, message): return .failed("phase \(phase): \(message)")
         case let .refused(why): return .refused(GateResult(gate: "lock", passed: false, detail: why))
         case let .interrupted(phase): return .interrupted("stopped during phase \(phase); the journal resumes it")
+        case let .awaitingApproval(step, message): return .awaitingApproval(step: step, message)
         }
     }
 }

@@ -77,6 +77,8 @@ extension Daemon {
             case let .failed(why): ("failed: \(why)", .critical)
             case let .refused(gate): ("refused by \(gate.gate): \(gate.detail)", .critical)
             case let .demotedToApproval(why): ("needs a person: \(why)", .critical)
+            case let .awaitingApproval(step, why):
+                ("stopped before step \(step), which needs approval: \(why)", .critical)
             case let .interrupted(why): ("interrupted (resumed on the next start): \(why)", .high)
             }
         await emitRun(

@@ -34,7 +34,7 @@ public enum RealWorld {
                 switch route {
                 case .inProcess:
                     return await RollbackProcedure(
-                        config: config.rollback, executor: executor, stateDirectory: stateDirectory
+                        thresholds: config, executor: executor, stateDirectory: stateDirectory
                     )
                     .run(order, reporter: PhaseRelay(phase))
                 case let .socket(path, instance):

@@ -141,8 +141,11 @@ public final class EtcdClient: Sendable {
 
     /// The endpoint requests go to now.
     func endpoint() -> String {
-        endpoints.isEmpty ? "(no endpoint)" : endpoints[current.withLock { $0 } % endpoints.count]
+        endpoints.isEmpty ? "(no endpoint)" : endpoints[currentIndex()]
     }
+
+    /// The index of the endpoint requests go to now (endpoints must not be empty).
+    func currentIndex() -> Int { current.withLock { $0 } % endpoints.count }
 
     /// Moves to the endpoint after `failed` (unless another request already moved on).
     func failedOver(from failed: Int) {
@@ -176,6 +179,7 @@ public final class EtcdClient: Sendable {
         let bytes = Array(body.serialized.utf8)
         let deadline = SystemTime.monotonicMs() + requestTimeout.milliseconds
         var failures: [String: String] = [:]
+        var tlsFailed = Set<String>()
         var triedThisRound = 0
         var backoff: Int64 = 50
         while true {
@@ -189,9 +193,11 @@ public final class EtcdClient: Sendable {
                 options: options(timeout: attempt)
             ).withoutHeaders()
             let retryReason: String
+            var tlsReason = false
             switch await http.send(request) {
             case let .failure(error):
                 retryReason = error.description
+                tlsReason = Self.isTLS(error)
             case let .success(response):
                 if response.status == 200 {
                     let value: JSONValue
@@ -213,7 +219,9 @@ public final class EtcdClient: Sendable {
                 }
                 retryReason = "HTTP \(response.status): \(message)"
             }
-            failures[base] = retryReason
+            // A TLS refusal says more than what the next attempt may see of the same refusal (a reset connection).
+            if tlsReason || !tlsFailed.contains(base) { failures[base] = retryReason }
+            if tlsReason { tlsFailed.insert(base) }
             failedOver(from: index)
             triedThisRound += 1
             if triedThisRound >= endpoints.count {
@@ -227,6 +235,13 @@ public final class EtcdClient: Sendable {
         throw EtcdError(
             endpoint: endpoints.joined(separator: ","), path: path,
             kind: .unreachable(listed, deadline: requestTimeout))
+    }
+
+    /// A TLS handshake failure, or a connection the server closed with a TLS alert (a certificate it refused).
+    static func isTLS(_ error: HTTPError) -> Bool {
+        if case .tls = error.kind { return true }
+        let text = error.description
+        return text.contains("SSL") || text.contains("certificate")
     }
 
     /// The gateway's error reply `{"error": …, "code": N, "message": …}` (or grpc-gateway's streaming form

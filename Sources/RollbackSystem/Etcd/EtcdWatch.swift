@@ -40,24 +40,34 @@ extension EtcdClient {
     /// Watches every key under `prefix` from `fromRevision` (use the revision of a read + 1), calling `onEvent`
     /// with each batch of changes, in revision order, and the header revision of the reply carrying them.
     ///
-    /// The stream lives on whichever endpoint answers; when it breaks (the member dies, the connection drops, or
-    /// `streamLifetime` passes without an end) the watch reconnects with backoff (to the next endpoint) and
-    /// resumes from the last delivered revision + 1: no event is lost or delivered twice. Each break is reported
-    /// to `onError` (the watch goes on). When etcd has compacted the revision asked for, `onError` gets
-    /// `.compacted` and the watch ends: read the keys again and start a new watch.
+    /// The stream lives on whichever endpoint answers; when it breaks (the member dies, the connection drops, the
+    /// member fails its health check, or `streamLifetime` passes without an end) the watch reconnects with backoff
+    /// (to the next endpoint) and resumes from the last delivered revision + 1: no event is lost or delivered
+    /// twice. Each break is reported to `onError` (the watch goes on). When etcd has compacted the revision asked
+    /// for, `onError` gets `.compacted` and the watch ends: read the keys again and start a new watch.
+    ///
+    /// - Parameter healthCheck: how often the stream's member is asked `GET /health` (within `attemptTimeout`)
+    ///   while the stream is open. A member that hangs, or has lost its leader, keeps the connection open but
+    ///   sends nothing: the failed check ends the stream so the watch moves to another member. nil: never.
     public func watch(
         prefix: String, fromRevision: Int64, streamLifetime: Interval = .minutes(5),
+        healthCheck: Interval? = .seconds(5),
         onError: @escaping @Sendable (EtcdError) -> Void = { _ in },
         onEvent: @escaping @Sendable ([EtcdEvent], Int64) -> Void
     ) -> EtcdWatch {
         let watch = EtcdWatch()
         watch.start { [self] watch in
+            guard !endpoints.isEmpty else {
+                onError(EtcdError(endpoint: "(no endpoint)", path: "/v3/watch", kind: .streamBroken("no endpoint")))
+                return
+            }
             var next = max(1, fromRevision)
             var backoff: Int64 = 50
             while !Task.isCancelled {
                 let index = currentIndex()
                 let outcome = await stream(
-                    endpoint: endpoints[index], prefix: prefix, from: next, lifetime: streamLifetime
+                    endpoint: endpoints[index], prefix: prefix, from: next, lifetime: streamLifetime,
+                    healthCheck: healthCheck
                 ) { events, header in
                     guard let top = events.map(\.kv.modRevision).max() else { return }
                     next = top + 1
@@ -78,14 +88,10 @@ extension EtcdClient {
         return watch
     }
 
-    func currentIndex() -> Int {
-        endpoints.firstIndex(of: endpoint()) ?? 0
-    }
-
     /// One watch stream on one endpoint, until it ends, breaks or is cancelled. Returns why it ended (nil when the
     /// task was cancelled or the stream simply ran its lifetime).
     private func stream(
-        endpoint base: String, prefix: String, from revision: Int64, lifetime: Interval,
+        endpoint base: String, prefix: String, from revision: Int64, lifetime: Interval, healthCheck: Interval?,
         deliver: ([EtcdEvent], Int64) -> Void
     ) async -> EtcdError? {
         var create = EtcdJSON.keyRange(prefix, prefix: true)
@@ -103,6 +109,17 @@ extension EtcdClient {
             sink.finish()
             return r
         }
+        // The member's health, checked while the stream is open; a failed check ends the transfer.
+        let monitor = Task { () -> String? in
+            guard let every = healthCheck else { return nil }
+            while await Self.pause(every.milliseconds) {
+                if let problem = await unhealthy(base) {
+                    transfer.cancel()
+                    return problem
+                }
+            }
+            return nil
+        }
         var failure = await withTaskCancellationHandler {
             await read(chunks, endpoint: base, deliver: deliver)
         } onCancel: {
@@ -110,8 +127,11 @@ extension EtcdClient {
         }
         if failure != nil { transfer.cancel() }
         let outcome = await transfer.value
+        monitor.cancel()
+        let sick = await monitor.value
         if Task.isCancelled { return nil }
         let fail: (EtcdError.Kind) -> EtcdError = { EtcdError(endpoint: base, path: "/v3/watch", kind: $0) }
+        if failure == nil, let sick { return fail(.streamBroken("the member failed its health check: \(sick)")) }
         switch outcome {
         case let .success(response) where response.status != 200:
             // The gateway's error object came through the stream; give it the status it came with.
@@ -161,5 +181,17 @@ extension EtcdClient {
             }
         }
         return nil
+    }
+
+    /// Why the member at `base` is not healthy (`GET /health` not answered within `attemptTimeout`, or not
+    /// `"health": "true"`), or nil when it is.
+    func unhealthy(_ base: String) async -> String? {
+        switch await http.send(HTTPRequest.get(base + "/health", options: options(timeout: attemptTimeout))) {
+        case let .failure(error): return error.description
+        case let .success(r):
+            let body = r.text.filter { $0 != " " && $0 != "\n" }
+            return r.status == 200 && body.contains("\"health\":\"true\"")
+                ? nil : "HTTP \(r.status): \(r.text.prefix(200))"
+        }
     }
 }

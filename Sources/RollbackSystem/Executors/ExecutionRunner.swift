@@ -30,6 +30,8 @@ public struct ExecutionJournal: Sendable, Equatable {
     public var failedSteps: [Int] = []
     /// Why each of `failedSteps` failed, one line each.
     public var stepErrors: [String] = []
+    /// Steps with `approval: true` a person approved (1-based): the plan does not stop before them again.
+    public var approvedSteps: [Int] = []
 
     /// Same strategy, versions, incident and phase names: the same rollback.
     public func isSame(as other: RollbackPlan) -> Bool {
@@ -53,21 +55,24 @@ public struct ExecutionJournal: Sendable, Equatable {
                             [
                                 ("name", .string(p.name)), ("description", .string(p.description)),
                                 ("timeoutMs", .number(Double(p.timeout.milliseconds))),
-                            ] + (p.step.map { [("step", .number(Double($0)))] } ?? []))
+                            ] + (p.step.map { [("step", .number(Double($0)))] } ?? [])
+                                + (p.hold.map { [("holdMs", .number(Double($0.milliseconds)))] } ?? []))
                     })
             ),
             (
                 "steps",
                 .array(
                     plan.steps.map { s in
-                        .object([
-                            ("label", .string(s.label)), ("strategy", .string(s.strategy)),
-                            ("onFailure", .string(s.onFailure)),
-                        ])
+                        .object(
+                            [
+                                ("label", .string(s.label)), ("strategy", .string(s.strategy)),
+                                ("onFailure", .string(s.onFailure)),
+                            ] + (s.approval ? [("approval", .bool(true))] : []))
                     })
             ),
             ("failedSteps", .array(failedSteps.map { .number(Double($0)) })),
             ("stepErrors", .array(stepErrors.map { .string($0) })),
+            ("approvedSteps", .array(approvedSteps.map { .number(Double($0)) })),
             ("completed", .array(completed.map { .string($0) })),
             ("failedPhase", failedPhase.map { .string($0) } ?? .null),
             ("error", error.map { .string($0) } ?? .null),
@@ -93,7 +98,10 @@ public struct ExecutionJournal: Sendable, Equatable {
             else { return nil }
             var step: Int?
             if case let .number(n)? = item["step"] { step = Int(n) }
-            phases.append(RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms)), step: step))
+            var hold: Interval?
+            if case let .number(n)? = item["holdMs"] { hold = .ms(Int64(n)) }
+            phases.append(
+                RollbackPhase(name: name, description: desc, timeout: .ms(Int64(ms)), step: step, hold: hold))
         }
         var steps: [PlanStep] = []
         if case let .array(items)? = v["steps"] {
@@ -101,7 +109,9 @@ public struct ExecutionJournal: Sendable, Equatable {
                 guard case let .string(label)? = item["label"], case let .string(strategy)? = item["strategy"],
                     case let .string(onFailure)? = item["onFailure"]
                 else { return nil }
-                steps.append(PlanStep(label: label, strategy: strategy, onFailure: onFailure))
+                var approval = false
+                if case .bool(true)? = item["approval"] { approval = true }
+                steps.append(PlanStep(label: label, strategy: strategy, onFailure: onFailure, approval: approval))
             }
         }
         var failedSteps: [Int] = []
@@ -112,6 +122,10 @@ public struct ExecutionJournal: Sendable, Equatable {
         if case let .array(items)? = v["stepErrors"] {
             for case let .string(e) in items { stepErrors.append(e) }
         }
+        var approvedSteps: [Int] = []
+        if case let .array(items)? = v["approvedSteps"] {
+            for case let .number(n) in items { approvedSteps.append(Int(n)) }
+        }
         let completed = done.compactMap { item -> String? in
             if case let .string(s) = item { return s }; return nil
         }
@@ -121,7 +135,8 @@ public struct ExecutionJournal: Sendable, Equatable {
             status: status, completed: completed, failedPhase: str("failedPhase"), error: str("error"),
             startedAt: Timestamp(millisecondsSinceEpoch: Int64(started)),
             updatedAt: Timestamp(millisecondsSinceEpoch: Int64(updated)),
-            attempt: Int(num("attempt") ?? 1), failedSteps: failedSteps, stepErrors: stepErrors)
+            attempt: Int(num("attempt") ?? 1), failedSteps: failedSteps, stepErrors: stepErrors,
+            approvedSteps: approvedSteps)
     }
 }
 
@@ -173,6 +188,9 @@ public struct ExecutionOutcome: Sendable, Equatable {
         case refused(String)
         /// The task was cancelled between or during phases; the journal stays `running` so a re-run resumes.
         case interrupted(phase: String)
+        /// Stopped before a step with `approval: true` (1-based); the journal stays `running`, and a run with that
+        /// step approved goes on from there.
+        case awaitingApproval(step: Int, message: String)
     }
     public var plan: RollbackPlan
     public var status: Status
@@ -199,6 +217,7 @@ public struct ExecutionOutcome: Sendable, Equatable {
             return "rollback \(plan.from) -> \(plan.to) failed at phase \(phase): \(message)"
         case let .refused(why): return "rollback \(plan.from) -> \(plan.to) not started: \(why)"
         case let .interrupted(phase): return "rollback \(plan.from) -> \(plan.to) interrupted during phase \(phase)"
+        case let .awaitingApproval(_, message): return "rollback \(plan.from) -> \(plan.to) \(message)"
         }
     }
 }
@@ -213,6 +232,10 @@ public struct ExecutionRunner: Sendable {
     let clock: any WallClock
     /// A phase's own commands stop at its timeout; the runner gives up on the phase this much later.
     public var grace: Interval = .seconds(2)
+    /// Watches the triggers during a hold of a `restore` schedule for `duration`: nil when none fired, otherwise
+    /// why (naming the triggers). A plan with holds and no watch fails at its first hold.
+    public typealias HoldWatch = @Sendable (_ hold: RollbackPhase, _ duration: Interval) async -> String?
+    public var watch: HoldWatch?
 
     public init(executor: any RollbackExecutor, stateDirectory: String, clock: (any WallClock)? = nil) {
         self.executor = executor
@@ -285,8 +308,10 @@ public struct ExecutionRunner: Sendable {
 
     /// Runs `plan` (or resumes it after a crash). The caller holds the rollback lock from its gates through
     /// verification. `progress` hears every phase as it starts and ends.
+    /// `approving`: the step (1-based) a person approved; the plan stops before any other unapproved step with
+    /// `approval: true`.
     public func execute(
-        _ plan: RollbackPlan, holding lock: RollbackLock,
+        _ plan: RollbackPlan, holding lock: RollbackLock, approving: Int? = nil,
         progress: @Sendable (PhaseReport) async -> Void = { _ in }
     ) async -> ExecutionOutcome {
         var reports: [PhaseReport] = []
@@ -351,18 +376,38 @@ public struct ExecutionRunner: Sendable {
                 await progress(r)
                 continue
             }
+            if let n = phase.step, let step = plan.step(of: phase), step.approval, !journal.approvedSteps.contains(n) {
+                guard approving == n else {
+                    journal.updatedAt = clock.now()
+                    do { try write(journal) } catch {
+                        return ExecutionOutcome(
+                            plan: plan, status: .refused("cannot record progress: \(error.description)"),
+                            reports: reports)
+                    }
+                    return ExecutionOutcome(
+                        plan: plan,
+                        status: .awaitingApproval(step: n, message: Self.approvalWait(journal, step: n)),
+                        reports: reports)
+                }
+                journal.approvedSteps.append(n)
+                journal.updatedAt = clock.now()
+                do { try write(journal) } catch { return refuse("cannot record progress: \(error.description)") }
+            }
             let startReport = PhaseReport(
                 phase: phase, index: i + 1, count: count, state: .started, message: phase.description)
             reports.append(startReport)
             await progress(startReport)
             let started = Self.monotonicSeconds()
             let executor = self.executor
+            let watch = self.watch
             let limit = phase.timeout + grace
             let race: Race = await withTaskGroup(of: Race.self) { group in
                 group.addTask {
                     do {
-                        try await executor.run(phase: phase, of: plan)
+                        try await Self.perform(phase, of: plan, executor: executor, watch: watch)
                         return .done
+                    } catch is CancellationError {
+                        return .cancelled
                     } catch {
                         return .failed("\(error)")
                     }
@@ -439,6 +484,38 @@ public struct ExecutionRunner: Sendable {
             plan: plan, status: .finished, reports: reports, stepFailures: journal.stepErrors)
     }
 
+    /// Runs one phase: through the executor, or for a hold of a restore schedule by watching the triggers; a
+    /// trigger firing during the hold stops the ramp, drains again and fails the phase naming the stage.
+    static func perform(
+        _ phase: RollbackPhase, of plan: RollbackPlan, executor: any RollbackExecutor, watch: HoldWatch?
+    ) async throws {
+        guard let hold = phase.hold else { return try await executor.run(phase: phase, of: plan) }
+        let strategy = plan.step(of: phase)?.strategy ?? executor.strategyName
+        guard let watch else {
+            throw ExecutorError(strategy, "no triggers watch hold \(phase.name) (\(phase.description))")
+        }
+        let problem = await watch(phase, hold)
+        // A hold cut short (rollbackd stopping) proved nothing: the phase stays open and a re-run holds again.
+        try Task.checkCancellation()
+        guard let problem else { return }
+        let drained: String
+        do { drained = try await executor.drainAgain(after: phase, of: plan) } catch {
+            throw ExecutorError(strategy, "\(problem); the ramp stopped, but draining again failed: \(error)")
+        }
+        throw ExecutorError(strategy, "\(problem); the ramp stopped and \(drained)")
+    }
+
+    /// `stopped before step 3/3 "db" (command), which waits for rollbackd approve; steps run before it: …`.
+    static func approvalWait(_ journal: ExecutionJournal, step n: Int) -> String {
+        let plan = journal.plan
+        let before = plan.steps.prefix(n - 1).enumerated().map { j, s in
+            s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
+        }
+        return
+            "stopped before step \(n)/\(plan.steps.count) \(plan.steps[n - 1].label.drop { $0 != " " }.dropFirst()), which waits for rollbackd approve; steps run before it: "
+            + (before.isEmpty ? "none" : before.joined(separator: ", "))
+    }
+
     /// For a plan of steps: which step failed at which phase, what the steps before it did and which did not run,
     /// so that an operator knows what state the system is in.
     static func stepFailure(_ journal: ExecutionJournal, phase: RollbackPhase, message: String) -> String {
@@ -446,11 +523,15 @@ public struct ExecutionRunner: Sendable {
         guard let n = phase.step, let step = plan.step(of: phase) else { return message }
         var text =
             "step \(n)/\(plan.steps.count) \(step.label.drop { $0 != " " }.dropFirst()), phase \(phase.name): \(message)"
-        let before = plan.steps.prefix(n - 1).enumerated().map { j, s in
-            s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
-        }
+        // The steps before it, and any later step that ran already (a restore schedule runs after every step).
+        let ran = Set(plan.phases.filter { journal.completed.contains($0.name) }.compactMap(\.step))
+            .union(journal.failedSteps)
+        let before = plan.steps.enumerated().filter { j, _ in j + 1 != n && (j + 1 < n || ran.contains(j + 1)) }
+            .map { j, s in
+                s.label + (journal.failedSteps.contains(j + 1) ? " failed (onFailure continue)" : " completed")
+            }
         text += "; steps run before it: " + (before.isEmpty ? "none" : before.joined(separator: ", "))
-        let after = plan.steps.dropFirst(n).map(\.label)
+        let after = plan.steps.enumerated().filter { j, _ in j + 1 > n && !ran.contains(j + 1) }.map(\.element.label)
         if !after.isEmpty { text += "; not run: " + after.joined(separator: ", ") }
         return text
     }

@@ -10,7 +10,11 @@ public enum Executors {
         return PlanExecutor(
             steps: config.steps,
             executors: config.steps.enumerated().map { i, step in
-                make(
+                if case let .haproxyCanary(s) = step.strategy, !step.restore.isEmpty {
+                    return HAProxyCanaryExecutor(
+                        s, phaseTimeout: step.timeout ?? config.phaseTimeout, restore: step.restore)
+                }
+                return make(
                     step.strategy, phaseTimeout: step.timeout ?? config.phaseTimeout,
                     stateDirectory: PlanExecutor.stateDirectory(of: i, in: stateDirectory))
             },
@@ -77,24 +81,49 @@ public struct PlanExecutor: RollbackExecutor {
         if !failures.isEmpty { throw ExecutorError(Self.name, failures.joined(separator: "; ")) }
     }
 
+    /// A step's restore schedule (its traffic given back gradually), run after every step's own phases.
+    static func restorePhases(_ executor: any RollbackExecutor) -> [RollbackPhase] {
+        (executor as? HAProxyCanaryExecutor)?.restorePhases() ?? []
+    }
+
     public func plan(from: String, to: String, incident: String) -> RollbackPlan {
         var phases: [RollbackPhase] = []
+        func add(_ p: RollbackPhase, step i: Int) {
+            phases.append(
+                RollbackPhase(
+                    name: "\(i + 1).\(p.name)", description: p.description, timeout: p.timeout, step: i + 1,
+                    hold: p.hold))
+        }
         for (i, e) in executors.enumerated() {
-            for p in e.plan(from: from, to: to, incident: incident).phases {
-                phases.append(
-                    RollbackPhase(
-                        name: "\(i + 1).\(p.name)", description: p.description, timeout: p.timeout, step: i + 1))
-            }
+            for p in e.plan(from: from, to: to, incident: incident).phases { add(p, step: i) }
+        }
+        for (i, e) in executors.enumerated() {
+            for p in Self.restorePhases(e) { add(p, step: i) }
         }
         return RollbackPlan(
             strategy: Self.name, from: from, to: to, incident: incident, phases: phases,
             steps: steps.enumerated().map { i, s in
-                PlanStep(label: s.label(index: i), strategy: s.strategy.name, onFailure: s.onFailure.rawValue)
+                PlanStep(
+                    label: s.label(index: i), strategy: s.strategy.name, onFailure: s.onFailure.rawValue,
+                    approval: s.approval)
             })
     }
 
     /// Runs the step's own phase with the step's own plan (so its commands see ROLLBACKD_STRATEGY of the step).
     public func run(phase: RollbackPhase, of plan: RollbackPlan) async throws {
+        let (executor, stepPhase, own) = try stepPhase(phase, of: plan)
+        try await executor.run(phase: stepPhase, of: own)
+    }
+
+    public func drainAgain(after hold: RollbackPhase, of plan: RollbackPlan) async throws -> String {
+        let (executor, stepPhase, own) = try stepPhase(hold, of: plan)
+        return try await executor.drainAgain(after: stepPhase, of: own)
+    }
+
+    /// The step's executor, its own phase and its own plan for a phase `<step>.<phase>` of the plan.
+    func stepPhase(_ phase: RollbackPhase, of plan: RollbackPlan) throws -> (
+        any RollbackExecutor, RollbackPhase, RollbackPlan
+    ) {
         let prefix = phase.step.map { "\($0)." } ?? ""
         guard let n = phase.step, executors.indices.contains(n - 1), phase.name.hasPrefix(prefix) else {
             throw ExecutorError(Self.name, "phase \(phase.name) belongs to no step of this plan")
@@ -102,9 +131,9 @@ public struct PlanExecutor: RollbackExecutor {
         let executor = executors[n - 1]
         let own = executor.plan(from: plan.from, to: plan.to, incident: plan.incident)
         let name = String(phase.name.dropFirst(prefix.count))
-        guard let stepPhase = own.phases.first(where: { $0.name == name }) else {
+        guard let stepPhase = (own.phases + Self.restorePhases(executor)).first(where: { $0.name == name }) else {
             throw ExecutorError(Self.name, "step \(steps[n - 1].label(index: n - 1)) has no phase \(name)")
         }
-        try await executor.run(phase: stepPhase, of: own)
+        return (executor, stepPhase, own)
     }
 }

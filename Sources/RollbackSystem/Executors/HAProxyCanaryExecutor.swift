@@ -119,14 +119,64 @@ public struct HAProxyServerState: Sendable, Equatable {
 /// HAProxy canary: through the runtime API socket, drain the canary server (`state drain`: no new requests,
 /// established ones finish) or set its weight to 0, then confirm with `show servers state`. Both commands are
 /// idempotent. HAProxy does not know release versions, so `version` in thresholds.json must be a URL or a file.
+///
+/// In a plan, a `restore` schedule (weight mode) gives the traffic back after every step ran: each stage sets the
+/// canary's weight (`restore-<w>`, confirmed with `show servers state`) and holds it while the triggers watch
+/// (`hold-<w>`, run by the runner); a trigger firing sets the weight back to 0.
 public struct HAProxyCanaryExecutor: RollbackExecutor {
     public let config: HAProxyCanaryStrategy
     public let phaseTimeout: Interval
+    public let restore: [RestoreStage]
     public var strategyName: String { "haproxy-canary" }
 
-    public init(_ config: HAProxyCanaryStrategy, phaseTimeout: Interval) {
+    public init(_ config: HAProxyCanaryStrategy, phaseTimeout: Interval, restore: [RestoreStage] = []) {
         self.config = config
         self.phaseTimeout = phaseTimeout
+        self.restore = restore
+    }
+
+    var server: String { "\(config.backend)/\(config.canaryServer)" }
+
+    /// The restore schedule's phases, which a plan runs after every step's own phases.
+    public func restorePhases() -> [RollbackPhase] {
+        var phases: [RollbackPhase] = []
+        for (i, stage) in restore.enumerated() {
+            let of = "stage \(i + 1)/\(restore.count)"
+            phases.append(
+                RollbackPhase(
+                    name: "restore-\(stage.weight)",
+                    description:
+                        "\(of): send \(JSONValue.quote("set server \(server) weight \(stage.weight)")) to \(config.socket); show servers state confirms weight \(stage.weight)",
+                    timeout: phaseTimeout))
+            if let hold = stage.hold {
+                phases.append(
+                    RollbackPhase(
+                        name: "hold-\(stage.weight)",
+                        description:
+                            "\(of): hold weight \(stage.weight) for \(hold) while the triggers watch; a firing trigger sets \(server) back to weight 0 and fails the rollback",
+                        timeout: hold + phaseTimeout, hold: hold))
+            }
+        }
+        return phases
+    }
+
+    /// Sets the canary's weight and confirms it on the runtime socket.
+    func setWeight(_ weight: Int, timeout: Interval) async throws {
+        let command = "set server \(server) weight \(weight)"
+        let answer = ExecText.trim(try await HAProxyRuntimeAPI.send(command, socket: config.socket, timeout: timeout))
+        guard answer.isEmpty else { throw fail("\(config.socket): \(command): \(answer)") }
+        let all = try await servers()
+        guard let canary = all.first(where: { $0.server == config.canaryServer }) else {
+            throw fail("backend \(config.backend) has no server \(config.canaryServer)")
+        }
+        guard canary.userWeight == weight else {
+            throw fail("\(server) has weight \(canary.userWeight) after \(JSONValue.quote(command)), not \(weight)")
+        }
+    }
+
+    public func drainAgain(after hold: RollbackPhase, of plan: RollbackPlan) async throws -> String {
+        try await setWeight(0, timeout: phaseTimeout)
+        return "\(server) is back at weight 0"
     }
 
     func fail(_ message: String) -> ExecutorError { ExecutorError(strategyName, message) }
@@ -206,6 +256,11 @@ public struct HAProxyCanaryExecutor: RollbackExecutor {
             guard all.contains(where: { $0.server != config.canaryServer && $0.takesNewRequests }) else {
                 throw fail("backend \(config.backend) has no other server taking requests")
             }
+        case let name where name.hasPrefix("restore-"):
+            guard let w = Int(name.dropFirst("restore-".count)), restore.contains(where: { $0.weight == w }) else {
+                throw fail("unknown phase \(phase.name)")
+            }
+            try await setWeight(w, timeout: phase.timeout)
         default:
             throw fail("unknown phase \(phase.name)")
         }
