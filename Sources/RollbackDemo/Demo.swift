@@ -139,12 +139,15 @@ public enum Demo {
     }
 
     /// The demo table: the first three rows of the design's severity/trigger table, with demo-sized windows.
-    static func config(service: String, dir: String, ports: [Int], journal: Bool) -> String {
+    /// `top` goes into the top-level object (`, "fleet": {…}` for the fleet demo's hosts).
+    static func config(
+        service: String, dir: String, ports: [Int], journal: Bool, interval: String = "250ms", top: String = ""
+    ) -> String {
         let instances = ports.map { "\"http://127.0.0.1:\($0)\"" }.joined(separator: ", ")
         return """
             {
               "service": "\(service)",
-              "interval": "250ms",
+              "interval": "\(interval)",
               "instances": [\(instances)],
               "metrics": {
                 "errors": {"type": "scrape", "path": "/metrics", "measure": "errorRatio", "counter": "http_requests_total",
@@ -165,7 +168,7 @@ public enum Demo {
                            "phaseTimeout": "10s"},
               "safety": {"cooldown": "0s", "budget": {"max": 5, "window": "1h"}, "deployWindow": "10m", "soak": "1h",
                          "verifyFor": "8s", "baselineWindow": "30s", "blindAfter": 3},
-              "notify": {"journal": {"enabled": \(journal), "identifier": "\(journalIdentifier)"}, "webhooks": []}
+              "notify": {"journal": {"enabled": \(journal), "identifier": "\(journalIdentifier)"}, "webhooks": []}\(top)
             }
 
             """

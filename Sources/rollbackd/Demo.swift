@@ -8,8 +8,10 @@ import Synchronization
 import Glibc
 #endif
 
-/// `rollbackd demo` (`make demo`): a bad release detected, rolled back, verified and reported, on loopback.
-/// Exit 0 when the rollback was verified, 1 otherwise, 128+N when interrupted by signal N (after cleaning up).
+/// `rollbackd demo` (`make demo`): a bad release detected, rolled back, verified and reported, on loopback; with
+/// `--fleet N` (`make demo-fleet`) the same on N hosts coordinated through a 3-member etcd (`FleetDemo`).
+/// Exit 0 when the rollback was verified (on every host), 1 otherwise, 128+N when interrupted by signal N (after
+/// cleaning up).
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -30,8 +32,17 @@ struct DemoCommand: AsyncParsableCommand {
         help: "The demo service (default: rollbackd-demo-service next to this executable).")
     var serviceBinary: String?
 
-    @Option(help: "Instances of the demo service.")
-    var instances: Int = 3
+    @Option(help: "Instances of the demo service (default 3; with --fleet, per host, default 1).")
+    var instances: Int?
+
+    @Option(
+        help:
+            "Run the fleet demo: this many hosts (2…9), each its own `rollbackd run`, one leader deciding through a 3-member etcd on loopback (needs Debian's etcd-server)."
+    )
+    var fleet: Int?
+
+    @Option(help: "With --fleet: the etcd executable (default: etcd on PATH or in /usr/bin).")
+    var etcd: String?
 
     @Option(name: .customLong("error-rate"), help: "Share of v2's API requests that fail (0…1).")
     var errorRate: Double = 0.3
@@ -42,19 +53,43 @@ struct DemoCommand: AsyncParsableCommand {
     var noJournal = false
 
     func validate() throws {
-        guard (1...16).contains(instances) else { throw ValidationError("--instances must be 1…16") }
+        if let instances, !(1...16).contains(instances) { throw ValidationError("--instances must be 1…16") }
+        if let fleet, !FleetDemo.hostRange.contains(fleet) {
+            throw ValidationError(
+                "--fleet must be \(FleetDemo.hostRange.lowerBound)…\(FleetDemo.hostRange.upperBound) hosts")
+        }
         guard errorRate > 0.1, errorRate <= 1 else {
             throw ValidationError("--error-rate must be above the 10% trigger and at most 1")
         }
     }
 
     func run() async throws {
-        var options = Demo.Options(
-            serviceBinary: serviceBinary ?? Self.besideExecutable("rollbackd-demo-service"),
-            workDirectory: workDir, instances: instances, badErrorRate: errorRate)
-        if noJournal { options.journal = false }
+        let service = serviceBinary ?? Self.besideExecutable("rollbackd-demo-service")
         let console = DemoConsole(fd: json ? 2 : 1)
-        let demo = Task { await Demo.run(options, console: console) }
+        if let fleet {
+            let options = FleetDemo.Options(
+                rollbackdBinary: Self.executable(), serviceBinary: service, etcdBinary: etcd, workDirectory: workDir,
+                hosts: fleet, instances: instances ?? 1, badErrorRate: errorRate)
+            let (summary, signal) = await Self.interruptible { await FleetDemo.run(options, console: console) }
+            if json { print(summary.json.serialized) }
+            if let signal { throw ExitCode(128 + signal) }
+            if summary.outcome != "verified" { throw ExitCode(1) }
+            return
+        }
+        var options = Demo.Options(
+            serviceBinary: service, workDirectory: workDir, instances: instances ?? 3, badErrorRate: errorRate)
+        if noJournal { options.journal = false }
+        let single = options
+        let (summary, signal) = await Self.interruptible { await Demo.run(single, console: console) }
+        if json { print(summary.json.serialized) }
+        if let signal { throw ExitCode(128 + signal) }
+        if summary.outcome != "verified" { throw ExitCode(1) }
+    }
+
+    /// Runs a demo in a task that SIGINT or SIGTERM cancels (the demo cleans up); returns its result and the
+    /// signal that interrupted it, if one did.
+    static func interruptible<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> (T, Int32?) {
+        let demo = Task { await body() }
         let signals = SignalWatcher([SIGINT, SIGTERM])
         let stream = signals.signals
         let caught = Mutex<Int32?>(nil)
@@ -68,17 +103,19 @@ struct DemoCommand: AsyncParsableCommand {
         let summary = await demo.value
         watcher.cancel()
         withExtendedLifetime(signals) {}
-        if json { print(summary.json.serialized) }
-        if let sig = caught.withLock({ $0 }) { throw ExitCode(128 + sig) }
-        if summary.outcome != "verified" { throw ExitCode(1) }
+        return (summary, caught.withLock { $0 })
     }
 
-    /// A file in the directory of the running executable (/proc/self/exe).
+    /// A file in the directory of the running executable.
     static func besideExecutable(_ name: String) -> String {
+        FileIO.directory(of: executable()) + "/" + name
+    }
+
+    /// The running executable (/proc/self/exe).
+    static func executable() -> String {
         var buf = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { return name }
-        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return FileIO.directory(of: exe) + "/" + name
+        guard n > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

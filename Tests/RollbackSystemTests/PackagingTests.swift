@@ -143,20 +143,18 @@ import Glibc
         guard case let .array(subcommands)? = dump["command"]?["subcommands"] else {
             throw TestFailure("--experimental-dump-help has no subcommands: \(dump)")
         }
+        // A command's own subcommands (`fleet status`) follow it on the page, in its nested list.
         var shown: [String] = []
         var hidden: [String] = []
-        for c in subcommands {
-            guard case let .string(name)? = c["commandName"], name != "help" else { continue }
-            if c["shouldDisplay"] == .bool(false) { hidden.append(name) } else { shown.append(name) }
-            // A command group (`fleet`) lists its own subcommands right after it (`fleet status`).
-            if c["shouldDisplay"] != .bool(false), case let .array(nested)? = c["subcommands"] {
-                for n in nested {
-                    guard case let .string(sub)? = n["commandName"], sub != "help", n["shouldDisplay"] != .bool(false)
-                    else { continue }
-                    shown.append(sub)
-                }
+        func walk(_ commands: [JSONValue]) {
+            for c in commands {
+                guard case let .string(name)? = c["commandName"], name != "help" else { continue }
+                if c["shouldDisplay"] == .bool(false) { hidden.append(name); continue }
+                shown.append(name)
+                if case let .array(nested)? = c["subcommands"] { walk(nested) }
             }
         }
+        walk(subcommands)
         #expect(shown.count >= 16 && hidden.contains("notify-drill"), "\(shown) \(hidden)")
         let documented = page8.split(separator: "\n").filter { $0.hasPrefix(".It Em ") }.map { String($0.dropFirst(7)) }
         #expect(documented == shown)
