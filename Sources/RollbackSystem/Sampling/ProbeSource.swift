@@ -30,7 +30,8 @@ public actor ProbeSource: ReportingSource {
         public var healthy: Bool
         /// The host answered (healthy, or unhealthy by its own doing); false when the probe never reached it.
         public var reached: Bool = true
-        /// Nothing came back in time: a timeout, or the host never reached (`HTTPError.isSilence`).
+        /// Nothing came back in time: a timeout before any byte of a body, or the host never reached
+        /// (`HTTPError.isSilence`).
         public var silent: Bool = false
         /// Seconds until the answer (or the timeout); nil when no connection was made.
         public var latency: Double?
