@@ -79,7 +79,8 @@ test: test-deps deb-deps
 	Tests/Fuzz/fuzz.sh build
 	Tests/Fuzz/fuzz.sh replay
 
-## fuzz: build the libFuzzer targets (Tests/Fuzz) and run each for FUZZ_SECONDS (default 60) from its seed corpus.
+## fuzz: build the libFuzzer targets (Tests/Fuzz) and run each for FUZZ_SECONDS (default 60) from its seed corpus,
+## or until FUZZ_RUNS executions if that comes first (the issue's campaign: FUZZ_SECONDS=3600 FUZZ_RUNS=10000000).
 FUZZ_SECONDS ?= 60
 fuzz-build: build
 	Tests/Fuzz/fuzz.sh build

@@ -3,12 +3,15 @@
 #
 #   Tests/Fuzz/fuzz.sh build            compile every target into .build/fuzz/ (swiftc -sanitize=fuzzer,address)
 #   Tests/Fuzz/fuzz.sh replay           run each target over its seed corpus once (what `make test` does)
-#   Tests/Fuzz/fuzz.sh run [SECONDS]    fuzz each target for SECONDS (FUZZ_SECONDS, default 60); new inputs go to
+#   Tests/Fuzz/fuzz.sh run [SECONDS [TARGET…]]
+#                                       fuzz each target (or those named) for SECONDS (FUZZ_SECONDS, default 60), or
+#                                       until FUZZ_RUNS executions if set first; new inputs go to
 #                                       .build/fuzz/corpus/<target>, crashes to .build/fuzz/crashes/
 #
 # The targets are Tests/Fuzz/Targets/<name>.swift, each one `LLVMFuzzerTestOneInput` over RollbackCore, which is
 # compiled here with the fuzzer's coverage instrumentation and AddressSanitizer (RealModule, which it depends on,
-# without). Seeds are Tests/Fuzz/corpus/<name>/ (kept in the repository, with a regression input for every crash
+# without). A target for a parser in RollbackSystem or RollbackService names the few source files it needs on a
+# `// fuzz-sources:` line; they are compiled into the target, instrumented too. Seeds are Tests/Fuzz/corpus/<name>/ (kept in the repository, with a regression input for every crash
 # found); a target whose seeds are shared files names them in Tests/Fuzz/corpus/<name>.seeds (paths from the
 # repository root, globs allowed). `swift build` must have run once (it fetches swift-numerics).
 set -euo pipefail
@@ -50,10 +53,15 @@ cmd_build() {
         -I "$OUT/modules" -I "$shims" \
         -emit-module -emit-module-path "$OUT/modules/RollbackCore.swiftmodule" \
         -c "${core[@]}" -o "$OUT/modules/RollbackCore.o"
-    local t
+    local t extra
     for t in $(targets); do
+        # A parser outside RollbackCore: the target names its source files on `// fuzz-sources:` lines (paths from
+        # the repository root), compiled into the target, instrumented, without the rest of their module (which
+        # would bring libcurl, libsystemd and the daemon).
+        mapfile -t extra < <(sed -n 's|^// fuzz-sources: *||p' "$TARGETS_DIR/$t.swift" | tr ' ' '\n' |
+            sed -e '/^$/d' -e "s|^|$REPO/|")
         swiftc -parse-as-library -module-name "fuzz_$t" -Onone -g -sanitize="$SANITIZE" \
-            -I "$OUT/modules" -I "$shims" "$TARGETS_DIR/$t.swift" \
+            -I "$OUT/modules" -I "$shims" "$TARGETS_DIR/$t.swift" "${extra[@]}" \
             "$OUT/modules/RollbackCore.o" "$OUT/modules/RealModule.o" "$OUT/modules/RollbackVersion.o" \
             -o "$OUT/fuzz-$t" 2> >(grep -v 'Cannot export local symbol' >&2)
         echo "built $OUT/fuzz-$t"
@@ -93,13 +101,18 @@ cmd_replay() {
 
 cmd_run() {
     local seconds=${1:-${FUZZ_SECONDS:-60}} t dir
+    [ $# -gt 0 ] && shift
+    local names=("$@")
+    [ ${#names[@]} -gt 0 ] || mapfile -t names < <(targets)
+    local runs=()
+    [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
     mkdir -p "$OUT/crashes"
-    for t in $(targets); do
+    for t in "${names[@]}"; do
         [ -x "$OUT/fuzz-$t" ] || die "$OUT/fuzz-$t is missing: Tests/Fuzz/fuzz.sh build"
         dir=$(seeds "$t")
         mkdir -p "$OUT/corpus/$t"
         echo "fuzzing $t for ${seconds}s"
-        "$OUT/fuzz-$t" "$OUT/corpus/$t" "$dir" -max_total_time="$seconds" -print_final_stats=1 \
+        "$OUT/fuzz-$t" "$OUT/corpus/$t" "$dir" -max_total_time="$seconds" "${runs[@]}" -print_final_stats=1 \
             -artifact_prefix="$OUT/crashes/$t-" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
             >"$OUT/run-$t.log" 2>&1 || { tail -n 60 "$OUT/run-$t.log" >&2; die "$t: crash or hang (log: $OUT/run-$t.log)"; }
         grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)|^#[0-9]+.*DONE' "$OUT/run-$t.log" |
@@ -113,5 +126,5 @@ case "$cmd" in
     build) cmd_build ;;
     replay) cmd_replay ;;
     run) cmd_run "$@" ;;
-    *) sed -n '2,14p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -104,4 +104,45 @@ import Glibc
             notes.contains("connection refused to \(refused)") && notes.contains("timeout after 1s for \(f.base)/hang"),
             "\(notes)")
     }
+
+    /// A real stall: both health targets are processes stopped with SIGSTOP (the kernel still completes handshakes
+    /// into their listen queues, nobody answers), as when the watchdog's host or network stalls and every probe of a
+    /// tick times out together. That tick is blind, not two unhealthy instances; once one target answers again, the
+    /// other's silence counts (a hung instance among answering ones is the service's doing).
+    @Test func aTickInWhichNoProbeGetsAnAnswerIsBlindNotAllUnhealthy() async throws {
+        let servers = [
+            try await ServerProcess.python("fault_server.py"), try await ServerProcess.python("fault_server.py"),
+        ]
+        defer { for s in servers { kill(s.pid, SIGCONT) } }
+        let targets = servers.map { "\($0.base)/status/200" }
+        let list = targets.map { "\"\($0)\"" }.joined(separator: ", ")
+        let sampler = Sampler(
+            thresholds: try samplingThresholds(
+                metrics: """
+                    "health": {"type": "probe", "targets": [\(list)], "measure": "unhealthyRatio", "timeout": "800ms"},
+                    "probe_errors": {"type": "probe", "targets": [\(list)], "measure": "errorRatio", "timeout": "800ms"}
+                    """))
+        let t0: Int64 = 1_800_000_000_000
+        var tick = await sampler.tick(now: Timestamp(millisecondsSinceEpoch: t0))
+        #expect(tick.samples["health"] == .value(0), "\(String(describing: tick.samples["health"]))")
+
+        for s in servers { #expect(kill(s.pid, SIGSTOP) == 0) }
+        tick = await sampler.tick(now: Timestamp(millisecondsSinceEpoch: t0 + 1000))
+        for name in ["health", "probe_errors"] {
+            let reason = tick.samples[name]?.reason ?? "a value: \(String(describing: tick.samples[name]))"
+            #expect(
+                reason.hasPrefix("blind: no target answered within 800ms: 2 of 2 targets silent: "),
+                "\(name): \(reason)")
+            #expect(reason.contains("timeout after 800ms for \(targets[0])"), "\(name): \(reason)")
+            // No evidence either way: the sequential test gets nothing from this tick.
+            #expect(tick.counts[name] == nil, "\(name): \(String(describing: tick.counts[name]))")
+        }
+
+        kill(servers[1].pid, SIGCONT)
+        tick = await sampler.tick(now: Timestamp(millisecondsSinceEpoch: t0 + 2000))
+        #expect(tick.samples["health"] == .value(0.5), "\(String(describing: tick.samples["health"]))")
+        #expect(tick.counts["health"] == Counts(events: 1, trials: 2))
+        let notes = tick.notes["health"]?.joined(separator: " ") ?? ""
+        #expect(notes.contains("timeout after 800ms for \(targets[0])"), "\(notes)")
+    }
 }

@@ -132,8 +132,10 @@ public final class ControlServer: Sendable {
         case .eof, .failed:
             return // the caller is gone: nobody to answer
         }
-        guard let request = try? JSONParser.parse(bytes: line) else {
-            return reply(client, ControlHandler.failure("the request is not one line of JSON"))
+        let request: ControlRequest
+        switch ControlRequest.parse(line: line) {
+        case let .success(r): request = r
+        case let .failure(refusal): return reply(client, ControlHandler.failure(refusal.message))
         }
         let box = ResultBox()
         let done = DispatchSemaphore(value: 0)
@@ -168,87 +170,37 @@ public enum ControlHandler {
         }
     }
 
-    static func respond(to request: JSONValue, from peer: UnixSocket.Peer, daemon: Daemon) async -> JSONValue {
-        guard case let .string(command)? = request["command"] else { return failure("missing \"command\"") }
+    static func respond(to command: ControlRequest, from peer: UnixSocket.Peer, daemon: Daemon) async -> JSONValue {
+        guard command != .status else { return await status(daemon) }
         let who = peer.label
-        func string(_ key: String) -> String? {
-            if case let .string(s)? = request[key] { return s }
-            return nil
-        }
         do {
-            switch command {
-            case "status":
-                let snap = await daemon.snapshot()
-                let now = SystemTime.now()
-                var report = StatusReport.json(
-                    config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
-                var text = StatusReport.text(
-                    config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
-                // "Rollback procedure tested": warn when the last successful drill is older than 30 days (or none).
-                let drill = DrillLog(stateDirectory: daemon.options.stateDirectory).warning(now: now)
-                let fleet = await daemon.fleetStanding
-                if case var .object(members) = report {
-                    members.append(("drillWarning", drill.map { .string($0) } ?? .null))
-                    members.append(("fleet", fleet.map(\.json) ?? .null))
-                    report = .object(members)
-                }
-                if let fleet { text += fleet.line + "\n" }
-                if let drill { text += "warning: \(drill)\n" }
-                return success(snap.status, [("report", report), ("text", .string(text))])
-            case "approve":
-                guard let id = string("id") else { return failure("approve needs an incident id") }
-                let out = try await daemon.command { engine, now throws(EngineRefusal) in
-                    try engine.approve(id, by: who, now: now)
-                }
-                return success(
-                    "approved \(id): rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?")")
-            case "deny":
-                guard let id = string("id") else { return failure("deny needs an incident id") }
-                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.deny(id, by: who, now: now) }
-                return success("denied \(id)")
-            case "rearm":
-                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.rearm(by: who, now: now) }
-                return success("automatic rollbacks re-armed")
-            case "pause":
-                var duration: Interval?
-                if let text = string("for") {
-                    guard let d = Interval(parsing: text), d.milliseconds > 0 else {
-                        return failure("\(JSONValue.quote(text)) is not a duration such as \"30m\"")
-                    }
-                    duration = d
-                }
-                let pauseFor = duration
-                try await events(daemon) { engine, now throws(EngineRefusal) in
-                    engine.pause(until: pauseFor.map { now + $0 }, by: who, now: now)
-                }
-                return success(
-                    duration.map { "paused for \($0): triggers notify only" }
-                        ?? "paused until rollbackd resume: triggers notify only")
-            case "resume":
-                try await events(daemon) { engine, now throws(EngineRefusal) in try engine.resume(by: who, now: now) }
-                return success("automation resumed")
-            case "mark-known-good":
-                guard let version = string("version") else { return failure("mark-known-good needs a version") }
-                try await events(daemon) { engine, now throws(EngineRefusal) in
-                    try engine.markKnownGood(version, by: who, now: now)
-                }
-                return success("\(version) marked known-good")
-            case "rollback":
-                let to = string("to")
-                let out = try await daemon.command { engine, now throws(EngineRefusal) in
-                    try engine.requestRollback(to: to, by: who, now: now)
-                }
-                return success(
-                    "rolling back \(out.rollback?.from ?? "?") -> \(out.rollback?.to ?? "?") (incident \(out.rollback?.incident ?? "?"))"
-                )
-            default:
-                return failure(
-                    "unknown command \(JSONValue.quote(command)); known: status, approve, deny, rearm, pause, resume, rollback, mark-known-good"
-                )
+            let out = try await daemon.command { engine, now throws(EngineRefusal) in
+                try command.apply(to: &engine, by: who, now: now)
             }
+            return success(command.message(out))
         } catch {
             return failure(error.message)
         }
+    }
+
+    static func status(_ daemon: Daemon) async -> JSONValue {
+        let snap = await daemon.snapshot()
+        let now = SystemTime.now()
+        var report = StatusReport.json(
+            config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+        var text = StatusReport.text(
+            config: snap.config, state: snap.state, samples: snap.samples, status: snap.status, now: now)
+        // "Rollback procedure tested": warn when the last successful drill is older than 30 days (or none).
+        let drill = DrillLog(stateDirectory: daemon.options.stateDirectory).warning(now: now)
+        let fleet = await daemon.fleetStanding
+        if case var .object(members) = report {
+            members.append(("drillWarning", drill.map { .string($0) } ?? .null))
+            members.append(("fleet", fleet.map(\.json) ?? .null))
+            report = .object(members)
+        }
+        if let fleet { text += fleet.line + "\n" }
+        if let drill { text += "warning: \(drill)\n" }
+        return success(snap.status, [("report", report), ("text", .string(text))])
     }
 }
 

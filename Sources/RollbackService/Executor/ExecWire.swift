@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import FoundationEssentials
 import RollbackCore
-import RollbackSystem
-import Synchronization
 
 /// The wire between the unprivileged daemon and `rollbackd execute` on the executor socket: one request line
 /// (JSON), then reply lines (JSON), one per phase report and a last one with the result. The request carries only
@@ -72,6 +67,8 @@ public struct ExecReply: Codable, Sendable, Equatable {
     }
 }
 
+/// The wire's encoding. Depends on RollbackCore and FoundationEssentials only, so the fuzz target `exec` compiles it
+/// as it is (Tests/Fuzz/Targets/exec.swift).
 enum ExecWire {
     static let maxLine = 64 << 10
 

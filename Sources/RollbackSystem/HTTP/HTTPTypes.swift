@@ -183,6 +183,16 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether nothing came back in time: the host was never reached, or it was and then sent no byte of a body
+    /// before the timeout. One such failure may be the service's (a hung instance); every request of a moment
+    /// failing this way at once is what a stall of the watchdog's own host or network looks like (libcurl expires
+    /// every transfer in flight on its first look after the stall), so a source that gets only silence reports
+    /// itself blind.
+    public var isSilence: Bool {
+        if case let .timeout(_, bytes) = kind { return bytes == 0 }
+        return !reachedHost
+    }
+
     /// True for failures where trying again later may help (the caller decides whether to).
     public var isTransient: Bool {
         switch kind {

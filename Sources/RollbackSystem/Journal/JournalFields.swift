@@ -140,6 +140,16 @@ public enum JournalFields {
         return f
     }
 
+    /// Adds one field of an entry as `sd_journal_enumerate_data` gives it (`NAME=value`, any bytes, not
+    /// NUL-terminated) to `fields`; the first value wins for a repeated name, data without `=` is skipped.
+    public static func add(_ data: UnsafeRawBufferPointer, to fields: inout [String: String]) {
+        guard let eq = data.firstIndex(of: UInt8(ascii: "=")) else { return }
+        let name = String(decoding: data[..<eq], as: UTF8.self)
+        if fields[name] == nil {
+            fields[name] = String(decoding: data[(eq + 1)...], as: UTF8.self)
+        }
+    }
+
     /// An event read back from journald fields (as `sd_journal_enumerate_data` or `journalctl -o json` give them).
     /// Nil when the entry is not a rollbackd event. Extras come back with lowercase snake_case keys.
     public static func event(from fields: [String: String]) -> Event? {

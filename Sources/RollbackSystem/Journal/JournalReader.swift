@@ -118,12 +118,7 @@ public final class JournalReader {
         var length = 0
         while sd_journal_enumerate_data(handle, &data, &length) > 0 {
             guard let data else { continue }
-            let buffer = UnsafeRawBufferPointer(start: data, count: length)
-            guard let eq = buffer.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            let name = String(decoding: buffer[..<eq], as: UTF8.self)
-            if fields[name] == nil {
-                fields[name] = String(decoding: buffer[(eq + 1)...], as: UTF8.self)
-            }
+            JournalFields.add(UnsafeRawBufferPointer(start: data, count: length), to: &fields)
         }
         return fields
     }

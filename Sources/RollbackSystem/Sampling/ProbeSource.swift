@@ -7,7 +7,11 @@ import RollbackCore
 /// connection, a stall after connecting, a non-2xx status or a body mismatch is an unhealthy instance. Dark is not
 /// down: a probe that never reached the host (connect timeout, no route, name resolution) says nothing about the
 /// release. When no target is reached at all, every measure is no-data (`blind: no target reachable: …`); when some
-/// are, the unreachable ones count as unhealthy.
+/// are, the unreachable ones count as unhealthy. A tick in which *no* probe got an answer (each timed out or never
+/// reached its host) is blind too (`blind: no target answered within 2s: …`): a stall of the watchdog's own host or
+/// network makes every probe of a tick fail so at once, and reading that as N unhealthy instances would roll back a
+/// good release because the watchdog went dark. When some probes answered, the silent ones count as unhealthy (a
+/// hung instance is the service's doing); docs/decisions.md says why.
 public actor ProbeSource: ReportingSource {
     public nonisolated let metricNames: [String]
     public nonisolated let targets: [String]
@@ -26,6 +30,9 @@ public actor ProbeSource: ReportingSource {
         public var healthy: Bool
         /// The host answered (healthy, or unhealthy by its own doing); false when the probe never reached it.
         public var reached: Bool = true
+        /// Nothing came back in time: a timeout before any byte of a body, or the host never reached
+        /// (`HTTPError.isSilence`).
+        public var silent: Bool = false
         /// Seconds until the answer (or the timeout); nil when no connection was made.
         public var latency: Double?
         public var reason: String?
@@ -71,7 +78,7 @@ public actor ProbeSource: ReportingSource {
             var latency: Double?
             if case .timeout = e.kind { latency = timeout.seconds }
             return ProbeOutcome(
-                target: target, healthy: false, reached: e.reachedHost, latency: latency,
+                target: target, healthy: false, reached: e.reachedHost, silent: e.isSilence, latency: latency,
                 reason: e.description)
         case let .success(resp):
             guard resp.isSuccess else {
@@ -114,13 +121,14 @@ public actor ProbeSource: ReportingSource {
     public func report(now: Timestamp) async -> SourceReport {
         let outcomes = await probe()
         let failed = outcomes.filter { !$0.healthy }
-        if !outcomes.isEmpty && !outcomes.contains(where: \.reached) {
-            // Our own view went dark: no measure may read it as the service failing.
+        if !outcomes.isEmpty && outcomes.allSatisfy(\.silent) {
+            // Our own view went dark (nothing answered at all): no measure may read it as the service failing.
+            let reached = outcomes.contains(where: \.reached)
             let why =
-                "blind: no target reachable: "
+                (reached ? "blind: no target answered within \(http.timeout): " : "blind: no target reachable: ")
                 + Reasons.summary(
                     failed.compactMap(\.reason), of: outcomes.count, limit: 3,
-                    what: "targets unreachable")
+                    what: reached ? "targets silent" : "targets unreachable")
             var out = SourceReport()
             for name in metricNames { out.samples[name] = .noData(reason: why) }
             return out

@@ -39,14 +39,17 @@ public actor ScrapeSource: ReportingSource {
         let results = await client.sendAll(request)
         var failures: [String] = []
         var anyReached = false
+        var anyAnswered = false
         var expositions: [(target: String, exposition: Exposition)] = []
         for (i, r) in results.enumerated() {
             switch r {
             case let .failure(e):
                 failures.append(e.description)
                 anyReached = anyReached || e.reachedHost
+                anyAnswered = anyAnswered || !e.isSilence
             case let .success(resp):
                 anyReached = true
+                anyAnswered = true
                 guard resp.isSuccess else {
                     failures.append("HTTP \(resp.status) from \(resp.url)")
                     continue
@@ -88,7 +91,10 @@ public actor ScrapeSource: ReportingSource {
             }
             if expositions.isEmpty {
                 // Nothing to count. When not one target answered at all, say the watchdog's view is dark.
-                let blind = anyReached ? "" : "blind: no target reachable: "
+                let blind =
+                    anyAnswered
+                    ? ""
+                    : anyReached ? "blind: no target answered within \(http.timeout): " : "blind: no target reachable: "
                 out.samples[name] = .noData(reason: blind + Reasons.summary(failures, of: targets.count))
                 continue
             }

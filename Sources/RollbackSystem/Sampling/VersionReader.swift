@@ -33,7 +33,7 @@ public struct VersionReader: Sendable {
         case let .file(path):
             do {
                 let bytes = try FileIO.readAll(path: path, limit: 64 << 10)
-                return Self.firstLine(bytes).map { ($0, nil) } ?? (nil, "version file \(path) is empty")
+                return VersionBody.firstLine(bytes).map { ($0, nil) } ?? (nil, "version file \(path) is empty")
             } catch {
                 return (nil, "cannot read version file: \(error.description)")
             }
@@ -45,34 +45,8 @@ public struct VersionReader: Sendable {
                 guard resp.isSuccess else {
                     return (nil, "cannot read the version: HTTP \(resp.status) from \(resp.url)")
                 }
-                return Self.extract(resp.body, jsonField: jsonField, url: resp.url)
+                return VersionBody.extract(resp.body, jsonField: jsonField, url: resp.url)
             }
         }
-    }
-
-    static func firstLine(_ bytes: [UInt8]) -> String? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        let line = httpTrim(
-            String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: true).first ?? ""))
-        return line.isEmpty ? nil : line
-    }
-
-    static func extract(_ body: [UInt8], jsonField: String?, url: String) -> (version: String?, reason: String?) {
-        guard let field = jsonField else {
-            return firstLine(body).map { ($0, nil) } ?? (nil, "the version body of \(url) is empty")
-        }
-        let json: JSONValue
-        do {
-            json = try JSONParser.parse(bytes: body)
-        } catch {
-            return (nil, "the version body of \(url) is not JSON (\(error)): \(Reasons.excerpt(body))")
-        }
-        guard let value = json.lookup(dotPath: field) else {
-            return (nil, "the version body of \(url) has no field \(field)")
-        }
-        guard let text = value.plainText, !text.isEmpty else {
-            return (nil, "field \(field) of \(url) is \(value.serialized), not a version string")
-        }
-        return (text, nil)
     }
 }
