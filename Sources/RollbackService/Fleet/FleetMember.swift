@@ -89,6 +89,8 @@ actor FleetMember {
         var events: [Event] = []
         /// This host should carry out (or resume) this rollback now.
         var execute: RollbackOrder?
+        /// The decision this host wrote this tick as leader (it carries it out at once, not a tick later).
+        var decided: FleetDecision?
     }
 
     // MARK: the tick
@@ -135,12 +137,17 @@ actor FleetMember {
                     step.events.append(
                         event(
                             .fleetLeaderLost, now,
-                            "Host \(host) no longer leads the fleet; \(control.leader ?? "nobody") holds the leader key.",
-                            .high, reason: "lease expired or another host won the leader key"))
+                            control.leader == host
+                                ? "Host \(host) no longer leads the fleet: its lease expired (a tick or etcd too slow to renew it within \(link.config.leaseTTL)); its leader key goes with it."
+                                : "Host \(host) no longer leads the fleet; \(control.leader ?? "nobody") holds the leader key.",
+                            .high,
+                            reason: control.leader == host ? "lease expired" : "another host won the leader key"))
                 }
                 try await follow(engine: engine, control: control, now: now, step: &step)
             }
-            if !executing, let d = control.decision, let order = orderToCarryOut(d, live: observation.version) {
+            if !executing, let d = step.decided ?? control.decision,
+                let order = orderToCarryOut(d, live: observation.version)
+            {
                 step.execute = order
             }
         } catch {
@@ -247,6 +254,7 @@ actor FleetMember {
             lastWritten = e.state
             lastWrittenAt = ms
             if decision != nil { queued = nil }
+            step.decided = decision
         }
         evidence = sum
         step.engine = e
