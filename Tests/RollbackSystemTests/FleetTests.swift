@@ -188,6 +188,9 @@ struct FleetTests {
             (TestFiles.read("\(f.hosts[0].dir)/daemon2.log") ?? "").contains("Host h0 finished its part")
         }
         #expect(f.current(0).hasSuffix("/v1"))
+        try await f.waitFor("h1 and h2 finished their parts") {
+            f.hosts[1].log.contains("Host h1 finished its part") && f.hosts[2].log.contains("Host h2 finished its part")
+        }
         let all = f.logs.joined() + (TestFiles.read("\(f.hosts[0].dir)/daemon2.log") ?? "")
         #expect(all.components(separatedBy: "rollback_started").count - 1 == 1, "one incident, one decision")
         // No phase completed twice on any host.

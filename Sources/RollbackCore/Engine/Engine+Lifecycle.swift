@@ -118,45 +118,25 @@ extension Engine {
                     extra: ["gate": gate.gate]))
         case let .demotedToApproval(reason):
             state.rollbackLog.removeAll { $0 == order }
-            state.incidents[idx].status = .awaitingApproval
             state.incidents[idx].gates.append(GateResult(gate: "database", passed: false, detail: reason))
-            state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
-            state.incidents[idx].decisionReason = reason
-            state.approvals.removeAll { $0.incident == order.incident }
-            state.approvals.append(
-                PendingApproval(
-                    incident: order.incident, trigger: order.trigger ?? "manual",
-                    from: order.from, to: order.to, requestedAt: now))
-            appendTimeline(idx, now, .approvalRequested, "demoted to approval: \(reason)")
             events.append(
-                Event(
-                    kind: .approvalRequested, at: now,
+                awaitPerson(
+                    idx, order, reason: reason, planStep: nil, now: now,
+                    timeline: "demoted to approval: \(reason)",
                     message:
                         "Rollback \(order.from) -> \(order.to) needs a human: \(reason). Run rollbackd approve \(order.incident) once the database is safe.",
-                    severity: .critical, incident: order.incident, trigger: order.trigger,
-                    fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
                     extra: ["gate": "database"]))
         case let .awaitingApproval(step, reason):
             // The plan's steps before `step` ran; the order counts against the budget as it stands, and a person
             // decides on the rest (`approve` runs it, `deny` leaves the plan halted).
             let fields = config.rollback.stepFields(ofPhase: "\(step).")
             let label = fields["step_label"] ?? "step \(step)"
-            state.incidents[idx].status = .awaitingApproval
-            state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
-            state.incidents[idx].decisionReason = reason
-            state.approvals.removeAll { $0.incident == order.incident }
-            state.approvals.append(
-                PendingApproval(
-                    incident: order.incident, trigger: order.trigger ?? "manual",
-                    from: order.from, to: order.to, requestedAt: now, planStep: step))
-            appendTimeline(idx, now, .approvalRequested, "plan stopped before step \(label): \(reason)")
             events.append(
-                Event(
-                    kind: .approvalRequested, at: now,
+                awaitPerson(
+                    idx, order, reason: reason, planStep: step, now: now,
+                    timeline: "plan stopped before step \(label): \(reason)",
                     message:
                         "Rollback plan \(order.from) -> \(order.to) stopped before step \(label), which waits for a person: \(reason). Run rollbackd approve \(order.incident) to run it and the rest of the plan, or rollbackd deny \(order.incident) to leave the plan halted.",
-                    severity: .critical, incident: order.incident, trigger: order.trigger,
-                    fromVersion: order.from, toVersion: order.to, decision: "await_approval", reason: reason,
                     extra: fields.merging(["gate": "approval"]) { a, _ in a }))
         case .interrupted:
             break // handled above: the order stays active
@@ -167,6 +147,27 @@ extension Engine {
     /// The verdict comes at `verifyFor`, once the triggers have had the samples `verifyFor` promises (one per
     /// verify interval): ticks that overran on a loaded host must not fail a recovery that had no time to show.
     /// A sampler that stays that slow gets its verdict at twice `verifyFor` all the same.
+    /// A rollback that stopped for a person (the database gate, or a plan's approval step): the incident waits for
+    /// `approve`/`deny`, and the `approval_requested` event says why and what to run.
+    private mutating func awaitPerson(
+        _ idx: Int, _ order: RollbackOrder, reason: String, planStep: Int?, now: Timestamp, timeline: String,
+        message: String, extra: [String: String]
+    ) -> Event {
+        state.incidents[idx].status = .awaitingApproval
+        state.incidents[idx].decision = Decision.awaitApproval(target: order.to).name
+        state.incidents[idx].decisionReason = reason
+        state.approvals.removeAll { $0.incident == order.incident }
+        state.approvals.append(
+            PendingApproval(
+                incident: order.incident, trigger: order.trigger ?? "manual",
+                from: order.from, to: order.to, requestedAt: now, planStep: planStep))
+        appendTimeline(idx, now, .approvalRequested, timeline)
+        return Event(
+            kind: .approvalRequested, at: now, message: message, severity: .critical, incident: order.incident,
+            trigger: order.trigger, fromVersion: order.from, toVersion: order.to, decision: "await_approval",
+            reason: reason, extra: extra)
+    }
+
     func verificationIsDue(_ v: VerificationState, now: Timestamp) -> Bool {
         guard now >= v.deadline else { return false }
         if let ticks = v.ticks {

@@ -18,8 +18,7 @@ actor FleetLink {
         self.config = config
         self.host = host
         self.keys = FleetKeys(fleet: config.name)
-        let tls = config.tls.map { EtcdTLS(caFile: $0.caFile, certFile: $0.certFile, keyFile: $0.keyFile) }
-        self.client = EtcdClient(endpoints: config.endpoints, tls: tls, requestTimeout: requestTimeout)
+        self.client = EtcdClient(endpoints: config.endpoints, tls: config.tls, requestTimeout: requestTimeout)
     }
 
     private var ttlSeconds: Int { Int(config.leaseTTL.milliseconds / 1000) }

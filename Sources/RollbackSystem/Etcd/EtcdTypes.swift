@@ -1,18 +1,9 @@
 import RollbackCore
 
-/// TLS for `https://` etcd endpoints: the CA that signed the members' certificates (nil: the system's trust
-/// store) and, for members started with `--client-cert-auth`, this client's certificate and key (PEM files).
-public struct EtcdTLS: Sendable, Equatable {
-    public var caFile: String?
-    public var certFile: String?
-    public var keyFile: String?
-
-    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
-        self.caFile = caFile
-        self.certFile = certFile
-        self.keyFile = keyFile
-    }
-}
+/// TLS for `https://` etcd endpoints: the `fleet.tls` files of the configuration (RollbackCore's `FleetTLS`: the
+/// CA that signed the members' certificates, nil for the system's trust store, and for members started with
+/// `--client-cert-auth` this client's certificate and key), one type for both.
+public typealias EtcdTLS = FleetTLS
 
 /// One key as etcd stores it. Revisions are etcd's (cluster-wide, increasing); `lease` is 0 when the key is bound
 /// to none.
