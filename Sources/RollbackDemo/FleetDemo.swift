@@ -503,20 +503,14 @@ public enum FleetDemo {
         }
 
         private func startEtcd() async throws {
-            let initial = (0..<3).map { "m\($0)=http://127.0.0.1:\(peerPorts[$0])" }.joined(separator: ",")
+            let members = (0..<3).map { m in
+                EtcdLoopback.Member(
+                    name: "m\(m)", clientPort: clientPorts[m], peerPort: peerPorts[m], dataDir: "\(dir)/etcd/m\(m).etcd"
+                )
+            }
             let token = "rollbackd-demo-\(getpid())-\(SystemTime.monotonicMs())"
-            for m in 0..<3 {
-                etcdMembers.append(
-                    try ChildProcess(
-                        [
-                            etcd, "--name", "m\(m)", "--data-dir", "\(dir)/etcd/m\(m).etcd",
-                            "--listen-client-urls", "http://127.0.0.1:\(clientPorts[m])",
-                            "--advertise-client-urls", "http://127.0.0.1:\(clientPorts[m])",
-                            "--listen-peer-urls", "http://127.0.0.1:\(peerPorts[m])",
-                            "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPorts[m])",
-                            "--initial-cluster", initial, "--initial-cluster-state", "new",
-                            "--initial-cluster-token", token, "--logger", "zap", "--log-outputs", "stderr",
-                        ], log: "\(dir)/logs/etcd-m\(m).log"))
+            for (m, argv) in EtcdLoopback.argv(etcd: etcd, members: members, token: token).enumerated() {
+                etcdMembers.append(try ChildProcess(argv, log: "\(dir)/logs/etcd-m\(m).log"))
             }
             let client = HTTPClient(maxConnections: 4)
             let urls = clientPorts.map { "http://127.0.0.1:\($0)/health" }

@@ -87,7 +87,6 @@ public final class EtcdCluster: Sendable {
             while ports.count < 2 * count { ports.insert(try Loopback.freePort()) }
             let list = Array(ports)
             let token = "rollbackd-test-\(getpid())-\(monotonicMs())-\(list[0])"
-            let scheme = tls ? "https" : "http"
             var members: [Member] = []
             for i in 0..<count {
                 members.append(
@@ -95,17 +94,12 @@ public final class EtcdCluster: Sendable {
                         name: "m\(i)", clientPort: list[2 * i], peerPort: list[2 * i + 1],
                         dataDir: scratch.sub("m\(i).etcd"), log: scratch.sub("m\(i).log")))
             }
-            let initial = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
-            let argvs = members.map { m -> [String] in
-                var argv = [
-                    etcd, "--name", m.name, "--data-dir", m.dataDir,
-                    "--listen-client-urls", "\(scheme)://127.0.0.1:\(m.clientPort)",
-                    "--advertise-client-urls", "\(scheme)://127.0.0.1:\(m.clientPort)",
-                    "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
-                    "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
-                    "--initial-cluster", initial, "--initial-cluster-state", "new",
-                    "--initial-cluster-token", token, "--logger", "zap", "--log-outputs", "stderr",
-                ]
+            let loopback = members.map {
+                EtcdLoopback.Member(
+                    name: $0.name, clientPort: $0.clientPort, peerPort: $0.peerPort, dataDir: $0.dataDir)
+            }
+            let argvs = EtcdLoopback.argv(etcd: etcd, members: loopback, token: token, clientTLS: tls).map { base in
+                var argv = base
                 if tls {
                     argv += [
                         "--cert-file", scratch.sub("server.pem"), "--key-file", scratch.sub("server.key"),
