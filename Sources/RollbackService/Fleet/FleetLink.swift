@@ -153,10 +153,7 @@ actor FleetLink {
     // MARK: JSON
 
     static func encode(_ value: some Encodable) throws(EtcdError) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = StateStore.nonFinite
-        do { return Array(try encoder.encode(value)) } catch {
+        do { return Array(try StateStore.encoder.encode(value)) } catch {
             throw EtcdError(
                 endpoint: "", path: "encode", kind: .malformed("cannot encode \(type(of: value)): \(error)"))
         }

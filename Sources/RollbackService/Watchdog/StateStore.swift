@@ -33,6 +33,14 @@ public struct StateStore: Sendable {
     static let nonFinite = JSONEncoder.NonConformingFloatEncodingStrategy.convertToString(
         positiveInfinity: "+Inf", negativeInfinity: "-Inf", nan: "NaN")
 
+    /// Sorted keys, non-finite numbers as the exposition writes them: state.json, and fleet mode's records in etcd.
+    static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = nonFinite
+        return e
+    }
+
     static var decoder: JSONDecoder {
         let d = JSONDecoder()
         d.nonConformingFloatDecodingStrategy = .convertFromString(
@@ -48,10 +56,7 @@ public struct StateStore: Sendable {
     static func write(_ value: some Encodable, to path: String, in directory: String) throws(StateStoreError) {
         do {
             try FileIO.makeDirectories(directory, mode: 0o700)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.nonConformingFloatEncodingStrategy = Self.nonFinite
-            let data = try encoder.encode(value)
+            let data = try Self.encoder.encode(value)
             try FileIO.writeAtomically(path: path, bytes: Array(data), mode: 0o600)
         } catch let e as SystemError {
             throw StateStoreError(path: path, reason: e.description)
